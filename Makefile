@@ -1,0 +1,19 @@
+# bkcache — see README.md. `make test` is the one command CI runs.
+SHELL := /bin/bash
+GO ?= go
+
+.PHONY: test unit testenv-up testenv-down demo bench dist lint
+
+# Unit + end-to-end tests against real servers (started by scripts/testenv).
+test: testenv-up
+	source .testenv/env && BKCACHE_REQUIRE_E2E=1 $(GO) test -race -shuffle=on -timeout 70m ./...
+
+# Unit tests only; end-to-end tests skip without the test environment.
+unit:
+	$(GO) test -race -shuffle=on -short ./...
+
+testenv-up:
+	scripts/testenv up
+
+testenv-down:
+	scripts/testenv down

@@ -1,0 +1,118 @@
+package buildkit
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Vertex is one node of the build graph as the status stream reported it.
+type Vertex struct {
+	Digest   string
+	Name     string
+	Step     bool // a Dockerfile instruction: counted in Result.Steps
+	Cached   bool
+	Error    string
+	Duration time.Duration // zero when it never ran (e.g. cached)
+}
+
+// stepName matches the names the Dockerfile frontend gives its instructions:
+// "[2/4] RUN …", "[build 1/3] FROM …", "[linux/arm64 stage-1 3/5] COPY …".
+// Everything else is bookkeeping — "[internal] load build definition",
+// "[auth] …", "importing cache manifest from …", "exporting to image",
+// "exporting cache to registry", "resolve image config for …" — and is not
+// a step: its cache state says nothing about the user's build.
+var stepName = regexp.MustCompile(`^\[[^\]]*\b\d+/\d+\] `)
+
+// recorder folds the status stream into per-vertex state. Updates for a
+// vertex repeat (started, then completed); the last one wins, except that
+// Cached and Error stick once seen.
+type recorder struct {
+	mu       sync.Mutex
+	order    []digest.Digest
+	vertices map[digest.Digest]*vertexState
+	warnings []string
+}
+
+type vertexState struct {
+	client.Vertex
+	first time.Time // first Started seen
+}
+
+func newRecorder() *recorder {
+	return &recorder{vertices: map[digest.Digest]*vertexState{}}
+}
+
+func (r *recorder) update(s *client.SolveStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range s.Vertexes {
+		if v == nil {
+			continue
+		}
+		st, ok := r.vertices[v.Digest]
+		if !ok {
+			st = &vertexState{}
+			r.vertices[v.Digest] = st
+			r.order = append(r.order, v.Digest)
+		}
+		cached, errText := st.Cached || v.Cached, st.Error
+		if v.Error != "" {
+			errText = v.Error
+		}
+		st.Vertex = *v
+		st.Cached, st.Error = cached, errText
+		if v.Started != nil && (st.first.IsZero() || v.Started.Before(st.first)) {
+			st.first = *v.Started
+		}
+	}
+	for _, w := range s.Warnings {
+		if w == nil {
+			continue
+		}
+		msg := strings.TrimSpace(string(w.Short))
+		if v, ok := r.vertices[w.Vertex]; ok && v.Name != "" {
+			msg = fmt.Sprintf("%s: %s", v.Name, msg)
+		}
+		r.warnings = append(r.warnings, msg)
+	}
+}
+
+// snapshot returns the vertices in the order they first appeared, and the
+// number of steps and of cached steps among them.
+func (r *recorder) snapshot() (vs []Vertex, steps, cached int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range r.order {
+		st := r.vertices[d]
+		v := Vertex{
+			Digest: d.String(),
+			Name:   st.Name,
+			Step:   stepName.MatchString(st.Name),
+			Cached: st.Cached,
+			Error:  st.Error,
+		}
+		if st.Completed != nil && !st.first.IsZero() {
+			v.Duration = st.Completed.Sub(st.first)
+		}
+		if v.Step {
+			steps++
+			if v.Cached {
+				cached++
+			}
+		}
+		vs = append(vs, v)
+	}
+	return vs, steps, cached
+}
+
+func (r *recorder) buildWarnings() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.warnings...)
+}
