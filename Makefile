@@ -17,3 +17,11 @@ testenv-up:
 
 testenv-down:
 	scripts/testenv down
+
+# Cross-compile release binaries into dist/ (VERSION=v1.2.3 make dist).
+dist:
+	scripts/dist.sh $(VERSION)
+
+# Lint every workflow (actionlint runs shellcheck on run: blocks when present).
+lint:
+	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

@@ -3,6 +3,7 @@ package scope
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -94,7 +95,7 @@ func tagKey(tag string) string {
 
 // prKey is the key of pull request n.
 func prKey(n int64) string {
-	return prPrefix + itoa(n)
+	return prPrefix + strconv.FormatInt(n, 10)
 }
 
 // mergeQueueKey is the key shared by all merge groups targeting base.
@@ -117,27 +118,4 @@ func buildName(name, platform string) string {
 		full = name + "-" + p
 	}
 	return makeKey("", full, "build:"+name+"\x00"+platform, MaxBuildLen, false)
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	var buf [20]byte
-	i := len(buf)
-	u := uint64(n)
-	if neg {
-		u = uint64(-n)
-	}
-	for u > 0 {
-		i--
-		buf[i] = byte('0' + u%10)
-		u /= 10
-	}
-	if neg {
-		i--
-		buf[i] = '-'
-	}
-	return string(buf[i:])
 }

@@ -239,7 +239,9 @@ func azureError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("x-ms-error-code", code)
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, msg)
+	var m strings.Builder
+	_ = xml.EscapeText(&m, []byte(msg))
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, m.String())
 }
 
 var _ BlobStore = (*MemoryStore)(nil)

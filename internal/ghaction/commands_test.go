@@ -14,20 +14,21 @@ type workflowCommand struct {
 }
 
 // parseCommands returns the workflow commands the runner would see in out,
-// and any line that contains the legacy "##[" prefix (matched anywhere).
+// and any other line that contains the legacy "##[" prefix (the runner tries
+// the legacy form, matched anywhere in a line, only when TryParseV2 fails).
 func parseCommands(out string) (cmds []workflowCommand, legacy []string) {
 	unescapeData := strings.NewReplacer("%0D", "\r", "%0A", "\n", "%25", "%")
 	unescapeProp := strings.NewReplacer("%0D", "\r", "%0A", "\n", "%3A", ":", "%2C", ",", "%25", "%")
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "##[") {
-			legacy = append(legacy, line)
-		}
 		msg := strings.TrimLeftFunc(line, unicode.IsSpace)
-		if !strings.HasPrefix(msg, "::") {
-			continue
+		end := -1
+		if strings.HasPrefix(msg, "::") {
+			end = strings.Index(msg[2:], "::")
 		}
-		end := strings.Index(msg[2:], "::")
 		if end < 0 {
+			if strings.Contains(line, "##[") {
+				legacy = append(legacy, line)
+			}
 			continue
 		}
 		info := msg[2 : 2+end]

@@ -38,46 +38,52 @@ type ExportSummary struct {
 // caller-supplied string is escaped: it cannot break the table, open HTML or
 // links, or span lines.
 func RenderSummary(s Summary) string {
-	var b strings.Builder
-	b.WriteString("### bkcache\n\n")
+	sections := []string{"### bkcache"}
 	if len(s.Builds) > 0 {
+		var b strings.Builder
 		b.WriteString("| Build | Cached | Run | Hit ratio | Duration | Time saved | Served by |\n")
-		b.WriteString("|:--|--:|--:|--:|--:|--:|:--|\n")
+		b.WriteString("|:--|--:|--:|--:|--:|--:|:--|")
 		for _, bs := range s.Builds {
-			fmt.Fprintf(&b, "| %s | %d / %d | %d | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "\n| %s | %d / %d | %d | %s | %s | %s | %s |",
 				orDash(markdownText(bs.Name)), bs.Cached, bs.Steps, max(bs.Steps-bs.Cached, 0),
 				hitRatio(bs.Cached, bs.Steps), duration(bs.Duration), timeSaved(bs), orDash(markdownText(bs.HitScope)))
 		}
+		sections = append(sections, b.String())
 	}
 	for _, bs := range s.Builds {
 		if len(bs.Exports) == 0 && len(bs.Imports) == 0 {
 			continue
 		}
-		b.WriteString("\n")
 		if len(s.Builds) > 1 {
-			fmt.Fprintf(&b, "**%s**\n\n", orDash(markdownText(bs.Name)))
+			sections = append(sections, "**"+orDash(markdownText(bs.Name))+"**")
 		}
 		if len(bs.Imports) > 0 {
+			var b strings.Builder
 			b.WriteString("<details><summary>Imports (in lookup order)</summary>\n\n")
 			for _, ref := range bs.Imports {
 				fmt.Fprintf(&b, "- %s\n", markdownText(ref))
 			}
-			b.WriteString("\n</details>\n\n")
+			b.WriteString("\n</details>")
+			sections = append(sections, b.String())
 		}
 		if len(bs.Exports) > 0 {
-			b.WriteString("| Export | Size |\n|:--|--:|\n")
+			var b strings.Builder
+			b.WriteString("| Export | Size |\n|:--|--:|")
 			for _, e := range bs.Exports {
-				fmt.Fprintf(&b, "| %s | %s |\n", markdownText(e.Ref), humanSize(e.Size))
+				fmt.Fprintf(&b, "\n| %s | %s |", markdownText(e.Ref), humanSize(e.Size))
 			}
+			sections = append(sections, b.String())
 		}
 	}
 	if len(s.Warnings) > 0 {
-		b.WriteString("\n**Warnings**\n\n")
+		var b strings.Builder
+		b.WriteString("**Warnings**\n")
 		for _, w := range s.Warnings {
-			fmt.Fprintf(&b, "- :warning: %s\n", markdownText(w))
+			fmt.Fprintf(&b, "\n- :warning: %s", markdownText(w))
 		}
+		sections = append(sections, b.String())
 	}
-	return b.String()
+	return strings.Join(sections, "\n\n") + "\n"
 }
 
 func orDash(s string) string {

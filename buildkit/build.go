@@ -1,0 +1,332 @@
+package buildkit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/redact"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"golang.org/x/sync/errgroup"
+)
+
+// Result is what a build produced and how much of it came from the cache.
+type Result struct {
+	Digest   string            // containerimage.digest: the image manifest (list) digest
+	ImageID  string            // containerimage.config.digest
+	Metadata map[string]string // the solve's exporter response, as buildx's metadata file
+	// Steps counts the Dockerfile instructions the build ran or found
+	// cached; Cached counts those BuildKit reported Cached. Both come from
+	// the status stream (see Vertex.Step).
+	Steps, Cached int
+	Vertices      []Vertex
+	// Warnings are things the user should see but that did not fail the
+	// build: failed cache imports/exports, and BuildKit's own build
+	// warnings. Secrets are already redacted.
+	Warnings []string
+	Builder  Endpoint
+}
+
+// ProgressModes are the accepted Request.Progress values.
+var ProgressModes = []string{"auto", "plain", "rawjson", "quiet"}
+
+// Grouper folds log output into collapsible groups (GitHub Actions'
+// ::group::). Build opens one group per build step in plain progress.
+type Grouper interface {
+	Group(title string)
+	EndGroup()
+}
+
+// Option configures Build.
+type Option func(*buildConfig)
+
+type buildConfig struct {
+	out     io.Writer
+	getenv  func(string) string
+	grouper Grouper
+	observe func(*client.SolveStatus)
+}
+
+// WithProgressOutput sets where the progress display writes (default stderr).
+func WithProgressOutput(w io.Writer) Option { return func(c *buildConfig) { c.out = w } }
+
+// WithGetenv sets the environment that builder resolution reads (default os.Getenv).
+func WithGetenv(f func(string) string) Option { return func(c *buildConfig) { c.getenv = f } }
+
+// WithGrouper folds plain progress output into one group per step.
+func WithGrouper(g Grouper) Option { return func(c *buildConfig) { c.grouper = g } }
+
+// WithStatusObserver sees every status update (after Build's own recorder).
+func WithStatusObserver(f func(*client.SolveStatus)) Option {
+	return func(c *buildConfig) { c.observe = f }
+}
+
+// Build resolves the builder, runs the build and counts its cache hits.
+//
+// Cache failures do not fail the build unless the entry says
+// ignore-error=false: BuildKit itself skips failing exports with
+// ignore-error=true (which NewSolveOpt sets by default) and continues past
+// failing imports; Build turns both into warnings naming the backend. An
+// export that BuildKit refuses to even configure fails the whole solve
+// before anything runs; Build then retries once without it.
+func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
+	cfg := buildConfig{out: os.Stderr, getenv: os.Getenv}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	mode, err := progressMode(req.Progress)
+	if err != nil {
+		return Result{}, err
+	}
+	secrets := cacheSecrets(slices.Concat(req.Imports, req.Exports))
+
+	ep, err := ResolveBuilder(req.Builder, cfg.getenv)
+	if err != nil {
+		return Result{}, err
+	}
+	var warnings []string
+	req.Exports, warnings, err = checkLocalExports(req.Exports)
+	if err != nil {
+		return Result{}, redact.Error(err, secrets...)
+	}
+
+	c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
+	if err != nil {
+		return Result{Builder: ep}, fmt.Errorf("connecting to builder %s (from %s): %w", ep.Addr, ep.Source, err)
+	}
+	defer c.Close()
+
+	res, rec, err := solve(ctx, c, req, mode, cfg)
+	if err != nil && ctx.Err() == nil {
+		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
+			warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured, building without it: %s",
+				dropped.Redacted(), firstLine(err.Error())))
+			req.Exports = rest
+			res, rec, err = solve(ctx, c, req, mode, cfg)
+		}
+	}
+	out := Result{Builder: ep}
+	if rec != nil {
+		out.Vertices, out.Steps, out.Cached = rec.snapshot()
+		warnings = append(warnings, cacheWarnings(out.Vertices, req, err == nil)...)
+		warnings = append(warnings, rec.buildWarnings()...)
+	}
+	for _, w := range warnings {
+		out.Warnings = append(out.Warnings, redact.String(w, secrets...))
+	}
+	if err != nil {
+		if exp := failedExport(out.Vertices, req.Exports); exp != "" {
+			err = fmt.Errorf("cache export %s failed (ignore-error=false): %w", exp, err)
+		}
+		return out, redact.Error(fmt.Errorf("build on %s: %w", ep.Addr, err), secrets...)
+	}
+	out.Metadata = maps.Clone(res.ExporterResponse)
+	if out.Metadata == nil {
+		out.Metadata = map[string]string{}
+	}
+	out.Digest = out.Metadata["containerimage.digest"]
+	out.ImageID = out.Metadata["containerimage.config.digest"]
+	return out, nil
+}
+
+// solve runs one Solve with the progress display and the recorder side by
+// side, as BuildKit's build-using-dockerfile example does.
+func solve(ctx context.Context, c *client.Client, req Request, mode progressui.DisplayMode, cfg buildConfig) (*client.SolveResponse, *recorder, error) {
+	solveOpt, err := NewSolveOpt(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := cfg.out
+	var gw *groupWriter
+	if cfg.grouper != nil && mode == progressui.PlainMode {
+		gw = &groupWriter{w: out, g: cfg.grouper}
+		out = gw
+	}
+	display, err := progressui.NewDisplay(out, mode)
+	if err != nil {
+		return nil, nil, fmt.Errorf("progress: %w", err)
+	}
+	rec := newRecorder()
+	statusCh := make(chan *client.SolveStatus)
+	displayCh := make(chan *client.SolveStatus)
+	var res *client.SolveResponse
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		var err error
+		res, err = c.Solve(ctx, nil, solveOpt, statusCh)
+		return err
+	})
+	eg.Go(func() error {
+		defer close(displayCh)
+		for s := range statusCh {
+			rec.update(s)
+			if cfg.observe != nil {
+				cfg.observe(s)
+			}
+			displayCh <- s
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		// Not the group's context: the display must drain the stream and
+		// print the failing step's logs even when the solve fails.
+		_, err := display.UpdateFrom(context.WithoutCancel(ctx), displayCh)
+		return err
+	})
+	err = eg.Wait()
+	if gw != nil {
+		gw.Close()
+	}
+	return res, rec, err
+}
+
+func progressMode(s string) (progressui.DisplayMode, error) {
+	switch s {
+	case "", "auto":
+		return progressui.AutoMode, nil
+	case "plain":
+		return progressui.PlainMode, nil
+	case "rawjson":
+		return progressui.RawJSONMode, nil
+	case "quiet":
+		return progressui.QuietMode, nil
+	}
+	return "", fmt.Errorf("progress: unknown mode %q (allowed: %s)", s, strings.Join(ProgressModes, ", "))
+}
+
+// ignoresErrors reports whether a failure of export e may be skipped.
+func ignoresErrors(e cacheentry.Entry) bool { return e.Attrs["ignore-error"] != "false" }
+
+// checkLocalExports creates the directories of local cache exports.
+// BuildKit's client does this itself but fails the whole solve when it
+// cannot, whatever ignore-error says.
+func checkLocalExports(exports []cacheentry.Entry) ([]cacheentry.Entry, []string, error) {
+	var keep []cacheentry.Entry
+	var warnings []string
+	for _, e := range exports {
+		if e.Type == "local" && e.Attrs["dest"] != "" {
+			if err := os.MkdirAll(e.Attrs["dest"], 0o755); err != nil {
+				if !ignoresErrors(e) {
+					return nil, nil, fmt.Errorf("cache export %s: %w", e.Redacted(), err)
+				}
+				warnings = append(warnings, fmt.Sprintf("cache export %s skipped: %v", e.Redacted(), err))
+				continue
+			}
+		}
+		keep = append(keep, e)
+	}
+	return keep, warnings, nil
+}
+
+var configureExporterErr = regexp.MustCompile(`failed to configure (\S+) cache exporter`)
+
+// droppableExport finds the export whose configuration failed the solve,
+// if its errors may be ignored, and returns the exports without it.
+func droppableExport(err error, exports []cacheentry.Entry) (cacheentry.Entry, []cacheentry.Entry, bool) {
+	m := configureExporterErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return cacheentry.Entry{}, nil, false
+	}
+	for i, e := range exports {
+		if e.Type == m[1] {
+			if !ignoresErrors(e) {
+				return cacheentry.Entry{}, nil, false
+			}
+			return e, slices.Delete(slices.Clone(exports), i, i+1), true
+		}
+	}
+	return cacheentry.Entry{}, nil, false
+}
+
+// exportVertexTypes maps BuildKit's cache exporter vertex names to types.
+var exportVertexTypes = map[string]string{
+	"exporting cache to registry":           "registry",
+	"exporting cache to client directory":   "local",
+	"exporting cache to Amazon S3":          "s3",
+	"exporting cache to Azure Blob Storage": "azblob",
+	"exporting to GitHub Actions Cache":     "gha",
+}
+
+const importVertexPrefix = "importing cache manifest from "
+
+// describeExport names the export(s) of a type for messages.
+func describeExport(typ string, exports []cacheentry.Entry) string {
+	var names []string
+	for _, e := range exports {
+		if e.Type == typ {
+			names = append(names, e.Redacted())
+		}
+	}
+	if len(names) == 0 {
+		return "type=" + typ
+	}
+	return strings.Join(names, " or ")
+}
+
+// describeImport names the import behind an "importing cache manifest
+// from <id>" vertex: BuildKit uses the ref for registry imports and
+// "<type>:<hash>" for the others.
+func describeImport(id string, imports []cacheentry.Entry) string {
+	for _, e := range imports {
+		if e.Type == "registry" && e.Attrs["ref"] == id {
+			return e.Redacted()
+		}
+	}
+	typ, _, _ := strings.Cut(id, ":")
+	for _, e := range imports {
+		if e.Type == typ {
+			return describeExport(typ, imports)
+		}
+	}
+	return id
+}
+
+// cacheWarnings turns failed cache vertices into warnings. After a failed
+// build an export error is the cause, not a warning.
+func cacheWarnings(vs []Vertex, req Request, built bool) []string {
+	var out []string
+	for _, v := range vs {
+		if v.Error == "" {
+			continue
+		}
+		if id, ok := strings.CutPrefix(v.Name, importVertexPrefix); ok {
+			out = append(out, fmt.Sprintf("cache import %s failed, building without it: %s", describeImport(id, req.Imports), firstLine(v.Error)))
+		}
+		if typ, ok := exportVertexTypes[v.Name]; ok && built {
+			out = append(out, fmt.Sprintf("cache export %s failed, the build is kept: %s", describeExport(typ, req.Exports), firstLine(v.Error)))
+		}
+	}
+	return out
+}
+
+// failedExport names the cache export whose vertex failed, if any.
+func failedExport(vs []Vertex, exports []cacheentry.Entry) string {
+	for _, v := range vs {
+		if typ, ok := exportVertexTypes[v.Name]; ok && v.Error != "" {
+			return describeExport(typ, exports)
+		}
+	}
+	return ""
+}
+
+// cacheSecrets are the entries' credentials and signed-URL parts, so that
+// they can be cut out of anything BuildKit echoes back.
+func cacheSecrets(entries []cacheentry.Entry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Secrets()...)
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

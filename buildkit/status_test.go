@@ -1,0 +1,244 @@
+package buildkit
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func TestStepName(t *testing.T) {
+	tests := []struct {
+		name string
+		step bool
+	}{
+		{"[1/3] FROM 127.0.0.1:5001/busybox:latest@sha256:abc", true},
+		{"[2/3] RUN echo hi", true},
+		{"[build 2/4] COPY a.txt /a.txt", true},
+		{"[linux/arm64 stage-1 3/5] RUN make", true},
+		{"[internal] load build definition from Dockerfile", false},
+		{"[internal] load metadata for 127.0.0.1:5001/busybox:latest", false},
+		{"[auth] library/busybox:pull token for registry-1.docker.io", false},
+		{"importing cache manifest from 127.0.0.1:5001/cache:main", false},
+		{"exporting to image", false},
+		{"exporting cache to client directory", false},
+		{"resolve image config for docker-image://docker.io/docker/dockerfile:1", false},
+		{"RUN [1/2] not a prefix", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stepName.MatchString(tt.name); got != tt.step {
+				t.Errorf("step = %v, want %v", got, tt.step)
+			}
+		})
+	}
+}
+
+func at(sec int) *time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC)
+	return &t
+}
+
+func TestRecorder(t *testing.T) {
+	d := func(s string) digest.Digest { return digest.FromString(s) }
+	r := newRecorder()
+	updates := []*client.SolveStatus{
+		{Vertexes: []*client.Vertex{
+			{Digest: d("def"), Name: "[internal] load build definition from Dockerfile", Started: at(0)},
+			{Digest: d("from"), Name: "[1/3] FROM busybox", Started: at(0)},
+		}},
+		{Vertexes: []*client.Vertex{
+			{Digest: d("def"), Name: "[internal] load build definition from Dockerfile", Started: at(0), Completed: at(1)},
+			{Digest: d("from"), Name: "[1/3] FROM busybox", Started: at(0), Completed: at(1), Cached: true},
+			{Digest: d("run"), Name: "[2/3] RUN make", Started: at(1)},
+			nil,
+		}},
+		{Vertexes: []*client.Vertex{
+			// a later update without the flag must not clear it
+			{Digest: d("from"), Name: "[1/3] FROM busybox", Started: at(0), Completed: at(1)},
+			{Digest: d("run"), Name: "[2/3] RUN make", Started: at(1), Completed: at(4)},
+			{Digest: d("copy"), Name: "[3/3] COPY x /x", Cached: true},
+			{Digest: d("imp"), Name: "importing cache manifest from r/c:main", Started: at(0), Completed: at(0), Error: "connection refused"},
+		}, Warnings: []*client.VertexWarning{{Vertex: d("run"), Short: []byte("JSONArgsRecommended: use JSON\n")}, nil}},
+	}
+	for _, u := range updates {
+		r.update(u)
+	}
+	vs, steps, cached := r.snapshot()
+	if steps != 3 || cached != 2 {
+		t.Errorf("steps, cached = %d, %d, want 3, 2", steps, cached)
+	}
+	want := []Vertex{
+		{Digest: d("def").String(), Name: "[internal] load build definition from Dockerfile", Duration: time.Second},
+		{Digest: d("from").String(), Name: "[1/3] FROM busybox", Step: true, Cached: true, Duration: time.Second},
+		{Digest: d("run").String(), Name: "[2/3] RUN make", Step: true, Duration: 3 * time.Second},
+		{Digest: d("copy").String(), Name: "[3/3] COPY x /x", Step: true, Cached: true},
+		{Digest: d("imp").String(), Name: "importing cache manifest from r/c:main", Error: "connection refused"},
+	}
+	if len(vs) != len(want) {
+		t.Fatalf("got %d vertices, want %d: %+v", len(vs), len(want), vs)
+	}
+	for i := range want {
+		if vs[i] != want[i] {
+			t.Errorf("vertex %d = %+v, want %+v", i, vs[i], want[i])
+		}
+	}
+	if w := r.buildWarnings(); len(w) != 1 || w[0] != "[2/3] RUN make: JSONArgsRecommended: use JSON" {
+		t.Errorf("warnings = %q", w)
+	}
+}
+
+func TestCacheWarnings(t *testing.T) {
+	req := Request{
+		Imports: []cacheentry.Entry{
+			{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:main"}},
+			{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
+		},
+		Exports: []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:pr"}}},
+	}
+	vs := []Vertex{
+		{Name: "importing cache manifest from 127.0.0.1:1/c:main", Error: "dial tcp: connection refused\nstack"},
+		{Name: "importing cache manifest from s3:12345", Error: "403"},
+		{Name: "exporting cache to registry", Error: "push failed"},
+		{Name: "exporting to image"},
+		{Name: "[1/2] RUN false", Error: "exit code 1"},
+	}
+	got := cacheWarnings(vs, req, true)
+	want := []string{
+		"cache import type=registry,ref=127.0.0.1:1/c:main failed, building without it: dial tcp: connection refused",
+		"cache import type=s3,bucket=b,secret_access_key=*** failed, building without it: 403",
+		"cache export type=registry,ref=127.0.0.1:1/c:pr failed, the build is kept: push failed",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := cacheWarnings(vs, req, false); len(got) != 2 {
+		t.Errorf("after a failed build: %q, want only the import warnings", got)
+	}
+	if got := failedExport(vs, req.Exports); got != "type=registry,ref=127.0.0.1:1/c:pr" {
+		t.Errorf("failedExport = %q", got)
+	}
+}
+
+func TestDroppableExport(t *testing.T) {
+	s3 := cacheentry.Entry{Type: "s3", Attrs: map[string]string{"bucket": "b"}}
+	s3strict := cacheentry.Entry{Type: "s3", Attrs: map[string]string{"bucket": "b", "ignore-error": "false"}}
+	reg := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": "r"}}
+	err := errors.New("failed to solve: failed to configure s3 cache exporter: missing region")
+	tests := []struct {
+		name    string
+		err     error
+		exports []cacheentry.Entry
+		ok      bool
+		rest    int
+	}{
+		{"drops s3", err, []cacheentry.Entry{reg, s3}, true, 1},
+		{"strict s3 stays fatal", err, []cacheentry.Entry{reg, s3strict}, false, 0},
+		{"other error", errors.New("exit code 1"), []cacheentry.Entry{s3}, false, 0},
+		{"no such export", err, []cacheentry.Entry{reg}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dropped, rest, ok := droppableExport(tt.err, tt.exports)
+			if ok != tt.ok || len(rest) != tt.rest {
+				t.Fatalf("ok, rest = %v, %v", ok, rest)
+			}
+			if ok && dropped.Type != "s3" {
+				t.Errorf("dropped %v", dropped)
+			}
+		})
+	}
+}
+
+func TestCheckLocalExports(t *testing.T) {
+	blocker := t.TempDir() + "/file"
+	if err := writeFile(blocker); err != nil {
+		t.Fatal(err)
+	}
+	ok := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": t.TempDir() + "/new/dir"}}
+	bad := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub"}}
+	strict := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub", "ignore-error": "false"}}
+
+	keep, warnings, err := checkLocalExports([]cacheentry.Entry{ok, bad})
+	if err != nil || len(keep) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "type=local") {
+		t.Errorf("keep=%v warnings=%q err=%v", keep, warnings, err)
+	}
+	if _, _, err := checkLocalExports([]cacheentry.Entry{strict}); err == nil || !strings.Contains(err.Error(), "cache export type=local") {
+		t.Errorf("strict: err = %v", err)
+	}
+}
+
+func writeFile(path string) error {
+	return (func() error {
+		f, err := createFile(path)(nil)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	})()
+}
+
+func TestCacheSecrets(t *testing.T) {
+	got := cacheSecrets([]cacheentry.Entry{
+		{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
+		{Type: "registry", Attrs: map[string]string{"ref": "r"}},
+	})
+	if len(got) != 1 || got[0] != "KEYVALUE" {
+		t.Errorf("cacheSecrets = %q", got)
+	}
+}
+
+type fakeGrouper struct{ buf *bytes.Buffer }
+
+func (g fakeGrouper) Group(title string) { g.buf.WriteString("::group::" + title + "\n") }
+func (g fakeGrouper) EndGroup()          { g.buf.WriteString("::endgroup::\n") }
+
+func TestGroupWriter(t *testing.T) {
+	var buf bytes.Buffer
+	gw := &groupWriter{w: &buf, g: fakeGrouper{&buf}}
+	in := "#1 [internal] load build definition\n#1 DONE 0.0s\n\n#2 [1/2] RUN a\n#3 [2/2] RUN b\n#2 0.1 hel"
+	in2 := "lo\n#2 DONE 0.2s\n------\n > [2/2] RUN b:\n#3 ERROR"
+	gw.Write([]byte(in))
+	gw.Write([]byte(in2))
+	gw.Close()
+	want := `::group::#1 [internal] load build definition
+#1 [internal] load build definition
+#1 DONE 0.0s
+
+::endgroup::
+::group::#2 [1/2] RUN a
+#2 [1/2] RUN a
+::endgroup::
+::group::#3 [2/2] RUN b
+#3 [2/2] RUN b
+::endgroup::
+::group::#2 [1/2] RUN a
+#2 0.1 hello
+#2 DONE 0.2s
+::endgroup::
+------
+ > [2/2] RUN b:
+::group::#3 [2/2] RUN b
+#3 ERROR
+::endgroup::
+`
+	if buf.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestProgressMode(t *testing.T) {
+	for _, m := range append(ProgressModes, "") {
+		if _, err := progressMode(m); err != nil {
+			t.Errorf("progressMode(%q): %v", m, err)
+		}
+	}
+	if _, err := progressMode("tty"); err == nil || !strings.Contains(err.Error(), `progress: unknown mode "tty" (allowed: auto, plain, rawjson, quiet)`) {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bkcache/bkcache/internal/config"
+	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/scope"
+)
+
+// stateMainRan tells dist/main.js, in the post step, that the main step ran.
+const stateMainRan = "bkcache_main_ran"
+
+// runAction runs bkcache as the GitHub Action: inputs from INPUT_*, outputs
+// and state through the runner's files, errors as annotations.
+func runAction(ctx context.Context, e Env, post bool) int {
+	r := ghaction.New(e.Getenv, e.Stdout)
+	// Masks first: nothing may print before the runtime token is masked.
+	r.MaskSecrets(e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken))
+	rep := actionReporter{r: r}
+
+	if post {
+		return runPost(ctx, r, rep)
+	}
+	if err := r.SaveState(stateMainRan, "true"); err != nil {
+		r.Error(ghaction.SafeLine(err.Error()))
+		return 1
+	}
+	if err := actionMain(ctx, e, r, rep); err != nil {
+		r.Error(ghaction.SafeLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep actionReporter) error {
+	cfg, err := config.Parse(r.Input)
+	if err != nil {
+		return err
+	}
+	rep.Mask(cfg.SecretValues()...)
+	ev, err := scope.EventFromEnv(e.Getenv, e.ReadFile)
+	if err != nil {
+		return fmt.Errorf("reading the GitHub event: %w", err)
+	}
+	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true}
+	p, err := j.plan()
+	if err != nil {
+		return err
+	}
+	if err := j.report(p); err != nil {
+		return err
+	}
+	if cfg.DryRun {
+		rep.Infof("dry-run: nothing built")
+		return nil
+	}
+	_, err = j.build(ctx, p)
+	if err != nil {
+		return err
+	}
+	return j.afterBuild(ctx, p)
+}
+
+// runPost is the post step: cleanup that must run even when the build failed.
+func runPost(ctx context.Context, r *ghaction.Runner, rep actionReporter) int {
+	cfg, err := config.Parse(r.Input)
+	if err != nil {
+		return 0 // the main step already reported bad inputs
+	}
+	if !cfg.CacheCleanup {
+		return 0
+	}
+	if err := postCleanup(ctx, cfg, r.Getenv, rep); err != nil {
+		rep.Warnf("cache cleanup: %v", err)
+	}
+	return 0
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/config"
+	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/bkcache/bkcache/scope"
+)
+
+// job is one run: the inputs, the event they run for, and where to report.
+type job struct {
+	cfg    config.Config
+	event  scope.Event
+	getenv func(string) string
+	rep    reporter
+	// inAction is true when the GitHub runner started us.
+	inAction bool
+}
+
+// planned is a job's resolved cache plan.
+type planned struct {
+	scopes scope.Plan
+	cache  plan.Plan
+}
+
+// plan derives the scopes and expands the cache lines. It does no I/O.
+func (j *job) plan() (planned, error) {
+	sp, err := scope.Derive(j.event, scope.Options{
+		Name:                 j.cfg.CacheScope,
+		Platform:             strings.Join(j.cfg.Platforms, ","),
+		AllowUntrustedExport: j.cfg.AllowUntrust,
+		DefaultBranch:        j.cfg.DefaultBranch,
+	})
+	if err != nil {
+		return planned{}, fmt.Errorf("deriving cache scopes: %w", err)
+	}
+	cp, err := plan.Expand(j.cfg.Cache, j.cfg.CacheFrom, j.cfg.CacheTo, sp, plan.Options{
+		GitHubRuntime:   j.getenv("ACTIONS_RUNTIME_TOKEN") != "",
+		DefaultLocalDir: defaultLocalCacheDir(j.getenv),
+		Tags:            j.cfg.Tags,
+		HasImageOutput:  j.cfg.HasImageOutput(),
+	})
+	if err != nil {
+		return planned{}, err
+	}
+	return planned{scopes: sp, cache: cp}, nil
+}
+
+// defaultLocalCacheDir is where the default `local` cache lives outside
+// GitHub: $BKCACHE_CACHE_DIR, else the user cache directory.
+func defaultLocalCacheDir(getenv func(string) string) string {
+	if d := getenv("BKCACHE_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d := getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "bkcache")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".cache", "bkcache")
+	}
+	return filepath.Join(os.TempDir(), "bkcache")
+}
+
+// report prints the plan and sets the plan outputs.
+func (j *job) report(p planned) error {
+	err := j.rep.Group("bkcache plan", func() error {
+		for _, line := range strings.Split(strings.TrimRight(p.cache.Describe(), "\n"), "\n") {
+			j.rep.Infof("%s", line)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range p.cache.Notes {
+		j.rep.Infof("note: %s", n)
+	}
+	exportScope := ""
+	if p.scopes.Export != nil {
+		exportScope = p.scopes.Export.Name(p.scopes.Build)
+	}
+	for _, o := range []struct{ name, value string }{
+		{"cache-from", p.cache.CacheFrom()},
+		{"cache-to", p.cache.CacheTo()},
+		{"cache-scope", exportScope},
+	} {
+		if err := j.rep.SetOutput(o.name, o.value); err != nil {
+			return fmt.Errorf("setting output %q: %w", o.name, err)
+		}
+	}
+	return nil
+}
+
+// build runs BuildKit with the plan and reports the result.
+func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
+	imports := plan.AddGitHubRuntime(p.cache.Imports, j.getenv)
+	exports := plan.AddGitHubRuntime(p.cache.Exports, j.getenv)
+	j.rep.Mask(entrySecrets(imports, exports)...)
+
+	req := buildkit.Request{
+		Build: buildkit.BuildOptions{
+			Context:   j.cfg.Context,
+			File:      j.cfg.File,
+			Target:    j.cfg.Target,
+			BuildArgs: j.cfg.BuildArgs,
+			Labels:    j.cfg.Labels,
+			Platforms: j.cfg.Platforms,
+			Tags:      j.cfg.Tags,
+			Outputs:   j.cfg.Outputs,
+			Secrets:   j.cfg.Secrets,
+			Push:      j.cfg.Push,
+			NoCache:   j.cfg.NoCache,
+			Pull:      j.cfg.Pull,
+		},
+		Imports:  imports,
+		Exports:  exports,
+		Builder:  j.cfg.Builder,
+		Progress: j.progressMode(),
+	}
+	start := time.Now()
+	var res buildkit.Result
+	err := j.rep.Group("bkcache build", func() error {
+		var err error
+		res, err = buildkit.Build(ctx, req, buildkit.WithGetenv(j.getenv), buildkit.WithProgressWriter(j.rep.Progress()))
+		return err
+	})
+	for _, w := range res.Warnings {
+		j.rep.Warnf("%s", w)
+	}
+	if err != nil {
+		return res, err
+	}
+	elapsed := time.Since(start)
+	j.rep.Infof("cache: %d of %d steps cached (%s) in %s", res.Cached, res.Steps, ratio(res.Cached, res.Steps), elapsed.Round(10*time.Millisecond))
+
+	meta, _ := json.Marshal(res.Metadata)
+	for _, o := range []struct{ name, value string }{
+		{"digest", res.Digest},
+		{"imageid", res.ImageID},
+		{"metadata", string(meta)},
+		{"cache-hits", strconv.Itoa(res.Cached)},
+		{"cache-steps", strconv.Itoa(res.Steps)},
+	} {
+		if err := j.rep.SetOutput(o.name, o.value); err != nil {
+			return res, fmt.Errorf("setting output %q: %w", o.name, err)
+		}
+	}
+	j.rep.Summary(j.summary(p, res, elapsed))
+	return res, nil
+}
+
+func (j *job) progressMode() string {
+	if j.cfg.Progress == "auto" && j.inAction {
+		return "plain" // the runner's log is not a terminal
+	}
+	return j.cfg.Progress
+}
+
+func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) ghaction.Summary {
+	bs := ghaction.BuildSummary{
+		Name:     p.scopes.Build,
+		Steps:    res.Steps,
+		Cached:   res.Cached,
+		Duration: elapsed,
+	}
+	for _, v := range res.Vertices {
+		if v.Step && v.Cached {
+			bs.CachedDuration += v.Duration
+		}
+	}
+	if res.Cached > 0 && len(p.scopes.Imports) > 0 {
+		bs.HitScope = describeScopes(p.scopes.Imports)
+	}
+	for _, e := range p.cache.Imports {
+		bs.Imports = append(bs.Imports, e.Redacted())
+	}
+	for _, e := range p.cache.Exports {
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
+	}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: res.Warnings}
+}
+
+func describeScopes(ss []scope.Scope) string {
+	var parts []string
+	for _, s := range ss {
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Key, s.Reason))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ratio(hit, total int) string {
+	if total == 0 {
+		return "no steps"
+	}
+	return fmt.Sprintf("%d%%", hit*100/total)
+}
+
+// entrySecrets lists attribute values that must be masked in logs.
+func entrySecrets(sets ...[]cacheentry.Entry) []string {
+	var out []string
+	for _, set := range sets {
+		for _, e := range set {
+			for k, v := range e.Attrs {
+				if cacheentry.IsSecretKey(k) && v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+var errDryRun = errors.New("dry run")

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/bkcache/bkcache/internal/ghaction"
+)
+
+// reporter is where a run tells the user what it does: workflow commands
+// and files in the action, plain lines on a terminal.
+type reporter interface {
+	Mask(secrets ...string)
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+	Group(title string, fn func() error) error
+	SetOutput(name, value string) error
+	Summary(s ghaction.Summary)
+	// Progress is where BuildKit's progress display writes.
+	Progress() io.Writer
+}
+
+// actionReporter speaks the runner's protocol.
+type actionReporter struct {
+	r *ghaction.Runner
+}
+
+func (a actionReporter) Mask(secrets ...string) {
+	_ = a.r.MaskSecrets(secrets...) // a late mask still masks; the order is tested
+}
+func (a actionReporter) Infof(format string, args ...any) { a.r.Logf(format, args...) }
+func (a actionReporter) Warnf(format string, args ...any) {
+	a.r.Warning(ghaction.SafeLine(fmt.Sprintf(format, args...)))
+}
+func (a actionReporter) Group(title string, fn func() error) error { return a.r.Group(title, fn) }
+func (a actionReporter) SetOutput(name, value string) error     { return a.r.SetOutput(name, value) }
+func (a actionReporter) Summary(s ghaction.Summary) {
+	if err := a.r.WriteSummary(ghaction.RenderSummary(s)); err != nil {
+		a.r.Warning(ghaction.SafeLine(err.Error()))
+	}
+}
+func (a actionReporter) Progress() io.Writer { return a.r.Stdout() }
+
+// terminalReporter prints plain lines; outputs are collected and printed
+// at the end as `name: value`.
+type terminalReporter struct {
+	out, err io.Writer
+	outputs  map[string]string
+}
+
+func newTerminalReporter(out, err io.Writer) *terminalReporter {
+	return &terminalReporter{out: out, err: err, outputs: map[string]string{}}
+}
+
+func (t *terminalReporter) Mask(...string) {}
+func (t *terminalReporter) Infof(format string, args ...any) {
+	fmt.Fprintf(t.err, format+"\n", args...)
+}
+func (t *terminalReporter) Warnf(format string, args ...any) {
+	fmt.Fprintf(t.err, "warning: "+format+"\n", args...)
+}
+func (t *terminalReporter) Group(title string, fn func() error) error {
+	fmt.Fprintf(t.err, "== %s\n", title)
+	return fn()
+}
+func (t *terminalReporter) SetOutput(name, value string) error {
+	t.outputs[name] = value
+	return nil
+}
+func (t *terminalReporter) Summary(ghaction.Summary) {}
+func (t *terminalReporter) Progress() io.Writer     { return t.err }
+
+// printOutputs writes the collected outputs, one `name: value` block each.
+func (t *terminalReporter) printOutputs(names ...string) {
+	if len(names) == 0 {
+		for n := range t.outputs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	for _, n := range names {
+		v, ok := t.outputs[n]
+		if !ok {
+			continue
+		}
+		if strings.Contains(v, "\n") {
+			fmt.Fprintf(t.out, "%s:\n  %s\n", n, strings.ReplaceAll(v, "\n", "\n  "))
+			continue
+		}
+		fmt.Fprintf(t.out, "%s: %s\n", n, v)
+	}
+}
