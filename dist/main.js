@@ -114,8 +114,15 @@ function exitLike(code, signal) {
 }
 
 function run(bin, args) {
-  const child = childProcess.spawn(bin, args, { stdio: 'inherit', env: process.env });
+  // Listen before spawning: a signal that arrives while the child starts is
+  // delivered to it as soon as it exists.
+  let child = null;
+  let pending = null;
   const forward = (sig) => {
+    if (!child) {
+      pending = sig;
+      return;
+    }
     try {
       child.kill(sig);
     } catch {
@@ -124,11 +131,13 @@ function run(bin, args) {
   };
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
+  child = childProcess.spawn(bin, args, { stdio: 'inherit', env: process.env });
   child.on('error', (err) => {
     command('error', `bkcache: starting ${path.basename(bin)} failed: ${err.message}`);
     process.exit(1);
   });
   child.on('exit', exitLike);
+  if (pending) forward(pending);
 }
 
 function main() {

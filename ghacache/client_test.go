@@ -505,3 +505,17 @@ func TestNewClientErrors(t *testing.T) {
 		})
 	}
 }
+
+// A wrong base URL must be an error, not a silent cache miss.
+func TestWrongURLIsNotAMiss(t *testing.T) {
+	for _, v2 := range []bool{true, false} {
+		f := newFakeService(t)
+		c, _ := newTestClient(t, f, v2, func(c *Config) {
+			c.ResultsURL += "/wrong/"
+			c.CacheURL += "wrong/"
+		})
+		if _, _, err := c.Lookup(context.Background(), "k", nil, "v"); err == nil {
+			t.Errorf("v2=%v: Lookup against a wrong URL reported a miss", v2)
+		}
+	}
+}

@@ -204,19 +204,28 @@ func TestEmulatorFaults(t *testing.T) {
 		t.Errorf("waits = %v, want the server's Retry-After (1s..60s)", waits)
 	}
 
-	// Expired signed URLs: Load refreshes once, then reports the failure.
-	if err := env.emu.SetFaults(emulator.Faults{}); err != nil {
+	// Expired signed URLs. An entry looked up while URLs expire fails to
+	// load while they still do (after one refresh), and loads once the
+	// refresh gets a fresh URL.
+	if err := env.emu.SetFaults(emulator.Faults{ExpiredURLs: true}); err != nil {
 		t.Fatal(err)
 	}
 	e, ok, err := c.Lookup(ctx, "a", nil, v)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if err := env.emu.SetFaults(emulator.Faults{ExpiredURLs: true}); err != nil {
+	_, err = c.Load(ctx, e)
+	if err == nil {
+		t.Fatal("Load with expired URLs succeeded")
+	}
+	if strings.Contains(err.Error(), "sig=") {
+		t.Errorf("error leaks the signature: %v", err)
+	}
+	if err := env.emu.SetFaults(emulator.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Load(ctx, e); err == nil || strings.Contains(err.Error(), "sig=") && !strings.Contains(err.Error(), "sig=***") {
-		t.Errorf("Load with expired URLs = %v", err)
+	if got := loadAll(t, c, e); string(got) != "a" {
+		t.Errorf("after refresh loaded %q, want %q", got, "a")
 	}
 }
 

@@ -56,7 +56,7 @@ func (c *Client) lookupV1(ctx context.Context, key string, restoreKeys []string,
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusNoContent: // the toolkit's only "miss"
 		return Entry{}, false, nil
 	case resp.StatusCode/100 != 2:
 		return Entry{}, false, c.r.statusError("getCacheEntry", resp.Request, resp)

@@ -79,7 +79,10 @@ func (c *Client) lookupV2(ctx context.Context, key string, restoreKeys []string,
 	err := c.twirp(ctx, "GetCacheEntryDownloadURL", getCacheEntryDownloadURLRequest{
 		Key: key, RestoreKeys: nonNil(restoreKeys), Version: version,
 	}, &resp)
-	if errors.Is(err, ErrNotFound) {
+	// A Twirp not_found is a miss; a 404 bad_route means a wrong URL and
+	// stays an error.
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == "not_found" {
 		return Entry{}, false, nil
 	}
 	if err != nil {

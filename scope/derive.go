@@ -138,7 +138,8 @@ func Derive(ev Event, opts Options) (Plan, error) {
 	case "issue_comment":
 		pl.issueComment()
 	case "delete":
-		pl.note(fmt.Sprintf("%s %q was deleted: nothing to build, no cache scopes", str(ev.Payload, "ref_type"), str(ev.Payload, "ref")))
+		pl.note(fmt.Sprintf("%s %q was deleted: nothing to build, no cache scopes",
+			firstNonEmpty(str(ev.Payload, "ref_type"), "ref"), str(ev.Payload, "ref")))
 	case "":
 		err = errors.New("event name is empty")
 	default:

@@ -62,6 +62,47 @@ type Entry struct {
 // keys the backend ignores, repeated keys and bad values. Errors never
 // contain secret values; the caller adds which input the entry came from.
 func Parse(csv string, dir Direction) (Entry, error) {
+	e, err := ParseSyntax(csv)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := e.Validate(dir); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// ParseLine parses one cache-from or cache-to line the way buildx's
+// ParseCacheEntry does: a line without "=" may list several registry refs,
+// each its own entry ("a/b:c,d/e:f"). Every entry is validated for dir.
+func ParseLine(line string, dir Direction) ([]Entry, error) {
+	in := strings.TrimSpace(line)
+	if in != "" && !strings.Contains(in, "=") {
+		refs, err := csvvalue.Fields(in, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
+		}
+		var out []Entry
+		for _, r := range refs {
+			e, err := Parse(r, dir)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	}
+	e, err := Parse(in, dir)
+	if err != nil {
+		return nil, err
+	}
+	return []Entry{e}, nil
+}
+
+// ParseSyntax parses the CSV into an Entry with a known type, checking
+// syntax only: keys are not checked against the backend. Use Parse unless
+// the entry is a template that is completed before use (a `cache:` line).
+func ParseSyntax(csv string) (Entry, error) {
 	in := strings.TrimSpace(csv)
 	if in == "" {
 		return Entry{}, fmt.Errorf("%w: empty entry", ErrSyntax)
@@ -74,8 +115,7 @@ func Parse(csv string, dir Direction) (Entry, error) {
 		if len(fields) != 1 {
 			return Entry{}, fmt.Errorf("%w: %d refs in one entry; write one entry per line", ErrSyntax, len(fields))
 		}
-		e := Entry{Type: TypeRegistry, Attrs: map[string]string{"ref": fields[0]}}
-		return e, e.Validate(dir)
+		return Entry{Type: TypeRegistry, Attrs: map[string]string{"ref": fields[0]}}, nil
 	}
 	e := Entry{Attrs: map[string]string{}}
 	seenType := false
@@ -99,8 +139,8 @@ func Parse(csv string, dir Direction) (Entry, error) {
 	if !seenType {
 		return Entry{}, fmt.Errorf("%w: missing type=%s", ErrSyntax, strings.Join(Types(), "|"))
 	}
-	if err := e.Validate(dir); err != nil {
-		return Entry{}, err
+	if _, ok := backends[e.Type]; !ok {
+		return Entry{}, fmt.Errorf("%w %q: want %s", ErrUnknownType, e.Type, strings.Join(Types(), "|"))
 	}
 	return e, nil
 }
@@ -120,6 +160,10 @@ func (e Entry) Validate(dir Direction) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(e.Attrs)) {
 		v := e.Attrs[k]
+		// No attribute needs one, and a newline would split an output line.
+		if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return fmt.Errorf("%s: key %q: %w: contains a control character (newline, tab, ...)", e.Type, k, ErrInvalidValue)
+		}
 		spec, ok := b.keys[k]
 		if !ok {
 			if others := typesWithKey(k); len(others) > 0 {
@@ -145,7 +189,11 @@ func (e Entry) Validate(dir Direction) error {
 	required := RequiredKeys(e.Type, dir)
 	for _, k := range required {
 		if e.Attrs[k] == "" {
-			return fmt.Errorf("%s: %w %q (%s %s needs %s)", e.Type, ErrMissingKey, k, e.Type, dir, strings.Join(required, ", "))
+			who := e.Type
+			if !slices.Equal(required, RequiredKeys(e.Type, otherDir(dir))) {
+				who += " " + dir.String()
+			}
+			return fmt.Errorf("%s: %w %q (%s needs %s)", e.Type, ErrMissingKey, k, who, strings.Join(required, ", "))
 		}
 	}
 	return e.checkCombinations()

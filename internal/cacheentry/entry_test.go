@@ -59,6 +59,7 @@ func TestParseValid(t *testing.T) {
 		{"inline min", "type=inline,mode=min,ignore-error=true", Export, Entry{"inline", attrs("mode", "min", "ignore-error", "true")}},
 		{"quoted field with comma", `type=s3,bucket=b,region=r,"name=a,b"`, Import, Entry{"s3", attrs("bucket", "b", "region", "r", "name", "a,b")}},
 		{"trailing newline", "type=gha\n", Import, Entry{"gha", attrs()}},
+		{"tab inside quotes refused? no: spaces kept", `type=gha,"scope= a b"`, Import, Entry{"gha", attrs("scope", " a b")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +87,7 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings of the message
 	}{
 		{"empty", "  ", Import, ErrSyntax, []string{"empty"}},
+		{"newline in value", "type=gha,\"scope=a\nb\"", Import, ErrInvalidValue, []string{"control character"}},
 		{"bad csv", `type=gha,"scope=a`, Import, ErrSyntax, []string{"invalid syntax"}},
 		{"no type", "ref=a/b", Import, ErrSyntax, []string{"missing type=inline|registry|local|gha|s3|azblob"}},
 		{"unknown type", "type=redis", Import, ErrUnknownType, []string{`"redis"`, "inline|registry|local|gha|s3|azblob"}},
@@ -118,12 +120,12 @@ func TestParseErrors(t *testing.T) {
 		{"zstd level 23", "type=s3,bucket=b,region=r,compression=zstd,compression-level=23", Export, ErrInvalidValue, []string{"0-22"}},
 		{"level not int", "type=registry,ref=a/b,compression=zstd,compression-level=high", Export, ErrInvalidValue, []string{"integer"}},
 		{"image-manifest needs oci", "type=registry,ref=a/b,image-manifest=true,oci-mediatypes=false", Export, nil, []string{"image-manifest=true needs oci-mediatypes=true"}},
-		{"registry missing ref", "type=registry,mode=max", Export, ErrMissingKey, []string{`missing required key "ref"`, "registry cache-to needs ref"}},
+		{"registry missing ref", "type=registry,mode=max", Export, ErrMissingKey, []string{`missing required key "ref"`, "registry needs ref"}},
 		{"registry bad ref", "type=registry,ref=UPPER/Case", Import, ErrInvalidValue, []string{`"ref"`}},
-		{"local import missing src", "type=local,tag=x", Import, ErrMissingKey, []string{`"src"`}},
+		{"local import missing src", "type=local,tag=x", Import, ErrMissingKey, []string{`"src"`, "local cache-from needs src"}},
 		{"local export missing dest", "type=local", Export, ErrMissingKey, []string{`"dest"`}},
 		{"local bad digest", "type=local,src=/a,digest=abc", Import, ErrInvalidValue, []string{"sha256"}},
-		{"s3 missing region", "type=s3,bucket=b", Export, ErrMissingKey, []string{`"region"`, "s3 cache-to needs bucket, region"}},
+		{"s3 missing region", "type=s3,bucket=b", Export, ErrMissingKey, []string{`"region"`, "s3 needs bucket, region"}},
 		{"s3 missing bucket", "type=s3,region=r", Import, ErrMissingKey, []string{`"bucket"`}},
 		{"s3 bad parallelism", "type=s3,bucket=b,region=r,upload_parallelism=0", Export, ErrInvalidValue, []string{"positive"}},
 		{"s3 parallelism on import", "type=s3,bucket=b,region=r,upload_parallelism=2", Import, ErrUnsupported, []string{"upload_parallelism"}},

@@ -27,7 +27,7 @@ func ValidateSet(imports, exports []Entry, hasImageOutput bool) error {
 		if e.Type == TypeInline && !hasImageOutput {
 			return fmt.Errorf("%s entry %d: type=inline %w without an image output: inline cache is stored in the image, so push it (push: true) or set an image output; or use type=registry", Export, i+1, ErrUnsupported)
 		}
-		for _, loc := range exportLocations(e) {
+		for _, loc := range ExportLocations(e) {
 			if j, dup := seen[loc]; dup {
 				return fmt.Errorf("%s entries %d and %d: %w: both write %s", Export, j+1, i+1, ErrConflict, loc)
 			}
@@ -37,10 +37,10 @@ func ValidateSet(imports, exports []Entry, hasImageOutput bool) error {
 	return nil
 }
 
-// exportLocations names where an export writes, in a form that is equal
+// ExportLocations names where an export writes, in a form that is equal
 // for two entries exactly when they overwrite each other. The text is
-// shown in errors, so it holds no credentials or URL queries.
-func exportLocations(e Entry) []string {
+// meant for errors, so it holds no credentials or URL queries.
+func ExportLocations(e Entry) []string {
 	a := e.Attrs
 	switch e.Type {
 	case TypeInline:

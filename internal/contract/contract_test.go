@@ -19,9 +19,8 @@ import (
 )
 
 const (
-	githubToken  = "ghs_contractTestGitHubToken0123456789"
-	s3Secret     = "s3SecretKeyForContractTest/0123456789"
-	runtimeToken = "" // filled by fakeRuntimeToken
+	githubToken = "ghs_contractTestGitHubToken0123456789"
+	s3Secret    = "s3SecretKeyForContractTest/0123456789"
 )
 
 var goos = map[string]string{"linux": "linux", "darwin": "darwin", "windows": "windows"}[runtime.GOOS]
@@ -213,12 +212,12 @@ func actionDefaults(t *testing.T, actionYML string) map[string]string {
 }
 
 type result struct {
-	code                   int
-	stdout, stderr         string
-	outputs, state, env    map[string]string
-	outputsRaw, stateRaw   string
-	summary                string
-	outputsErr, stateErr   error
+	code                 int
+	stdout, stderr       string
+	outputs, state, env  map[string]string
+	outputsRaw, stateRaw string
+	summary              string
+	outputsErr, stateErr error
 }
 
 // runAction runs `node dist/main.js` in root as the runner would for a
@@ -384,8 +383,6 @@ func checkCommandsInert(t *testing.T, stdout string) {
 			// commands are off: the runner ignores this line
 		case !allowed[c.name]:
 			t.Errorf("stdout issues unexpected workflow command %q (data %q)", c.name, c.data)
-		case strings.Contains(c.name, "pwned") || strings.Contains(c.data, "pwned") && c.name != "error" && c.name != "warning" && c.name != "group" && c.name != "debug" && c.name != "notice":
-			t.Errorf("forged command %q %q", c.name, c.data)
 		}
 	}
 	for _, line := range strings.Split(stdout, "\n") {

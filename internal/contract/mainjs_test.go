@@ -1,0 +1,201 @@
+package contract
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bkcache/bkcache/internal/ghaction"
+)
+
+// These tests pin dist/main.js's own behaviour with stand-in binaries (shell
+// scripts), independent of what bkcache does.
+
+// fakeAction lays out root/dist/main.js with script as the binary (if not "").
+func fakeAction(t *testing.T, script string) string {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("stand-in binaries are shell scripts")
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "dist"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	js, err := os.ReadFile(filepath.Join(moduleRoot(t), "dist", "main.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dist", "main.js"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if script != "" {
+		if err := os.WriteFile(filepath.Join(root, "dist", binaryName()), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+type nodeRun struct {
+	cmd            *exec.Cmd
+	stdout, stderr *strings.Builder
+	state          string
+}
+
+func node(t *testing.T, root string, env ...string) *nodeRun {
+	t.Helper()
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nodeTool(t), filepath.Join(root, "dist", "main.js"))
+	cmd.Env = append(os.Environ(), "GITHUB_ACTIONS=true", "GITHUB_STATE="+state)
+	cmd.Env = append(cmd.Env, env...)
+	r := &nodeRun{cmd: cmd, stdout: &strings.Builder{}, stderr: &strings.Builder{}, state: state}
+	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
+	return r
+}
+
+func (r *nodeRun) run(t *testing.T) int {
+	t.Helper()
+	err := r.cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("node: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- stdout\n%s--- stderr\n%s", r.stdout, r.stderr)
+		}
+	})
+	return r.cmd.ProcessState.ExitCode()
+}
+
+func TestMainJSExitCodeAndArgs(t *testing.T) {
+	root := fakeAction(t, `echo "args:[$*]"; env | grep '^INPUT_DRY-RUN=' ; exit 7`+"\n")
+	r := node(t, root, "INPUT_DRY-RUN=true")
+	if code := r.run(t); code != 7 {
+		t.Fatalf("exit code %d, want the binary's 7", code)
+	}
+	if !strings.Contains(r.stdout.String(), "args:[]\n") || !strings.Contains(r.stdout.String(), "INPUT_DRY-RUN=true") {
+		t.Errorf("main phase: want no args and the environment passed through, got %q", r.stdout)
+	}
+	b, _ := os.ReadFile(r.state)
+	if m, err := ghaction.FileCommandMap(string(b)); err != nil || m["bkcache_js_main"] != "true" {
+		t.Errorf("main.js state %q (%v), want bkcache_js_main=true", b, err)
+	}
+}
+
+func TestMainJSPost(t *testing.T) {
+	root := fakeAction(t, `echo "args:[$*]"; exit 0`+"\n")
+	r := node(t, root, "STATE_bkcache_main_ran=true", "STATE_bkcache_js_main=true")
+	if code := r.run(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := r.stdout.String(); got != "args:[post]\n" {
+		t.Errorf("post phase ran the binary with %q, want args:[post]", got)
+	}
+
+	// The main step died before the binary saved its state: nothing to clean.
+	root = fakeAction(t, "echo ran; exit 3\n")
+	r = node(t, root, "STATE_bkcache_js_main=true")
+	if code := r.run(t); code != 0 || r.stdout.Len() != 0 {
+		t.Errorf("post without bkcache_main_ran: exit %d, stdout %q; want 0 and the binary not run", code, r.stdout)
+	}
+}
+
+func TestMainJSSignalPassthrough(t *testing.T) {
+	root := fakeAction(t, "kill -TERM $$\nsleep 5\n")
+	r := node(t, root)
+	_ = r.cmd.Run()
+	ws, ok := r.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("node ended with %v, want killed by SIGTERM like its child", r.cmd.ProcessState)
+	}
+}
+
+func TestMainJSForwardsSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			root := fakeAction(t, "trap 'echo got-signal; exit 42' INT TERM\necho ready\nwhile :; do sleep 0.05; done\n")
+			r := node(t, root)
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.cmd.Stdout = pw
+			if err := r.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			lines := bufio.NewScanner(pr)
+			if !lines.Scan() || lines.Text() != "ready" {
+				t.Fatalf("child did not start: %q", lines.Text())
+			}
+			if err := r.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- r.cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				r.cmd.Process.Kill()
+				t.Fatal("node did not exit after the signal")
+			}
+			if !lines.Scan() || lines.Text() != "got-signal" {
+				t.Errorf("child did not receive %v", sig)
+			}
+			if code := r.cmd.ProcessState.ExitCode(); code != 42 {
+				t.Errorf("exit code %d, want the child's 42", code)
+			}
+		})
+	}
+}
+
+func TestMainJSMissingBinaryWithoutGo(t *testing.T) {
+	root := fakeAction(t, "")
+	bin := t.TempDir() // PATH with node only
+	if err := os.Symlink(nodeTool(t), filepath.Join(bin, "node")); err != nil {
+		t.Fatal(err)
+	}
+	r := node(t, root, "PATH="+bin)
+	if code := r.run(t); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	out := r.stdout.String()
+	if !strings.HasPrefix(out, "::error::") || !strings.Contains(out, "setup-go") || !strings.Contains(out, binaryName()) {
+		t.Errorf("want one ::error:: naming the binary and how to fix it, got %q", out)
+	}
+}
+
+func TestMainJSBuildsFromSource(t *testing.T) {
+	root := fakeAction(t, "")
+	files := map[string]string{
+		"go.mod":  "module example.com/fake\n\ngo 1.21\n",
+		"main.go": "package main\n\nimport (\"fmt\"; \"os\")\n\nfunc main() { fmt.Println(\"built from source\", len(os.Args)); os.Exit(5) }\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := node(t, root, "PATH="+filepath.Dir(goTool(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if code := r.run(t); code != 5 {
+		t.Fatalf("exit code %d, want the built program's 5", code)
+	}
+	out := r.stdout.String()
+	if !strings.HasPrefix(out, "::notice::") || !strings.Contains(out, "built from source 1\n") {
+		t.Errorf("want a notice, then the built binary's output; got %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "dist", binaryName())); err != nil {
+		t.Errorf("binary not left in dist/: %v", err)
+	}
+}

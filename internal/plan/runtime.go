@@ -1,0 +1,89 @@
+package plan
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bkcache/bkcache/internal/cacheentry"
+)
+
+// AddGitHubRuntime returns a copy of entries in which every gha entry gets
+// what the runner supplies, unless the user set it: token
+// (ACTIONS_RUNTIME_TOKEN), url (ACTIONS_CACHE_URL, else ACTIONS_RESULTS_URL)
+// and, for the v2 cache service, url_v2 (ACTIONS_RESULTS_URL) and
+// version=2. It is buildx's addGithubToken (build/opt.go) with getenv
+// injected. Mask the result's secrets (Secrets) before logging anything.
+func AddGitHubRuntime(entries []cacheentry.Entry, getenv func(string) string) []cacheentry.Entry {
+	out := make([]cacheentry.Entry, 0, len(entries))
+	for _, e := range entries {
+		e = e.Clone()
+		if e.Type == cacheentry.TypeGHA {
+			fillGHA(e.Attrs, getenv)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func fillGHA(a map[string]string, getenv func(string) string) {
+	setUnset := func(k, v string) {
+		if _, ok := a[k]; !ok && v != "" {
+			a[k] = v
+		}
+	}
+	results := getenv("ACTIONS_RESULTS_URL")
+	version, userSet := a["version"]
+	if !userSet && CacheServiceV2(getenv) {
+		version = "2"
+		a["version"] = "2"
+	}
+	setUnset("token", getenv("ACTIONS_RUNTIME_TOKEN"))
+	if version == "2" {
+		setUnset("url_v2", results)
+	}
+	cacheURL := getenv("ACTIONS_CACHE_URL")
+	if cacheURL == "" {
+		cacheURL = results
+	}
+	setUnset("url", cacheURL)
+}
+
+// CacheServiceV2 reports whether the runner's cache service speaks the v2
+// (twirp) protocol. actions/toolkit's getCacheServiceVersion says v2 when
+// ACTIONS_CACHE_SERVICE_V2 is non-empty (buildx: when it parses as true);
+// we accept any non-empty value except an explicit false. Without the
+// variable (container actions and some runners do not pass it), v2 is
+// assumed when only ACTIONS_RESULTS_URL is given, or when the server is
+// github.com or a ghe.com tenant, where the v1 service was retired in 2025
+// and ACTIONS_CACHE_URL no longer answers.
+func CacheServiceV2(getenv func(string) string) bool {
+	if v := strings.TrimSpace(getenv("ACTIONS_CACHE_SERVICE_V2")); v != "" {
+		b, err := strconv.ParseBool(v)
+		return err != nil || b
+	}
+	if getenv("ACTIONS_RESULTS_URL") == "" {
+		return false
+	}
+	if getenv("ACTIONS_CACHE_URL") == "" {
+		return true
+	}
+	u, err := url.Parse(getenv("GITHUB_SERVER_URL"))
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	return host == "github.com" || strings.HasSuffix(host, ".ghe.com")
+}
+
+// Secrets lists the values in entries that must be masked in logs
+// (runtime tokens, keys, URL signatures).
+func Secrets(entries ...[]cacheentry.Entry) []string {
+	var out []string
+	for _, es := range entries {
+		for _, e := range es {
+			out = append(out, e.Secrets()...)
+		}
+	}
+	return out
+}
