@@ -111,7 +111,8 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.Atoi(h); err == nil {
-		return time.Duration(max(secs, 0)) * time.Second, true
+		// Clamp before multiplying: a huge value must not wrap negative.
+		return time.Duration(min(max(secs, 0), 1<<31)) * time.Second, true
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(t.Sub(now), 0), true

@@ -59,7 +59,7 @@ func TestParseValid(t *testing.T) {
 		{"inline min", "type=inline,mode=min,ignore-error=true", Export, Entry{"inline", attrs("mode", "min", "ignore-error", "true")}},
 		{"quoted field with comma", `type=s3,bucket=b,region=r,"name=a,b"`, Import, Entry{"s3", attrs("bucket", "b", "region", "r", "name", "a,b")}},
 		{"trailing newline", "type=gha\n", Import, Entry{"gha", attrs()}},
-		{"tab inside quotes refused? no: spaces kept", `type=gha,"scope= a b"`, Import, Entry{"gha", attrs("scope", " a b")}},
+		{"spaces inside a quoted value kept", `type=gha,"scope= a b"`, Import, Entry{"gha", attrs("scope", " a b")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,9 +270,9 @@ func TestCheckRepository(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ghcr.io/o/app:main":  "without a tag",
+		"ghcr.io/o/app:main":                              "without a tag",
 		"ghcr.io/o/app@sha256:" + strings.Repeat("a", 64): "without a digest",
-		"Bad Ref":             "want a repository",
+		"Bad Ref": "want a repository",
 	} {
 		err := CheckRepository(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -292,5 +292,22 @@ func TestAllowedKeysCoverBackends(t *testing.T) {
 	}
 	if !Allows("s3", "compression", Export) || Allows("s3", "compression", Import) || Allows("gha", "compression", Export) {
 		t.Error("Allows wrong for compression")
+	}
+}
+
+func TestParseLine(t *testing.T) {
+	got, err := ParseLine("a/b:c,d/e:f", Import)
+	if err != nil || len(got) != 2 || got[0].Attrs["ref"] != "a/b:c" || got[1].Attrs["ref"] != "d/e:f" {
+		t.Fatalf("ParseLine short refs = %v, %v", got, err)
+	}
+	got, err = ParseLine("type=gha,scope=x", Import)
+	if err != nil || len(got) != 1 || got[0].Attrs["scope"] != "x" {
+		t.Fatalf("ParseLine = %v, %v", got, err)
+	}
+	if _, err := ParseLine("a/b:c,type=gha", Import); err == nil {
+		t.Fatal("ParseLine accepted a mixed line")
+	}
+	if _, err := ParseLine("a/b:c,Bad Ref", Import); !errors.Is(err, ErrInvalidValue) {
+		t.Fatalf("ParseLine bad ref: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
@@ -56,6 +57,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep actionReport
 		rep.Infof("dry-run: nothing built")
 		return nil
 	}
+	j.reportGHAScopes(ctx, p)
 	_, err = j.build(ctx, p)
 	if err != nil {
 		return err
@@ -72,7 +74,13 @@ func runPost(ctx context.Context, r *ghaction.Runner, rep actionReporter) int {
 	if !cfg.CacheCleanup {
 		return 0
 	}
-	if err := postCleanup(ctx, cfg, r.Getenv, rep); err != nil {
+	ev, err := scope.EventFromEnv(r.Getenv, os.ReadFile)
+	if err != nil {
+		rep.Warnf("cache cleanup: reading the GitHub event: %v", err)
+		return 0
+	}
+	j := &job{cfg: cfg, event: ev, getenv: r.Getenv, rep: rep, inAction: true}
+	if err := postCleanup(ctx, j); err != nil {
 		rep.Warnf("cache cleanup: %v", err)
 	}
 	return 0

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit"
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
 	"github.com/bkcache/bkcache/internal/plan"
@@ -107,7 +105,7 @@ func (j *job) report(p planned) error {
 func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	imports := plan.AddGitHubRuntime(p.cache.Imports, j.getenv)
 	exports := plan.AddGitHubRuntime(p.cache.Exports, j.getenv)
-	j.rep.Mask(entrySecrets(imports, exports)...)
+	j.rep.Mask(plan.Secrets(imports, exports)...)
 
 	req := buildkit.Request{
 		Build: buildkit.BuildOptions{
@@ -133,7 +131,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	var res buildkit.Result
 	err := j.rep.Group("bkcache build", func() error {
 		var err error
-		res, err = buildkit.Build(ctx, req, buildkit.WithGetenv(j.getenv), buildkit.WithProgressWriter(j.rep.Progress()))
+		res, err = buildkit.Build(ctx, req, buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress()))
 		return err
 	})
 	for _, w := range res.Warnings {
@@ -206,20 +204,3 @@ func ratio(hit, total int) string {
 	}
 	return fmt.Sprintf("%d%%", hit*100/total)
 }
-
-// entrySecrets lists attribute values that must be masked in logs.
-func entrySecrets(sets ...[]cacheentry.Entry) []string {
-	var out []string
-	for _, set := range sets {
-		for _, e := range set {
-			for k, v := range e.Attrs {
-				if cacheentry.IsSecretKey(k) && v != "" {
-					out = append(out, v)
-				}
-			}
-		}
-	}
-	return out
-}
-
-var errDryRun = errors.New("dry run")

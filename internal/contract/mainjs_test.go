@@ -18,8 +18,17 @@ import (
 // These tests pin dist/main.js's own behaviour with stand-in binaries (shell
 // scripts), independent of what bkcache does.
 
-// fakeAction lays out root/dist/main.js with script as the binary (if not "").
+// fakeAction lays out root/dist/main.js with a /bin/sh script as the binary
+// (none if script is "").
 func fakeAction(t *testing.T, script string) string {
+	t.Helper()
+	if script == "" {
+		return fakeActionWith(t, "")
+	}
+	return fakeActionWith(t, "#!/bin/sh\n"+script)
+}
+
+func fakeActionWith(t *testing.T, binary string) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("stand-in binaries are shell scripts")
@@ -35,8 +44,8 @@ func fakeAction(t *testing.T, script string) string {
 	if err := os.WriteFile(filepath.Join(root, "dist", "main.js"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if script != "" {
-		if err := os.WriteFile(filepath.Join(root, "dist", binaryName()), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+	if binary != "" {
+		if err := os.WriteFile(filepath.Join(root, "dist", binaryName()), []byte(binary), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +88,12 @@ func (r *nodeRun) run(t *testing.T) int {
 }
 
 func TestMainJSExitCodeAndArgs(t *testing.T) {
-	root := fakeAction(t, `echo "args:[$*]"; env | grep '^INPUT_DRY-RUN=' ; exit 7`+"\n")
+	// A node script stands in: /bin/sh may drop INPUT_DRY-RUN (not a valid
+	// shell name) from its environment.
+	root := fakeActionWith(t, "#!"+nodeTool(t)+"\n"+
+		`console.log("args:[" + process.argv.slice(2).join(" ") + "]");`+
+		`console.log("INPUT_DRY-RUN=" + process.env["INPUT_DRY-RUN"]);`+
+		`process.exit(7);`+"\n")
 	r := node(t, root, "INPUT_DRY-RUN=true")
 	if code := r.run(t); code != 7 {
 		t.Fatalf("exit code %d, want the binary's 7", code)

@@ -8,8 +8,8 @@ import (
 )
 
 // Describe renders the plan for the log: the scopes with why each is
-// there, then the redacted cache-from and cache-to entries. Notes are
-// left to the caller (Plan.Notes).
+// there and the scope notes, then the redacted cache-from and cache-to
+// entries. The plan's own Notes are left to the caller.
 func (p Plan) Describe() string {
 	var b strings.Builder
 	trust := "trusted"
@@ -24,6 +24,9 @@ func (p Plan) Describe() string {
 	}
 	for _, s := range p.Scope.Imports {
 		fmt.Fprintf(&b, "  import scope %s (%s)\n", s.Name(p.Scope.Build), s.Reason)
+	}
+	for _, n := range p.Scope.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	writeEntries(&b, "cache-from", p.Imports)
 	writeEntries(&b, "cache-to", p.Exports)

@@ -48,7 +48,7 @@ func FuzzExpand(f *testing.F) {
 				}
 				r := e.Redacted()
 				for k, v := range e.Attrs {
-					if cacheentry.IsSecretKey(k) && (!strings.Contains(r, k+"=***") || (v != "***" && strings.Contains(r, k+"="+v))) {
+					if cacheentry.IsSecretKey(k) && (!strings.Contains(r, k+"=***") || (!strings.HasPrefix("***", v) && strings.Contains(r, k+"="+v))) {
 						t.Fatalf("Redacted() %q shows %s", r, k)
 					}
 				}

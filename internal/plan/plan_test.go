@@ -249,12 +249,14 @@ func TestDescribe(t *testing.T) {
 	if strings.Contains(got+p.CacheFrom()+p.CacheTo(), "RUNTIMETOKEN") {
 		t.Error("token leaked")
 	}
-	ro, err := Expand([]string{"type=gha"}, nil, nil, forkPR, Options{})
+	fork := forkPR
+	fork.Notes = []string{"fork pull request: read-only"}
+	ro, err := Expand([]string{"type=gha"}, nil, nil, fork, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := ro.Describe(); !strings.Contains(got, "export scope: none (read-only)") || !strings.Contains(got, "cache-to: none") ||
-		!strings.Contains(got, "(untrusted)") {
+		!strings.Contains(got, "(untrusted)") || !strings.Contains(got, "  note: fork pull request: read-only\n") {
 		t.Errorf("read-only Describe():\n%s", got)
 	}
 }

@@ -87,3 +87,19 @@ func Secrets(entries ...[]cacheentry.Entry) []string {
 	}
 	return out
 }
+
+// SplitInactive separates the gha entries that still lack a token or a
+// URL after AddGitHubRuntime (not on a runner, or the runtime variables
+// were not passed): BuildKit would fail on them. buildx drops them
+// silently (isActive); the caller should drop them with a warning.
+func SplitInactive(entries []cacheentry.Entry) (active, inactive []cacheentry.Entry) {
+	for _, e := range entries {
+		a := e.Attrs
+		if e.Type == cacheentry.TypeGHA && (a["token"] == "" || (a["url"] == "" && a["url_v2"] == "")) {
+			inactive = append(inactive, e)
+			continue
+		}
+		active = append(active, e)
+	}
+	return active, inactive
+}

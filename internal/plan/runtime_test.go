@@ -62,3 +62,17 @@ func TestAddGitHubRuntime(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitInactive(t *testing.T) {
+	in := []cacheentry.Entry{
+		{Type: "gha", Attrs: map[string]string{"token": "t", "url": "https://u/"}},
+		{Type: "gha", Attrs: map[string]string{"token": "t", "url_v2": "https://u/"}},
+		{Type: "gha", Attrs: map[string]string{"url": "https://u/"}},
+		{Type: "gha", Attrs: map[string]string{"token": "t"}},
+		{Type: "local", Attrs: map[string]string{"dest": "/c"}},
+	}
+	active, inactive := SplitInactive(in)
+	if len(active) != 3 || len(inactive) != 2 || active[2].Type != "local" {
+		t.Fatalf("active %v, inactive %v", active, inactive)
+	}
+}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/bkcache/bkcache/ghacache"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/config"
+)
+
+// ghaScopeName is the `scope=` of the first gha entry, "" when none.
+func ghaScopeName(entries ...[]cacheentry.Entry) string {
+	for _, set := range entries {
+		for _, e := range set {
+			if e.Type == cacheentry.TypeGHA {
+				if s := e.Attrs["scope"]; s != "" {
+					return s
+				}
+				return "buildkit"
+			}
+		}
+	}
+	return ""
+}
+
+// restClient is the GitHub REST client for cache reports and cleanup, or
+// nil when there is no token or repository to talk about.
+func restClient(cfg config.Config, getenv func(string) string) (*ghacache.REST, string, string, error) {
+	owner, repo, ok := strings.Cut(getenv("GITHUB_REPOSITORY"), "/")
+	if cfg.GitHubToken == "" || !ok {
+		return nil, "", "", nil
+	}
+	api := getenv("GITHUB_API_URL")
+	if api == "" {
+		api = "https://api.github.com"
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	r, err := ghacache.NewREST(hc, api, cfg.GitHubToken)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return r, owner, repo, nil
+}
+
+// reportGHAScopes tells, before the build, which import scopes hold a
+// BuildKit cache index. It only informs: errors become warnings.
+func (j *job) reportGHAScopes(ctx context.Context, p planned) {
+	name := ghaScopeName(p.cache.Imports)
+	if name == "" {
+		return
+	}
+	rest, owner, repo, err := restClient(j.cfg, j.getenv)
+	if err != nil || rest == nil {
+		return
+	}
+	var refs []string
+	for _, s := range p.scopes.Imports {
+		if s.Ref != "" {
+			refs = append(refs, s.Ref)
+		}
+	}
+	found, err := rest.ScopesWithCache(ctx, owner, repo, name, refs)
+	if err != nil {
+		j.rep.Warnf("gha: cannot tell which scopes have a cache: %v", err)
+		return
+	}
+	have := map[string]bool{}
+	for _, f := range found {
+		have[f.Ref] = true
+	}
+	for _, s := range p.scopes.Imports {
+		state := "no cache yet"
+		if have[s.Ref] {
+			state = "cache found"
+		}
+		j.rep.Infof("gha scope %s on %s (%s): %s", name, s.Ref, s.Reason, state)
+	}
+}
+
+// afterBuild prunes this scope's superseded gha index entries when asked.
+func (j *job) afterBuild(ctx context.Context, p planned) error {
+	name := ghaScopeName(p.cache.Exports)
+	if !j.cfg.CacheCleanup || name == "" {
+		return nil
+	}
+	rest, owner, repo, err := restClient(j.cfg, j.getenv)
+	if err != nil || rest == nil {
+		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token", err)
+		return nil
+	}
+	ref := j.getenv("GITHUB_REF") // the runtime token's writable cache ref
+	j.withUsage(ctx, rest, owner, repo, func() {
+		n, freed, err := rest.PruneSuperseded(ctx, owner, repo, ref, ghacache.IndexKey(name, ref), 1)
+		if err != nil {
+			j.rep.Warnf("cache-cleanup: %v", err)
+			return
+		}
+		j.rep.Infof("cache-cleanup: deleted %d superseded index entries of scope %s on %s (%s)", n, name, ref, bytesText(freed))
+	})
+	return nil
+}
+
+// postCleanup deletes a closed pull request's caches.
+func postCleanup(ctx context.Context, j *job) error {
+	if j.event.Name != "pull_request" && j.event.Name != "pull_request_target" {
+		return nil
+	}
+	if action, _ := j.event.Payload["action"].(string); action != "closed" {
+		return nil
+	}
+	num := fmt.Sprint(j.event.Payload["number"])
+	rest, owner, repo, err := restClient(j.cfg, j.getenv)
+	if err != nil {
+		return err
+	}
+	if rest == nil {
+		return fmt.Errorf("needs input %q and GITHUB_REPOSITORY", config.InputGitHubToken)
+	}
+	ref := "refs/pull/" + num + "/merge"
+	var cleanupErr error
+	j.withUsage(ctx, rest, owner, repo, func() {
+		n, freed, err := rest.CleanupRef(ctx, owner, repo, ref)
+		if err != nil {
+			cleanupErr = err
+			return
+		}
+		j.rep.Infof("cache-cleanup: pull request #%s closed: deleted %d cache entries of %s (%s)", num, n, ref, bytesText(freed))
+	})
+	return cleanupErr
+}
+
+// withUsage reports the repository's cache usage before and after fn.
+func (j *job) withUsage(ctx context.Context, rest *ghacache.REST, owner, repo string, fn func()) {
+	usage := func(when string) {
+		n, b, err := rest.Usage(ctx, owner, repo)
+		if err != nil {
+			j.rep.Warnf("cache usage: %v", err)
+			return
+		}
+		j.rep.Infof("cache usage %s: %d entries, %s", when, n, bytesText(b))
+	}
+	usage("before cleanup")
+	fn()
+	usage("after cleanup")
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
