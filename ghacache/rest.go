@@ -20,6 +20,7 @@ import (
 type REST struct {
 	gh    *github.Client
 	token string
+	r     *retrier
 }
 
 // CacheEntry is one cache as the REST API lists it.
@@ -49,7 +50,18 @@ func NewREST(httpClient *http.Client, apiURL, token string) (*REST, error) {
 	if token == "" {
 		return nil, errors.New("github REST: no token (the github-token input)")
 	}
-	gh := github.NewClient(httpClient).WithAuthToken(token)
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	base := httpClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	r := newRetrier(Config{HTTPClient: &http.Client{Transport: base}}.withDefaults())
+	r.secrets = []string{token}
+	hc := *httpClient
+	hc.Transport = retryTransport{r}
+	gh := github.NewClient(&hc).WithAuthToken(token)
 	if apiURL != "" {
 		u, err := url.Parse(apiURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -63,7 +75,7 @@ func NewREST(httpClient *http.Client, apiURL, token string) (*REST, error) {
 		// to any URL lacking it, which breaks servers on other prefixes.
 		gh.BaseURL = u
 	}
-	return &REST{gh: gh, token: token}, nil
+	return &REST{gh: gh, token: token, r: r}, nil
 }
 
 func (r *REST) err(op string, err error) error {
@@ -262,4 +274,26 @@ func sameRef(a, b string) bool {
 		return "refs/heads/" + r
 	}
 	return full(a) == full(b)
+}
+
+// retryTransport gives REST calls the cache client's retries (5xx, 429
+// with Retry-After, network errors); go-github itself does not retry.
+// Requests with a body that cannot be replayed go through once.
+type retryTransport struct{ r *retrier }
+
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return t.r.hc.Transport.RoundTrip(req)
+	}
+	return t.r.do(req.Context(), req.Method+" "+req.URL.Path, func(ctx context.Context) (*http.Request, error) {
+		c := req.Clone(ctx)
+		if req.GetBody != nil {
+			b, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			c.Body = b
+		}
+		return c, nil
+	})
 }

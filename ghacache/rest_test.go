@@ -276,3 +276,32 @@ func TestRESTErrors(t *testing.T) {
 		t.Errorf("default base URL = %v, %v", def.gh.BaseURL, err)
 	}
 }
+
+func TestRESTRetries(t *testing.T) {
+	f := &fakeREST{token: "ghp_resttokensecret"}
+	f.add("k", "refs/heads/main", 3)
+	fails := 2
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fails > 0 {
+			fails--
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	r, err := NewREST(srv.Client(), srv.URL+"/api/v3", f.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	r.r.sleep = func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	n, size, err := r.Usage(context.Background(), "o", "r")
+	if err != nil || n != 1 || size != 3 {
+		t.Fatalf("Usage = %d, %d, %v", n, size, err)
+	}
+	if fmt.Sprint(waits) != "[3s 3s]" {
+		t.Errorf("waits = %v, want [3s 3s]", waits)
+	}
+}

@@ -103,8 +103,12 @@ func (j *job) report(p planned) error {
 
 // build runs BuildKit with the plan and reports the result.
 func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
-	imports := plan.AddGitHubRuntime(p.cache.Imports, j.getenv)
-	exports := plan.AddGitHubRuntime(p.cache.Exports, j.getenv)
+	imports, droppedIn := plan.SplitInactive(plan.AddGitHubRuntime(p.cache.Imports, j.getenv))
+	exports, droppedOut := plan.SplitInactive(plan.AddGitHubRuntime(p.cache.Exports, j.getenv))
+	if n := len(droppedIn) + len(droppedOut); n > 0 {
+		// BuildKit would fail the build on a gha entry without a token.
+		j.rep.Warnf("gha cache skipped: no ACTIONS_RUNTIME_TOKEN and cache URL; the runner passes them only to JavaScript and container actions, so use `uses: bkcache/bkcache@v1` rather than a run: step")
+	}
 	j.rep.Mask(plan.Secrets(imports, exports)...)
 
 	req := buildkit.Request{

@@ -84,7 +84,7 @@ func actionRoot(t *testing.T) string {
 		}
 		builtDir = dir
 		bin := filepath.Join(dir, "dist", binaryName())
-		cmd := exec.Command(goTool(t), "build", "-o", bin, "github.com/bkcache/bkcache/internal/contract/testdata/fakebk")
+		cmd := exec.Command(goTool(t), "build", "-o", bin, "github.com/bkcache/bkcache")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
