@@ -15,7 +15,7 @@ import (
 type Vertex struct {
 	Digest   string
 	Name     string
-	Step     bool // a Dockerfile instruction: counted in Result.Steps
+	Step     bool // a Dockerfile instruction other than FROM: counted in Result.Steps
 	Cached   bool
 	Error    string
 	Duration time.Duration // zero when it never ran (e.g. cached)
@@ -27,7 +27,16 @@ type Vertex struct {
 // "[auth] …", "importing cache manifest from …", "exporting to image",
 // "exporting cache to registry", "resolve image config for …" — and is not
 // a step: its cache state says nothing about the user's build.
+//
+// FROM is not a step either. It only fetches the base image, and on a
+// fresh builder that imports a complete cache BuildKit resolves it without
+// marking it Cached (nothing needs pulling, but nothing was a cache hit
+// either), so counting it would make a fully cached build look like a miss.
 var stepName = regexp.MustCompile(`^\[[^\]]*\b\d+/\d+\] `)
+
+var fromName = regexp.MustCompile(`^\[[^\]]*\b\d+/\d+\] FROM `)
+
+func isStep(name string) bool { return stepName.MatchString(name) && !fromName.MatchString(name) }
 
 // recorder folds the status stream into per-vertex state. Updates for a
 // vertex repeat (started, then completed); the last one wins, except that
@@ -93,7 +102,7 @@ func (r *recorder) snapshot() (vs []Vertex, steps, cached int) {
 		v := Vertex{
 			Digest: d.String(),
 			Name:   st.Name,
-			Step:   stepName.MatchString(st.Name),
+			Step:   isStep(st.Name),
 			Cached: st.Cached,
 			Error:  st.Error,
 		}

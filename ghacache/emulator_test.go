@@ -170,7 +170,10 @@ func TestEmulatorRestoreKeysAndScopes(t *testing.T) {
 }
 
 func TestEmulatorFaults(t *testing.T) {
-	env := memoryEmu(t)
+	backends(t, func(t *testing.T, env emuEnv) { emulatorFaults(t, env) })
+}
+
+func emulatorFaults(t *testing.T, env emuEnv) {
 	ctx, v := context.Background(), BuildKitVersion()
 	c := env.client(t, true, env.token(t, "refs/heads/main"))
 	var waits []time.Duration
@@ -218,6 +221,7 @@ func TestEmulatorFaults(t *testing.T) {
 	if err == nil {
 		t.Fatal("Load with expired URLs succeeded")
 	}
+	t.Logf("expired URL: %v", err)
 	if strings.Contains(err.Error(), "sig=") {
 		t.Errorf("error leaks the signature: %v", err)
 	}

@@ -68,8 +68,10 @@ func mustToken(t *testing.T, emu *emulator.Emulator, o emulator.TokenOptions) st
 	return tok
 }
 
-// stepName matches the Dockerfile frontend's step vertices, "[2/4] RUN …".
-var stepName = regexp.MustCompile(`^\[\d+/\d+\] `)
+// stepName matches the Dockerfile frontend's step vertices, "[2/4] RUN …",
+// except the FROM source: on a fresh builder BuildKit resolves the base
+// image without reporting that vertex Cached, with or without a cache.
+var stepName = regexp.MustCompile(`^\[\d+/\d+\] (?:[^F]|F[^R])`)
 
 type buildResult struct {
 	steps, cached int
@@ -171,7 +173,7 @@ func TestBuildKitGHABackend(t *testing.T) {
 
 	cold := build(t, testenv.NewBuildkitd(t), dir, nil,
 		[]client.CacheOptionsEntry{{Type: "gha", Attrs: ghaAttrs(url, mainTok, "mode", "max")}})
-	if cold.steps < 4 || cold.cached == cold.steps {
+	if cold.steps != 3 || cold.cached != 0 {
 		t.Fatalf("cold build: %d steps, %d cached; want a real build:\n%s", cold.steps, cold.cached, strings.Join(cold.names, "\n"))
 	}
 	var mainKeys int
@@ -225,8 +227,8 @@ func TestBuildKitGHABackend(t *testing.T) {
 		tok := mustToken(t, emu, emulator.TokenOptions{Repo: repo, Write: "refs/pull/9/merge"})
 		r := build(t, testenv.NewBuildkitd(t), dir,
 			[]client.CacheOptionsEntry{{Type: "gha", Attrs: ghaAttrs(url, tok)}}, nil)
-		if r.cached == r.steps {
-			t.Fatalf("a token that cannot read main got every step cached:\n%s", strings.Join(r.names, "\n"))
+		if r.cached != 0 {
+			t.Fatalf("a token that cannot read main got %d steps cached:\n%s", r.cached, strings.Join(r.names, "\n"))
 		}
 	})
 }
@@ -247,7 +249,7 @@ func TestBuildKitGHABackendV1(t *testing.T) {
 	}
 	build(t, testenv.NewBuildkitd(t), dir, nil, []client.CacheOptionsEntry{{Type: "gha", Attrs: attrs("mode", "max")}})
 	warm := build(t, testenv.NewBuildkitd(t), dir, []client.CacheOptionsEntry{{Type: "gha", Attrs: attrs()}}, nil)
-	if warm.steps < 4 || warm.cached != warm.steps {
+	if warm.steps != 3 || warm.cached != warm.steps {
 		t.Fatalf("fresh builder over v1: %d of %d steps cached:\n%s", warm.cached, warm.steps, strings.Join(warm.names, "\n"))
 	}
 }

@@ -31,6 +31,8 @@ type Runner struct {
 	getenv func(string) string
 	out    *trackingWriter
 	masker *githubactions.Action // writes past the tracker: masks never count as output
+	maskMu sync.Mutex
+	masked map[string]bool
 }
 
 // New returns a Runner reading the environment through getenv (os.Getenv if
@@ -49,6 +51,7 @@ func New(getenv func(string) string, w io.Writer) *Runner {
 		getenv: getenv,
 		out:    tw,
 		masker: githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(&lockedWriter{tw: tw})),
+		masked: map[string]bool{},
 	}
 }
 
@@ -66,18 +69,23 @@ func (r *Runner) Stdout() io.Writer { return r.out }
 // of a multi-line value (the runner masks whole values; a secret printed one
 // line at a time must match line by line). Call it before anything else
 // prints: it returns ErrLateMask (after masking anyway) when it did not.
+// A value already masked by this Runner is not masked again.
 func (r *Runner) MaskSecrets(values ...string) error {
+	r.maskMu.Lock()
+	defer r.maskMu.Unlock()
 	late := r.out.wroteOutput()
-	for _, v := range values {
-		if strings.TrimSpace(v) == "" {
-			continue
+	mask := func(v string) {
+		if strings.TrimSpace(v) == "" || r.masked[v] {
+			return
 		}
+		r.masked[v] = true
 		r.masker.AddMask(v)
+	}
+	for _, v := range values {
+		mask(v)
 		if strings.ContainsAny(v, "\r\n") {
 			for _, line := range strings.FieldsFunc(v, func(c rune) bool { return c == '\n' || c == '\r' }) {
-				if strings.TrimSpace(line) != "" {
-					r.masker.AddMask(line)
-				}
+				mask(line)
 			}
 		}
 	}

@@ -98,11 +98,11 @@ func FuzzSafeLine(f *testing.F) {
 
 func TestMaskSecretsFirst(t *testing.T) {
 	r, out := newTestRunner(t, nil)
-	if err := r.MaskSecrets("s3cr3t", "", "  ", "line1\nline2"); err != nil {
+	if err := r.MaskSecrets("s3cr3t", "", "  ", "line1\nline2", "s3cr3t"); err != nil {
 		t.Fatalf("MaskSecrets before any output = %v", err)
 	}
 	r.Logf("hello")
-	if err := r.MaskSecrets("late"); !errors.Is(err, ErrLateMask) {
+	if err := r.MaskSecrets("late", "line1"); !errors.Is(err, ErrLateMask) {
 		t.Fatalf("MaskSecrets after output = %v, want ErrLateMask", err)
 	}
 	cmds, _ := parseCommands(out.String())

@@ -73,7 +73,7 @@ func Expand(cacheLines []string, explicitFrom, explicitTo []string, sp scope.Pla
 		p.Notes = append(p.Notes, note)
 	}
 	for _, l := range lines {
-		where := origin(fmt.Sprintf("cache line %d", l.n))
+		where := origin(fmt.Sprintf("input \"cache\" line %d", l.n))
 		im, ex, notes, err := expandLine(l.text, sp, opts)
 		if err != nil {
 			return Plan{}, fmt.Errorf("%s: %w", where, err)
@@ -88,14 +88,14 @@ func Expand(cacheLines []string, explicitFrom, explicitTo []string, sp scope.Pla
 	for _, l := range nonBlank(explicitFrom) {
 		es, err := cacheentry.ParseLine(l.text, cacheentry.Import)
 		if err != nil {
-			return Plan{}, fmt.Errorf("cache-from line %d: %w", l.n, err)
+			return Plan{}, fmt.Errorf("input \"cache-from\" line %d: %w", l.n, err)
 		}
 		p.Imports = append(p.Imports, es...)
 	}
 	for _, l := range nonBlank(explicitTo) {
 		es, err := cacheentry.ParseLine(l.text, cacheentry.Export)
 		if err != nil {
-			return Plan{}, fmt.Errorf("cache-to line %d: %w", l.n, err)
+			return Plan{}, fmt.Errorf("input \"cache-to\" line %d: %w", l.n, err)
 		}
 		for _, e := range es {
 			// Kept as written except ignore-error: a cache outage must not
@@ -104,7 +104,7 @@ func Expand(cacheLines []string, explicitFrom, explicitTo []string, sp scope.Pla
 				e.Attrs["ignore-error"] = "true"
 			}
 			p.Exports = append(p.Exports, e)
-			exportFrom = append(exportFrom, origin(fmt.Sprintf("cache-to line %d", l.n)))
+			exportFrom = append(exportFrom, origin(fmt.Sprintf("input \"cache-to\" line %d", l.n)))
 		}
 	}
 	p.Imports = dedupe(p.Imports)

@@ -1,0 +1,309 @@
+package buildkit
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/testenv"
+)
+
+// The end-to-end tests run real builds on fresh buildkitd daemons from
+// internal/testenv. Cache hits are read from the status stream (Result.Cached).
+
+// fiveSteps has FROM plus two independent COPY+RUN pairs (four counted
+// steps), so a change to b.txt re-runs exactly its COPY and RUN.
+const fiveSteps = `FROM %s
+COPY a.txt /a.txt
+RUN cat /a.txt > /a.out && echo built-a
+COPY b.txt /b.txt
+RUN cat /b.txt > /b.out && echo built-b
+`
+
+func writeContext(t *testing.T, dockerfile string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files["Dockerfile"] = dockerfile
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// build runs req on addr with plain progress captured into the test log.
+func build(t *testing.T, addr string, req Request) (Result, error) {
+	t.Helper()
+	req.Builder = addr
+	req.Progress = "plain"
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Build(ctx, req, WithProgressOutput(&out))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("progress of a build on %s:\n%s", addr, out.String())
+		}
+	})
+	return res, err
+}
+
+func mustBuild(t *testing.T, addr string, req Request) Result {
+	t.Helper()
+	res, err := build(t, addr, req)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res
+}
+
+func stepNames(res Result, cached bool) []string {
+	var out []string
+	for _, v := range res.Vertices {
+		if v.Step && v.Cached == cached {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+func randomID(t *testing.T) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// closedAddr is a loopback address where nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
+	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
+	req := Request{
+		Build:   BuildOptions{Context: ctxDir},
+		Exports: []cacheentry.Entry{{Type: "local", Attrs: map[string]string{"dest": cacheDir, "mode": "max"}}},
+	}
+
+	cold := mustBuild(t, testenv.NewBuildkitd(t), req)
+	if cold.Steps != 4 || cold.Cached != 0 {
+		t.Fatalf("cold build: steps=%d cached=%d, want 4 and 0; cached: %q", cold.Steps, cold.Cached, stepNames(cold, true))
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err != nil {
+		t.Fatalf("no cache exported: %v", err)
+	}
+	if len(cold.Warnings) != 0 {
+		t.Errorf("cold build warnings: %q", cold.Warnings)
+	}
+
+	// A fresh daemon has no local state: every hit must come from cacheDir.
+	warmReq := req
+	warmReq.Imports = []cacheentry.Entry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
+	warmReq.Exports = nil
+	warm := mustBuild(t, testenv.NewBuildkitd(t), warmReq)
+	if warm.Steps != 4 || warm.Cached != warm.Steps {
+		t.Fatalf("warm build: steps=%d cached=%d, want all 4 cached; not cached: %q", warm.Steps, warm.Cached, stepNames(warm, false))
+	}
+
+	t.Run("one changed file re-runs only its steps", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(ctxDir, "b.txt"), []byte("b changed "+randomID(t)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := mustBuild(t, testenv.NewBuildkitd(t), warmReq)
+		rerun := stepNames(res, false)
+		want := []string{"[4/5] COPY b.txt /b.txt", "[5/5] RUN cat /b.txt > /b.out && echo built-b"}
+		if res.Steps != 4 || res.Cached != 2 || strings.Join(rerun, "\n") != strings.Join(want, "\n") {
+			t.Errorf("steps=%d cached=%d, re-ran %q; want 4, 2, %q", res.Steps, res.Cached, rerun, want)
+		}
+	})
+}
+
+func TestE2EPushSetsDigest(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	repo := "bkcache-e2e/push"
+	tag := randomID(t)
+	res := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{
+		Context: ctxDir, Tags: []string{env.Registry + "/" + repo + ":" + tag}, Push: true,
+		Labels: map[string]string{"org.example.test": "1"},
+	}})
+	if !strings.HasPrefix(res.Digest, "sha256:") || !strings.HasPrefix(res.ImageID, "sha256:") {
+		t.Fatalf("Digest=%q ImageID=%q, want sha256 digests; metadata %v", res.Digest, res.ImageID, res.Metadata)
+	}
+	if res.Metadata["image.name"] == "" {
+		t.Errorf("metadata lacks image.name: %v", res.Metadata)
+	}
+	// The registry must serve the tag at exactly that digest.
+	r, err := http.NewRequest(http.MethodHead, "http://"+env.Registry+"/v2/"+repo+"/manifests/"+tag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != res.Digest {
+		t.Errorf("registry: status %d, digest %q; want 200, %q", resp.StatusCode, got, res.Digest)
+	}
+}
+
+func TestE2ESecretFromEnv(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	secret := "hunter2-" + randomID(t)
+	t.Setenv("BKCACHE_E2E_SECRET", secret)
+	secretFile := filepath.Join(t.TempDir(), "file-secret")
+	fileSecret := "file-" + randomID(t)
+	if err := os.WriteFile(secretFile, []byte(fileSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := fmt.Sprintf(`FROM %s
+RUN --mount=type=secret,id=tok --mount=type=secret,id=file mkdir /out && sha256sum < /run/secrets/tok | cut -d' ' -f1 > /out/tok && sha256sum < /run/secrets/file | cut -d' ' -f1 > /out/file
+FROM scratch
+COPY --from=0 /out/ /
+`, env.BaseImage)
+	out := filepath.Join(t.TempDir(), "out")
+	res := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{
+		Context: writeContext(t, dockerfile, map[string]string{}),
+		Secrets: []string{"id=tok,env=BKCACHE_E2E_SECRET", "id=file,src=" + secretFile},
+		Outputs: []string{"type=local,dest=" + out},
+	}})
+	for name, want := range map[string]string{"tok": secret, "file": fileSecret} {
+		got, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatalf("reading %s: %v", name, err)
+		}
+		sum := sha256.Sum256([]byte(want))
+		if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
+			t.Errorf("secret %s: the build saw sha256 %s, want that of the secret", name, got)
+		}
+	}
+	for _, v := range res.Vertices {
+		if strings.Contains(v.Name, secret) {
+			t.Errorf("secret in vertex name %q", v.Name)
+		}
+	}
+}
+
+func TestE2ECacheFailuresAreWarnings(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	dead := closedAddr(t)
+	s3Key := "S3SECRET" + randomID(t)
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	image := env.Registry + "/bkcache-e2e/faults:" + randomID(t)
+	deadRegistry := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main", "mode": "max"}}
+	deadS3 := cacheentry.Entry{Type: "s3", Attrs: map[string]string{
+		"endpoint_url": "http://" + dead, "bucket": "cache", "region": "us-east-1", "use_path_style": "true",
+		"access_key_id": "AKIDEXAMPLE", "secret_access_key": s3Key, "mode": "max",
+	}}
+	addr := testenv.NewBuildkitd(t)
+
+	checkNoSecret := func(t *testing.T, res Result, err error) {
+		t.Helper()
+		text := strings.Join(res.Warnings, "\n")
+		if err != nil {
+			text += err.Error()
+		}
+		if strings.Contains(text, s3Key) || strings.Contains(text, "AKIDEXAMPLE") {
+			t.Errorf("S3 credentials leaked: %s", text)
+		}
+	}
+	hasWarning := func(res Result, parts ...string) bool {
+	next:
+		for _, w := range res.Warnings {
+			for _, p := range parts {
+				if !strings.Contains(w, p) {
+					continue next
+				}
+			}
+			return true
+		}
+		return false
+	}
+
+	t.Run("failing exports are warnings and the image is kept", func(t *testing.T) {
+		res, err := build(t, addr, Request{
+			Build:   BuildOptions{Context: ctxDir, Tags: []string{image}, Push: true},
+			Exports: []cacheentry.Entry{deadRegistry, deadS3},
+		})
+		checkNoSecret(t, res, err)
+		if err != nil {
+			t.Fatalf("build failed: %v", err)
+		}
+		t.Logf("warnings: %q", res.Warnings)
+		if !strings.HasPrefix(res.Digest, "sha256:") {
+			t.Errorf("no image digest: %v", res.Metadata)
+		}
+		if !hasWarning(res, "cache export", "type=registry", dead) {
+			t.Errorf("no warning naming the registry export: %q", res.Warnings)
+		}
+		if !hasWarning(res, "cache export", "type=s3") {
+			t.Errorf("no warning naming the s3 export: %q", res.Warnings)
+		}
+	})
+
+	t.Run("unreachable import is a warning", func(t *testing.T) {
+		res, err := build(t, addr, Request{
+			Build:   BuildOptions{Context: ctxDir},
+			Imports: []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main"}}, withoutMode(deadS3)},
+		})
+		checkNoSecret(t, res, err)
+		if err != nil {
+			t.Fatalf("build failed: %v", err)
+		}
+		t.Logf("warnings: %q", res.Warnings)
+		if !hasWarning(res, "cache import", "type=registry", dead) {
+			t.Errorf("no warning naming the registry import: %q", res.Warnings)
+		}
+		if !hasWarning(res, "cache import", "type=s3") {
+			t.Errorf("no warning naming the s3 import: %q", res.Warnings)
+		}
+	})
+
+	for _, strict := range []cacheentry.Entry{deadRegistry, deadS3} {
+		t.Run("ignore-error=false fails the build naming "+strict.Type, func(t *testing.T) {
+			e := strict.Clone()
+			e.Attrs["ignore-error"] = "false"
+			// a changed RUN, so the export has something to write
+			dir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+			res, err := build(t, addr, Request{Build: BuildOptions{Context: dir}, Exports: []cacheentry.Entry{e}})
+			checkNoSecret(t, res, err)
+			if err == nil {
+				t.Fatal("build succeeded")
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), "cache export type="+strict.Type) {
+				t.Errorf("error does not name the backend: %v", err)
+			}
+		})
+	}
+}
+
+func withoutMode(e cacheentry.Entry) cacheentry.Entry {
+	c := e.Clone()
+	delete(c.Attrs, "mode")
+	return c
+}
