@@ -86,6 +86,11 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, err
 	}
 	secrets := cacheSecrets(slices.Concat(req.Imports, req.Exports))
+	// Bad inputs fail here, before any connection; solve builds it again
+	// for each attempt.
+	if _, err := NewSolveOpt(req); err != nil {
+		return Result{}, redact.Error(err, secrets...)
+	}
 
 	ep, err := ResolveBuilder(req.Builder, cfg.getenv)
 	if err != nil {
@@ -124,6 +129,8 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	if err != nil {
 		if exp := failedExport(out.Vertices, req.Exports); exp != "" {
 			err = fmt.Errorf("cache export %s failed (ignore-error=false): %w", exp, err)
+		} else if m := configureExporterErr.FindStringSubmatch(err.Error()); m != nil {
+			err = fmt.Errorf("cache export %s could not be configured (ignore-error=false): %w", describeExport(m[1], req.Exports), err)
 		}
 		return out, redact.Error(fmt.Errorf("build on %s: %w", ep.Addr, err), secrets...)
 	}
@@ -178,6 +185,9 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 		// Not the group's context: the display must drain the stream and
 		// print the failing step's logs even when the solve fails.
 		_, err := display.UpdateFrom(context.WithoutCancel(ctx), displayCh)
+		for range displayCh {
+			// a display that gave up must not block the recorder
+		}
 		return err
 	})
 	err = eg.Wait()

@@ -6,17 +6,21 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/testenv"
+	"github.com/moby/buildkit/client"
 )
 
 // The end-to-end tests run real builds on fresh buildkitd daemons from
@@ -44,14 +48,16 @@ func writeContext(t *testing.T, dockerfile string, files map[string]string) stri
 }
 
 // build runs req on addr with plain progress captured into the test log.
-func build(t *testing.T, addr string, req Request) (Result, error) {
+func build(t *testing.T, addr string, req Request, opts ...Option) (Result, error) {
 	t.Helper()
 	req.Builder = addr
-	req.Progress = "plain"
+	if req.Progress == "" {
+		req.Progress = "plain"
+	}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := Build(ctx, req, WithProgressOutput(&out))
+	res, err := Build(ctx, req, append([]Option{WithProgressOutput(&out)}, opts...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("progress of a build on %s:\n%s", addr, out.String())
@@ -133,6 +139,7 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 		}
 		res := mustBuild(t, testenv.NewBuildkitd(t), warmReq)
 		rerun := stepNames(res, false)
+		sort.Strings(rerun) // parallel steps appear in any order
 		want := []string{"[4/5] COPY b.txt /b.txt", "[5/5] RUN cat /b.txt > /b.out && echo built-b"}
 		if res.Steps != 4 || res.Cached != 2 || strings.Join(rerun, "\n") != strings.Join(want, "\n") {
 			t.Errorf("steps=%d cached=%d, re-ran %q; want 4, 2, %q", res.Steps, res.Cached, rerun, want)
@@ -283,8 +290,28 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 		}
 	})
 
-	for _, strict := range []cacheentry.Entry{deadRegistry, deadS3} {
-		t.Run("ignore-error=false fails the build naming "+strict.Type, func(t *testing.T) {
+	badCompression := cacheentry.Entry{Type: "registry", Attrs: map[string]string{
+		"ref": env.Registry + "/bkcache-e2e/faults-cache:x", "compression": "bogus", "mode": "max"}}
+
+	t.Run("an export BuildKit cannot configure is dropped", func(t *testing.T) {
+		res, err := build(t, addr, Request{
+			Build:   BuildOptions{Context: ctxDir},
+			Exports: []cacheentry.Entry{badCompression},
+		})
+		if err != nil {
+			t.Fatalf("build failed: %v", err)
+		}
+		t.Logf("warnings: %q", res.Warnings)
+		if !hasWarning(res, "cache export", "compression=bogus", "could not be configured") {
+			t.Errorf("no warning naming the export: %q", res.Warnings)
+		}
+		if res.Steps != 1 {
+			t.Errorf("retried build has %d steps, want 1", res.Steps)
+		}
+	})
+
+	for name, strict := range map[string]cacheentry.Entry{"registry": deadRegistry, "s3": deadS3, "unconfigurable": badCompression} {
+		t.Run("ignore-error=false fails the build naming "+name, func(t *testing.T) {
 			e := strict.Clone()
 			e.Attrs["ignore-error"] = "false"
 			// a changed RUN, so the export has something to write
@@ -306,4 +333,92 @@ func withoutMode(e cacheentry.Entry) cacheentry.Entry {
 	c := e.Clone()
 	delete(c.Attrs, "mode")
 	return c
+}
+
+func TestE2EProgressModes(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	addr := testenv.NewBuildkitd(t)
+	dockerfile := fmt.Sprintf("FROM %s\nRUN echo %s\nRUN echo second\n", env.BaseImage, randomID(t))
+	ctxDir := writeContext(t, dockerfile, map[string]string{})
+
+	t.Run("plain with groups", func(t *testing.T) {
+		var out bytes.Buffer
+		res, err := build(t, addr, Request{Build: BuildOptions{Context: ctxDir}},
+			WithProgressOutput(&out), WithGrouper(fakeGrouper{&out}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := out.String()
+		if res.Steps != 2 {
+			t.Errorf("steps = %d, want 2", res.Steps)
+		}
+		for _, v := range res.Vertices {
+			if v.Step && !regexp.MustCompile(`(?m)^::group::#\d+ `+regexp.QuoteMeta(v.Name)+`$`).MatchString(text) {
+				t.Errorf("no group for step %q in:\n%s", v.Name, text)
+			}
+		}
+		if o, c := strings.Count(text, "::group::"), strings.Count(text, "::endgroup::"); o != c || o == 0 {
+			t.Errorf("%d groups opened, %d closed:\n%s", o, c, text)
+		}
+	})
+
+	t.Run("rawjson", func(t *testing.T) {
+		var out bytes.Buffer
+		var seen int
+		_, err := build(t, addr, Request{Build: BuildOptions{Context: ctxDir}, Progress: "rawjson"},
+			WithProgressOutput(&out), WithStatusObserver(func(*client.SolveStatus) { seen++ }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for _, l := range lines {
+			var s client.SolveStatus
+			if err := json.Unmarshal([]byte(l), &s); err != nil {
+				t.Fatalf("line %q is not a SolveStatus: %v", l, err)
+			}
+		}
+		if seen == 0 || len(lines) == 0 {
+			t.Errorf("observer saw %d updates, display wrote %d lines", seen, len(lines))
+		}
+	})
+}
+
+func TestE2ERegistryCacheOnFreshBuilder(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	ref := env.Registry + "/bkcache-e2e/cache:" + randomID(t)
+	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
+	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
+	entry := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": ref}}
+
+	export := entry.Clone()
+	export.Attrs["mode"] = "max"
+	cold := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Exports: []cacheentry.Entry{export}})
+	if cold.Steps != 4 || cold.Cached != 0 || len(cold.Warnings) != 0 {
+		t.Fatalf("cold build: steps=%d cached=%d warnings=%q", cold.Steps, cold.Cached, cold.Warnings)
+	}
+	warm := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Imports: []cacheentry.Entry{entry}})
+	if warm.Steps != 4 || warm.Cached != 4 || len(warm.Warnings) != 0 {
+		t.Fatalf("warm build: steps=%d cached=%d warnings=%q; not cached: %q", warm.Steps, warm.Cached, warm.Warnings, stepNames(warm, false))
+	}
+}
+
+func TestE2EFileOutputs(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	out := t.TempDir()
+	ociTar, rootTar := filepath.Join(out, "img", "oci.tar"), filepath.Join(out, "root.tar")
+	mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{
+		Context: ctxDir,
+		Outputs: []string{"type=oci,dest=" + ociTar + ",name=example/x:1", "type=tar,dest=" + rootTar},
+	}})
+	for path, member := range map[string]string{ociTar: "index.json", rootTar: "id"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("output %s: %v", path, err)
+		}
+		// tar headers start with the member name
+		if !bytes.Contains(b, []byte(member+"\x00")) {
+			t.Errorf("%s (%d bytes) has no member %q", path, len(b), member)
+		}
+	}
 }

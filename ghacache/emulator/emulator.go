@@ -1,15 +1,28 @@
 // Package emulator is a faithful stand-in for GitHub's Actions cache
 // service, served as an http.Handler (like go-containerregistry's
-// pkg/registry): cache service v2 (Twirp JSON), the legacy v1 REST API
-// still spoken by GHES, and the REST management endpoints
-// (/repos/{owner}/{repo}/actions/caches…, also under /api/v3). Archives
-// live in a BlobStore (Azurite in tests) and move through signed URLs.
+// pkg/registry). Archives live in a BlobStore (Azurite in tests) and move
+// through signed URLs, as on GitHub.
+//
+// Endpoints:
+//
+//	POST /twirp/github.actions.results.api.v1.CacheService/CreateCacheEntry          v2 (Twirp JSON)
+//	POST /twirp/github.actions.results.api.v1.CacheService/FinalizeCacheEntryUpload
+//	POST /twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL
+//	GET  {any prefix}/_apis/artifactcache/cache?keys=a,b&version=v                    v1 (GHES)
+//	POST {any prefix}/_apis/artifactcache/caches              reserve {key,version,cacheSize}
+//	PATCH {any prefix}/_apis/artifactcache/caches/{id}        chunk, Content-Range: bytes a-b/*
+//	POST {any prefix}/_apis/artifactcache/caches/{id}         commit {size}
+//	GET|DELETE [/api/v3]/repos/{owner}/{repo}/actions/caches  REST management (key, ref, sort,
+//	DELETE     [/api/v3]/repos/{owner}/{repo}/actions/caches/{id}    direction, per_page, page)
+//	GET        [/api/v3]/repos/{owner}/{repo}/actions/cache/usage
+//	GET|POST /_emulator/faults                                the Faults as JSON
+//	GET  /healthz
 //
 // Runtime tokens are HS256 JWTs minted by MintToken with GitHub's `ac`
-// claim; reads search the token's readable scopes, writes go only to its
-// writable one. Faults (429s, 5xx bursts, quota eviction, expired signed
-// URLs) can be switched at construction or at runtime through
-// POST /_emulator/faults.
+// claim; a forged, unsigned or expired token gets 401. Reads search the
+// token's readable scopes (its writable ref first), writes go only to its
+// writable ref. The REST API accepts any non-empty `Bearer`/`token`
+// credential unless Config.RESTToken is set.
 package emulator
 
 import (

@@ -71,7 +71,11 @@ func mustToken(t *testing.T, emu *emulator.Emulator, o emulator.TokenOptions) st
 // stepName matches the Dockerfile frontend's step vertices, "[2/4] RUN …",
 // except the FROM source: on a fresh builder BuildKit resolves the base
 // image without reporting that vertex Cached, with or without a cache.
-var stepName = regexp.MustCompile(`^\[\d+/\d+\] (?:[^F]|F[^R])`)
+var stepName = regexp.MustCompile(`^\[\d+/\d+\] `)
+
+func isStep(name string) bool {
+	return stepName.MatchString(name) && !strings.HasPrefix(stepName.ReplaceAllString(name, ""), "FROM ")
+}
 
 type buildResult struct {
 	steps, cached int
@@ -124,7 +128,7 @@ func build(t *testing.T, addr, dir string, imports, exports []client.CacheOption
 	var r buildResult
 	for _, d := range order {
 		v := vertices[d]
-		if !stepName.MatchString(v.Name) {
+		if !isStep(v.Name) {
 			continue
 		}
 		r.steps++
@@ -384,4 +388,35 @@ func cleanEnv() []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// TestBuildKitGHAEvictedBlobs fills a small quota so that the layers are
+// evicted while the index that names them survives (GitHub's "blob not
+// found" after eviction). A fresh builder importing that index must still
+// build: the missing blobs are cache misses, not errors.
+func TestBuildKitGHAEvictedBlobs(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry", "azure")
+	emu, url := startEmulator(t, env)
+	// Far below the 256 KiB random layer, far above the index.
+	if err := emu.SetFaults(emulator.Faults{QuotaBytes: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeDockerfile(t, env.BaseImage)
+	tok := mustToken(t, emu, emulator.TokenOptions{Repo: "o/r", Write: "refs/heads/main"})
+	build(t, testenv.NewBuildkitd(t), dir, nil, []client.CacheOptionsEntry{{Type: "gha", Attrs: ghaAttrs(url, tok, "mode", "max")}})
+
+	var index bool
+	var blobs int
+	for _, e := range emu.Entries("o/r") {
+		if strings.HasPrefix(e.Key, "index-") {
+			index = true
+		} else {
+			blobs++
+		}
+	}
+	if !index || blobs == 3 {
+		t.Fatalf("want the index kept and layers evicted; index %v, %d layer entries left", index, blobs)
+	}
+	warm := build(t, testenv.NewBuildkitd(t), dir, []client.CacheOptionsEntry{{Type: "gha", Attrs: ghaAttrs(url, tok)}}, nil)
+	t.Logf("after eviction: %d of %d steps cached", warm.cached, warm.steps)
 }
