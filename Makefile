@@ -10,7 +10,7 @@ test: testenv-up
 
 # Unit tests only; end-to-end tests skip without the test environment.
 unit:
-	$(GO) test -race -shuffle=on -short ./...
+	$(GO) test -race -shuffle=on -short -timeout 20m ./...
 
 testenv-up:
 	scripts/testenv up

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/scope"
 )
 
@@ -19,7 +20,7 @@ func runAction(ctx context.Context, e Env, post bool) int {
 	r := ghaction.New(e.Getenv, e.Stdout)
 	// Masks first: nothing may print before the runtime token is masked.
 	r.MaskSecrets(e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken))
-	rep := actionReporter{r: r}
+	rep := &actionReporter{r: r}
 
 	if post {
 		return runPost(ctx, r, rep)
@@ -35,12 +36,11 @@ func runAction(ctx context.Context, e Env, post bool) int {
 	return 0
 }
 
-func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep actionReporter) error {
+func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionReporter) error {
 	cfg, err := config.Parse(r.Input)
 	if err != nil {
 		return err
 	}
-	rep.Mask(cfg.SecretValues()...)
 	ev, err := scope.EventFromEnv(e.Getenv, e.ReadFile)
 	if err != nil {
 		return fmt.Errorf("reading the GitHub event: %w", err)
@@ -50,23 +50,27 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep actionReport
 	if err != nil {
 		return err
 	}
+	// Keys written into cache lines (S3, Azure) are masked before the plan
+	// prints, like the runtime token above.
+	rep.Mask(cfg.SecretValues()...)
+	rep.Mask(plan.Secrets(p.cache.Imports, p.cache.Exports)...)
 	if err := j.report(p); err != nil {
 		return err
 	}
 	if cfg.DryRun {
 		rep.Infof("dry-run: nothing built")
+		rep.Summary(j.planSummary(p))
 		return nil
 	}
 	j.reportGHAScopes(ctx, p)
-	_, err = j.build(ctx, p)
-	if err != nil {
+	if _, err := j.build(ctx, p); err != nil {
 		return err
 	}
 	return j.afterBuild(ctx, p)
 }
 
 // runPost is the post step: cleanup that must run even when the build failed.
-func runPost(ctx context.Context, r *ghaction.Runner, rep actionReporter) int {
+func runPost(ctx context.Context, r *ghaction.Runner, rep *actionReporter) int {
 	cfg, err := config.Parse(r.Input)
 	if err != nil {
 		return 0 // the main step already reported bad inputs

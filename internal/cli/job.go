@@ -133,9 +133,16 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	start := time.Now()
 	var res buildkit.Result
-	err := j.rep.Group("bkcache build", func() error {
+	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
+	if g := j.rep.StepGroups(); g != nil {
+		opts = append(opts, buildkit.WithGrouper(g))
+	}
+	j.rep.Infof("building %s with %d cache imports and %d exports", j.cfg.Context, len(imports), len(exports))
+	// The progress display prints what RUN steps print: the Dockerfile of a
+	// pull request must not issue workflow commands.
+	err := j.rep.Untrusted(func() error {
 		var err error
-		res, err = buildkit.Build(ctx, req, buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress()))
+		res, err = buildkit.Build(ctx, req, opts...)
 		return err
 	})
 	for _, w := range res.Warnings {
@@ -192,6 +199,18 @@ func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) gha
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: res.Warnings}
+}
+
+// planSummary is the job summary of a dry run: the plan, nothing built.
+func (j *job) planSummary(p planned) ghaction.Summary {
+	bs := ghaction.BuildSummary{Name: p.scopes.Build + " (dry run: nothing built)"}
+	for _, e := range p.cache.Imports {
+		bs.Imports = append(bs.Imports, e.Redacted())
+	}
+	for _, e := range p.cache.Exports {
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
+	}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}}
 }
 
 func describeScopes(ss []scope.Scope) string {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/bkcache/bkcache/buildkit"
 	"github.com/bkcache/bkcache/internal/ghaction"
 )
 
@@ -20,28 +21,75 @@ type reporter interface {
 	Summary(s ghaction.Summary)
 	// Progress is where BuildKit's progress display writes.
 	Progress() io.Writer
+	// Untrusted runs fn, whose output may come from the build, with the
+	// runner's workflow commands switched off.
+	Untrusted(fn func() error) error
+	// StepGroups folds build steps into log groups (nil: no folding).
+	StepGroups() buildkit.Grouper
 }
 
 // actionReporter speaks the runner's protocol.
 type actionReporter struct {
 	r *ghaction.Runner
+	// resume switches workflow commands back on while Untrusted runs.
+	resume func()
 }
 
-func (a actionReporter) Mask(secrets ...string) {
+func (a *actionReporter) Mask(secrets ...string) {
 	_ = a.r.MaskSecrets(secrets...) // a late mask still masks; the order is tested
 }
-func (a actionReporter) Infof(format string, args ...any) { a.r.Logf(format, args...) }
-func (a actionReporter) Warnf(format string, args ...any) {
+func (a *actionReporter) Infof(format string, args ...any) { a.r.Logf(format, args...) }
+func (a *actionReporter) Warnf(format string, args ...any) {
 	a.r.Warning(ghaction.SafeLine(fmt.Sprintf(format, args...)))
 }
-func (a actionReporter) Group(title string, fn func() error) error { return a.r.Group(title, fn) }
-func (a actionReporter) SetOutput(name, value string) error     { return a.r.SetOutput(name, value) }
-func (a actionReporter) Summary(s ghaction.Summary) {
+func (a *actionReporter) Group(title string, fn func() error) error { return a.r.Group(title, fn) }
+func (a *actionReporter) SetOutput(name, value string) error        { return a.r.SetOutput(name, value) }
+func (a *actionReporter) Summary(s ghaction.Summary) {
 	if err := a.r.WriteSummary(ghaction.RenderSummary(s)); err != nil {
 		a.r.Warning(ghaction.SafeLine(err.Error()))
 	}
 }
-func (a actionReporter) Progress() io.Writer { return a.r.Stdout() }
+func (a *actionReporter) Progress() io.Writer { return a.r.Stdout() }
+
+func (a *actionReporter) Untrusted(fn func() error) error {
+	if err := a.stopCommands(); err != nil {
+		return err
+	}
+	defer a.startCommands()
+	return fn()
+}
+
+func (a *actionReporter) stopCommands() error {
+	resume, err := a.r.StopCommands()
+	a.resume = resume
+	return err
+}
+
+func (a *actionReporter) startCommands() {
+	if a.resume != nil {
+		a.resume()
+		a.resume = nil
+	}
+}
+
+// StepGroups folds each build step into a log group. Group commands are
+// issued between stop-commands windows, so the build's own output stays
+// inert while the groups still work.
+func (a *actionReporter) StepGroups() buildkit.Grouper { return stepGroups{a} }
+
+type stepGroups struct{ a *actionReporter }
+
+func (g stepGroups) Group(title string) {
+	g.a.startCommands()
+	g.a.r.Action.Group(title)
+	_ = g.a.stopCommands()
+}
+
+func (g stepGroups) EndGroup() {
+	g.a.startCommands()
+	g.a.r.Action.EndGroup()
+	_ = g.a.stopCommands()
+}
 
 // terminalReporter prints plain lines; outputs are collected and printed
 // at the end as `name: value`.
@@ -69,8 +117,10 @@ func (t *terminalReporter) SetOutput(name, value string) error {
 	t.outputs[name] = value
 	return nil
 }
-func (t *terminalReporter) Summary(ghaction.Summary) {}
-func (t *terminalReporter) Progress() io.Writer     { return t.err }
+func (t *terminalReporter) Summary(ghaction.Summary)        {}
+func (t *terminalReporter) Progress() io.Writer             { return t.err }
+func (t *terminalReporter) Untrusted(fn func() error) error { return fn() }
+func (t *terminalReporter) StepGroups() buildkit.Grouper    { return nil }
 
 // printOutputs writes the collected outputs, one `name: value` block each.
 func (t *terminalReporter) printOutputs(names ...string) {
@@ -81,8 +131,8 @@ func (t *terminalReporter) printOutputs(names ...string) {
 		sort.Strings(names)
 	}
 	for _, n := range names {
-		v, ok := t.outputs[n]
-		if !ok {
+		v := t.outputs[n]
+		if v == "" {
 			continue
 		}
 		if strings.Contains(v, "\n") {
