@@ -1,12 +1,11 @@
 package ghacache
 
 import (
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bkcache/bkcache/internal/runnerenv"
 )
 
 // Config says where the cache service is and how to talk to it. Zero
@@ -78,7 +77,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, bool) {
 		CacheURL:   strings.TrimSpace(getenv("ACTIONS_CACHE_URL")),
 		Token:      strings.TrimSpace(getenv("ACTIONS_RUNTIME_TOKEN")),
 	}
-	c.ServiceV2 = detectV2(getenv, c.ResultsURL)
+	c.ServiceV2 = runnerenv.CacheServiceV2(getenv)
 	if c.Token == "" {
 		return c, false
 	}
@@ -86,44 +85,4 @@ func ConfigFromEnv(getenv func(string) string) (Config, bool) {
 		return c, c.ResultsURL != ""
 	}
 	return c, c.CacheURL != ""
-}
-
-func detectV2(getenv func(string) string, resultsURL string) bool {
-	switch strings.ToLower(strings.TrimSpace(getenv("ACTIONS_CACHE_API_FORCE_VERSION"))) {
-	case "v1":
-		return false
-	case "v2":
-		return true
-	}
-	if isGHES(getenv("GITHUB_SERVER_URL")) {
-		return false
-	}
-	if v := strings.TrimSpace(getenv("ACTIONS_CACHE_SERVICE_V2")); v != "" {
-		if b, err := strconv.ParseBool(v); err != nil || b {
-			return true
-		}
-		return false
-	}
-	return resultsURL != ""
-}
-
-// isGHES mirrors the toolkit's isGhes, plus loopback hosts.
-func isGHES(serverURL string) bool {
-	if serverURL == "" {
-		serverURL = "https://github.com"
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil || u.Hostname() == "" {
-		return false
-	}
-	h := strings.ToLower(strings.TrimSpace(u.Hostname()))
-	switch {
-	case h == "github.com", strings.HasSuffix(h, ".ghe.com"),
-		h == "localhost", strings.HasSuffix(h, ".localhost"):
-		return false
-	}
-	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
-		return false
-	}
-	return true
 }

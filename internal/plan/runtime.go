@@ -1,11 +1,9 @@
 package plan
 
 import (
-	"net/url"
-	"strconv"
-	"strings"
 
 	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/runnerenv"
 )
 
 // AddGitHubRuntime returns a copy of entries in which every gha entry gets
@@ -49,32 +47,9 @@ func fillGHA(a map[string]string, getenv func(string) string) {
 	setUnset("url", cacheURL)
 }
 
-// CacheServiceV2 reports whether the runner's cache service speaks the v2
-// (twirp) protocol. actions/toolkit's getCacheServiceVersion says v2 when
-// ACTIONS_CACHE_SERVICE_V2 is non-empty (buildx: when it parses as true);
-// we accept any non-empty value except an explicit false. Without the
-// variable (container actions and some runners do not pass it), v2 is
-// assumed when only ACTIONS_RESULTS_URL is given, or when the server is
-// github.com or a ghe.com tenant, where the v1 service was retired in 2025
-// and ACTIONS_CACHE_URL no longer answers.
-func CacheServiceV2(getenv func(string) string) bool {
-	if v := strings.TrimSpace(getenv("ACTIONS_CACHE_SERVICE_V2")); v != "" {
-		b, err := strconv.ParseBool(v)
-		return err != nil || b
-	}
-	if getenv("ACTIONS_RESULTS_URL") == "" {
-		return false
-	}
-	if getenv("ACTIONS_CACHE_URL") == "" {
-		return true
-	}
-	u, err := url.Parse(getenv("GITHUB_SERVER_URL"))
-	if err != nil {
-		return false
-	}
-	host := strings.ToLower(u.Hostname())
-	return host == "github.com" || strings.HasSuffix(host, ".ghe.com")
-}
+// CacheServiceV2 reports whether the runner's cache service speaks v2;
+// see runnerenv.CacheServiceV2 for the rules.
+func CacheServiceV2(getenv func(string) string) bool { return runnerenv.CacheServiceV2(getenv) }
 
 // Secrets lists the values in entries that must be masked in logs
 // (runtime tokens, keys, URL signatures).
