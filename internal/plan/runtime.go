@@ -1,7 +1,6 @@
 package plan
 
 import (
-
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/runnerenv"
 )
