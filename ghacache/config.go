@@ -54,23 +54,7 @@ func (c Config) withDefaults() Config {
 // false when no cache service is reachable (no token, or no URL for the
 // detected protocol).
 //
-// Protocol choice, first rule that applies:
-//  1. ACTIONS_CACHE_API_FORCE_VERSION=v1|v2 (the override BuildKit's
-//     go-actions-cache and buildx honour).
-//  2. GHES → v1. actions/toolkit packages/cache/src/internal/config.ts,
-//     getCacheServiceVersion: "Cache service v2 is not supported on GHES"
-//     (isGhes: GITHUB_SERVER_URL host is not github.com, *.ghe.com or
-//     *.localhost; we also treat localhost and loopback IPs as not GHES so a
-//     local emulator can serve v2).
-//  3. ACTIONS_CACHE_SERVICE_V2 set (and not a false boolean) → v2, as the
-//     toolkit does. The runner sets it to "True" for JavaScript actions from
-//     the job variable actions_uses_cache_service_v2
-//     (NodeScriptActionHandler.cs).
-//  4. ACTIONS_RESULTS_URL set → v2. Container actions are given
-//     ACTIONS_RESULTS_URL but not ACTIONS_CACHE_SERVICE_V2
-//     (ContainerActionHandler.cs sets only the URLs), and github.com shut v1
-//     down in April 2025, so off GHES the results service is the live one.
-//  5. Otherwise v1 at ACTIONS_CACHE_URL.
+// The protocol is runnerenv.CacheServiceV2's choice.
 func ConfigFromEnv(getenv func(string) string) (Config, bool) {
 	c := Config{
 		ResultsURL: strings.TrimSpace(getenv("ACTIONS_RESULTS_URL")),
