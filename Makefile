@@ -25,3 +25,9 @@ dist:
 # Lint every workflow (actionlint runs shellcheck on run: blocks when present).
 lint:
 	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+
+# Benchmarks against the test environment (issue 7); writes BENCHMARKS.md,
+# including the Go micro-benchmarks. Knobs: BENCHFLAGS='-runs 1 -backends registry'
+# (see `go run ./bench -h`).
+bench: testenv-up
+	source .testenv/env && $(GO) run ./bench $(BENCHFLAGS)

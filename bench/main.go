@@ -1,0 +1,191 @@
+// Command bench measures bkcache on the test environment's real servers
+// (scripts/testenv up) and writes BENCHMARKS.md: cold, warm and new-branch
+// builds per cache backend, the export overhead, mode and compression, and
+// bkcache against hand-written buildctl flags on the same builder.
+//
+//	source .testenv/env && go run ./bench [-runs 5] [-backends registry,local] ...
+//
+// Every "fresh builder" measurement starts its own buildkitd with an empty
+// root, as a new CI runner would have; every run uses its own cache names,
+// so no run can see another's cache.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	allBackends  = []string{"registry", "local", "s3", "azblob", "gha"}
+	allSuites    = []string{"multistage", "heavyrun", "smalllayers", "biglayer"}
+	allScenarios = []string{"cold", "warm", "newbranch", "overhead", "compression"}
+	// compressible lists the backends whose exporters honour compression
+	// (BuildKit's azblob and gha exporters hard-code gzip).
+	compressible = []string{"registry", "local", "s3"}
+)
+
+type options struct {
+	runs         int
+	backends     []string
+	suites       []string
+	scenarios    []string
+	compBackends []string
+	compSuites   []string
+	out          string
+	raw          string
+	analysis     string
+	micro        bool
+	keep         bool
+	bkcache      string
+	s3Root       string
+	reportFrom   string
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&o.runs, "runs", 5, "runs per measurement (the issue asks for at least 5)")
+	backends := fs.String("backends", strings.Join(allBackends, ","), "cache backends for cold, warm, newbranch and overhead")
+	suites := fs.String("suite", strings.Join(allSuites, ","), "Dockerfiles of bench/testdata to build")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios: cold (with and without export), warm, newbranch, overhead, compression")
+	compBackends := fs.String("compression-backends", "registry", "backends for the mode × compression grid (of "+strings.Join(compressible, ", ")+")")
+	compSuites := fs.String("compression-suite", "multistage", "suites for the mode × compression grid")
+	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write (empty: none)")
+	fs.StringVar(&o.raw, "raw", "", "also write every sample as JSON to this file")
+	fs.StringVar(&o.analysis, "analysis", "bench/analysis.md", "hand-written notes to include in the report, if the file exists")
+	fs.BoolVar(&o.micro, "micro", true, "also run the Go micro-benchmarks of the parser, planner and scopes")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (builder roots, logs, local caches)")
+	fs.StringVar(&o.bkcache, "bkcache", "", "bkcache binary to measure (default: go build of the module)")
+	fs.StringVar(&o.reportFrom, "report-from", "", "write the report from a -raw file of an earlier run, building nothing")
+	fs.StringVar(&o.s3Root, "s3-root", "", "directory of the S3 gateway's buckets, to read cache sizes (default: .testenv/s3 next to the buildkitd config)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]  (after `source .testenv/env`)\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.runs < 1 {
+		return o, fmt.Errorf("-runs: must be at least 1, got %d", o.runs)
+	}
+	var err error
+	pick := func(flagName, v string, allowed []string) []string {
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !slices.Contains(allowed, s) {
+				err = fmt.Errorf("-%s: unknown %q (allowed: %s)", flagName, s, strings.Join(allowed, ", "))
+				return nil
+			}
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	o.backends = pick("backends", *backends, allBackends)
+	o.suites = pick("suite", *suites, allSuites)
+	o.scenarios = pick("scenarios", *scenarios, allScenarios)
+	o.compBackends = pick("compression-backends", *compBackends, compressible)
+	o.compSuites = pick("compression-suite", *compSuites, allSuites)
+	return o, err
+}
+
+func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }
+
+// runID keeps this run's cache names and image repositories apart from
+// every other run's.
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "r" + hex.EncodeToString(b)
+}
+
+func run(ctx context.Context, o options) error {
+	if o.reportFrom != "" {
+		h, err := readRaw(o.reportFrom, o)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(h.report()), 0o644)
+	}
+	e, err := loadEnv(o)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "bkcache-bench-")
+	if err != nil {
+		return err
+	}
+	h := &harness{opts: o, env: e, work: work, id: runID(), started: time.Now()}
+	defer func() {
+		h.stopBuilders()
+		if o.keep {
+			fmt.Fprintf(os.Stderr, "bench: kept %s\n", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
+	if err := h.prepare(ctx); err != nil {
+		return err
+	}
+	h.logf("run %s: runs=%d backends=%s suites=%s scenarios=%s", h.id, o.runs,
+		strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","))
+	h.measure(ctx)
+	h.finished = time.Now()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if o.micro {
+		h.logf("micro-benchmarks: go test -run '^$' -bench . -benchmem ./internal/... ./scope/...")
+		h.micro = runMicro(ctx)
+		fmt.Fprintln(os.Stderr, h.micro)
+	}
+	if o.raw != "" {
+		if err := h.writeRaw(o.raw); err != nil {
+			return err
+		}
+	}
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(h.report()), 0o644); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(o.out)
+		h.logf("wrote %s", abs)
+	}
+	return nil
+}
