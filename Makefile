@@ -12,6 +12,11 @@ test: testenv-up
 unit:
 	$(GO) test -race -shuffle=on -short -timeout 20m ./...
 
+# The embedded default: a local buildkitd and a local cache, examples/demo
+# built cold, warm on a wiped builder, and on a new branch.
+demo:
+	scripts/demo
+
 testenv-up:
 	scripts/testenv up
 
