@@ -31,6 +31,9 @@ type Result struct {
 	// build: failed cache imports/exports, and BuildKit's own build
 	// warnings. Secrets are already redacted.
 	Warnings []string
+	// Misses are the cache imports that found nothing at their location
+	// (a scope not exported yet): expected, so not warnings.
+	Misses []string
 	Builder  Endpoint
 }
 
@@ -120,7 +123,11 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	out := Result{Builder: ep}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
-		warnings = append(warnings, cacheWarnings(out.Vertices, req, err == nil)...)
+		cw, misses := cacheWarnings(out.Vertices, req, err == nil)
+		warnings = append(warnings, cw...)
+		for _, m := range misses {
+			out.Misses = append(out.Misses, redact.String(m, secrets...))
+		}
 		warnings = append(warnings, rec.buildWarnings()...)
 	}
 	for _, w := range warnings {
@@ -300,20 +307,37 @@ func describeImport(id string, imports []cacheentry.Entry) string {
 
 // cacheWarnings turns failed cache vertices into warnings. After a failed
 // build an export error is the cause, not a warning.
-func cacheWarnings(vs []Vertex, req Request, built bool) []string {
-	var out []string
+func cacheWarnings(vs []Vertex, req Request, built bool) (warnings, misses []string) {
 	for _, v := range vs {
 		if v.Error == "" {
 			continue
 		}
 		if id, ok := strings.CutPrefix(v.Name, importVertexPrefix); ok {
-			out = append(out, fmt.Sprintf("cache import %s failed, building without it: %s", describeImport(id, req.Imports), firstLine(v.Error)))
+			if isNotFound(v.Error) {
+				// A scope nobody exported yet: normal on the first build of
+				// a branch, so it is information, not a warning.
+				misses = append(misses, describeImport(id, req.Imports))
+				continue
+			}
+			warnings = append(warnings, fmt.Sprintf("cache import %s failed, building without it: %s", describeImport(id, req.Imports), firstLine(v.Error)))
 		}
 		if typ, ok := exportVertexTypes[v.Name]; ok && built {
-			out = append(out, fmt.Sprintf("cache export %s failed, the build is kept: %s", describeExport(typ, req.Exports), firstLine(v.Error)))
+			warnings = append(warnings, fmt.Sprintf("cache export %s failed, the build is kept: %s", describeExport(typ, req.Exports), firstLine(v.Error)))
 		}
 	}
-	return out
+	return warnings, misses
+}
+
+// isNotFound reports whether a cache import failed only because there is
+// nothing at its location yet. Each backend words it its own way.
+func isNotFound(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"not found", "no such file", "nosuchkey", "blobnotfound", "does not exist"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // failedExport names the cache export whose vertex failed, if any.

@@ -100,6 +100,7 @@ func TestCacheWarnings(t *testing.T) {
 		Imports: []cacheentry.Entry{
 			{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:main"}},
 			{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
+			{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:new"}},
 		},
 		Exports: []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:pr"}}},
 	}
@@ -107,10 +108,11 @@ func TestCacheWarnings(t *testing.T) {
 		{Name: "importing cache manifest from 127.0.0.1:1/c:main", Error: "dial tcp: connection refused\nstack"},
 		{Name: "importing cache manifest from s3:12345", Error: "403"},
 		{Name: "exporting cache to registry", Error: "push failed"},
+		{Name: "importing cache manifest from 127.0.0.1:1/c:new", Error: "127.0.0.1:1/c:new: not found"},
 		{Name: "exporting to image"},
 		{Name: "[1/2] RUN false", Error: "exit code 1"},
 	}
-	got := cacheWarnings(vs, req, true)
+	got, misses := cacheWarnings(vs, req, true)
 	want := []string{
 		"cache import type=registry,ref=127.0.0.1:1/c:main failed, building without it: dial tcp: connection refused",
 		"cache import type=s3,bucket=b,secret_access_key=*** failed, building without it: 403",
@@ -119,7 +121,10 @@ func TestCacheWarnings(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got := cacheWarnings(vs, req, false); len(got) != 2 {
+	if want := "type=registry,ref=127.0.0.1:1/c:new"; strings.Join(misses, "\n") != want {
+		t.Errorf("misses = %q, want only %q (a scope not exported yet is no warning)", misses, want)
+	}
+	if got, _ := cacheWarnings(vs, req, false); len(got) != 2 {
 		t.Errorf("after a failed build: %q, want only the import warnings", got)
 	}
 	if got := failedExport(vs, req.Exports); got != "type=registry,ref=127.0.0.1:1/c:pr" {

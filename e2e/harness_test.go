@@ -107,9 +107,20 @@ func redactLine(line string) string {
 	return strings.Join(parts, ",")
 }
 
-// build runs one build of ctxDir on addr with the given cache entries.
-// The plain progress goes to the test log only when the test fails.
+// build runs one build of ctxDir on addr with the given cache entries and
+// fails the test when the build fails.
 func build(t *testing.T, addr, ctxDir string, imports, exports []cacheentry.Entry, mod func(*buildkit.BuildOptions)) buildkit.Result {
+	t.Helper()
+	res, err := tryBuild(t, addr, ctxDir, imports, exports, mod)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res
+}
+
+// tryBuild is build for builds that may fail. The plain progress goes to
+// the test log only when the test fails.
+func tryBuild(t *testing.T, addr, ctxDir string, imports, exports []cacheentry.Entry, mod func(*buildkit.BuildOptions)) (buildkit.Result, error) {
 	t.Helper()
 	env := testenv.Get()
 	opts := buildkit.BuildOptions{Context: ctxDir, BuildArgs: map[string]string{"BASE": env.BaseImage}}
@@ -129,10 +140,7 @@ func build(t *testing.T, addr, ctxDir string, imports, exports []cacheentry.Entr
 			t.Logf("progress of the build on %s:\n%s", addr, out.String())
 		}
 	})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	return res
+	return res, err
 }
 
 // steps lists the names of the counted steps whose Cached flag is cached.

@@ -145,6 +145,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		res, err = buildkit.Build(ctx, req, opts...)
 		return err
 	})
+	for _, m := range res.Misses {
+		j.rep.Infof("cache import %s: nothing there yet", m)
+	}
 	for _, w := range res.Warnings {
 		j.rep.Warnf("%s", w)
 	}
