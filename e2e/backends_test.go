@@ -106,6 +106,9 @@ func TestInlineCache(t *testing.T) {
 	if len(p.Exports) != 1 || p.Exports[0].Type != "inline" {
 		t.Fatalf("plan exports %v, want one inline export", p.Exports)
 	}
+	if got := p.Exports[0].Attrs["mode"]; got != "min" {
+		t.Errorf("inline export mode = %q, want min (inline cannot hold max)", got)
+	}
 	ctxDir := writeContext(t, "inline "+id)
 	push := func(o *buildkit.BuildOptions) { o.Tags = []string{tag}; o.Push = true }
 	requireCold(t, build(t, testenv.NewBuildkitd(t), ctxDir, p.Imports, p.Exports, push))

@@ -105,6 +105,12 @@ func TestRegistryExportOptions(t *testing.T) {
 	}{
 		{"default is gzip", "", func(t *testing.T, m cacheManifest, _ string) {
 			requireLayerSuffix(t, m, "+gzip", "tar.gzip")
+			// BuildKit v0.34 defaults to image-manifest=true.
+			requireMediaType(t, m, mediaOCIManifest)
+		}},
+		{"oci index", "oci-mediatypes=true,image-manifest=false", func(t *testing.T, m cacheManifest, _ string) {
+			requireMediaType(t, m, mediaOCIIndex)
+			requireLayers(t, m, mediaOCILayerGzip)
 		}},
 		{"zstd", "compression=zstd,compression-level=3,force-compression=true", func(t *testing.T, m cacheManifest, repo string) {
 			requireLayerSuffix(t, m, "+zstd")
@@ -121,9 +127,8 @@ func TestRegistryExportOptions(t *testing.T) {
 			}
 		}},
 		{"docker media types", "oci-mediatypes=false", func(t *testing.T, m cacheManifest, _ string) {
-			if m.MediaType != mediaDockerList {
-				t.Errorf("cache manifest media type %q, want %q", m.MediaType, mediaDockerList)
-			}
+			requireMediaType(t, m, mediaDockerList)
+			requireLayers(t, m, mediaDockerLayerGzip)
 		}},
 		{"image manifest", "image-manifest=true", func(t *testing.T, m cacheManifest, _ string) {
 			if m.MediaType != mediaOCIManifest {
