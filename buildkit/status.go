@@ -39,8 +39,8 @@ var fromName = regexp.MustCompile(`^\[[^\]]*\b\d+/\d+\] FROM `)
 func isStep(name string) bool { return stepName.MatchString(name) && !fromName.MatchString(name) }
 
 // recorder folds the status stream into per-vertex state. Updates for a
-// vertex repeat (started, then completed); the last one wins, except that
-// Cached and Error stick once seen.
+// vertex repeat (started, then completed); the last one wins, except for
+// Cached (see update).
 type recorder struct {
 	mu       sync.Mutex
 	order    []digest.Digest
@@ -70,8 +70,19 @@ func (r *recorder) update(s *client.SolveStatus) {
 			r.vertices[v.Digest] = st
 			r.order = append(r.order, v.Digest)
 		}
-		cached, errText := st.Cached || v.Cached, st.Error
-		if v.Error != "" {
+		// Cached sticks: later updates of a cached step (loading its
+		// result for the steps after it) come without the flag. But an
+		// error clears it: a step matched in an imported index whose layer
+		// is gone (an evicted blob) reports the failed load and then runs,
+		// and that is no hit. The last completed update decides the error.
+		cached, errText := st.Cached, st.Error
+		switch {
+		case v.Error != "":
+			cached = false
+		case v.Cached:
+			cached = true
+		}
+		if v.Error != "" || v.Completed != nil {
 			errText = v.Error
 		}
 		st.Vertex = *v

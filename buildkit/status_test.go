@@ -95,6 +95,25 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// A step matched in an imported index whose layer was evicted reports the
+// failed load, then runs: it is no hit.
+func TestRecorderEvictedLayer(t *testing.T) {
+	d := digest.FromString("run")
+	r := newRecorder()
+	for _, v := range []*client.Vertex{
+		{Digest: d, Name: "[2/3] RUN make", Started: at(0), Completed: at(0), Cached: true},
+		{Digest: d, Name: "[2/3] RUN make", Started: at(0), Completed: at(1), Cached: true, Error: "blob sha256:abc not found"},
+		{Digest: d, Name: "[2/3] RUN make", Started: at(1)},
+		{Digest: d, Name: "[2/3] RUN make", Started: at(1), Completed: at(3)},
+	} {
+		r.update(&client.SolveStatus{Vertexes: []*client.Vertex{v}})
+	}
+	vs, steps, cached := r.snapshot()
+	if steps != 1 || cached != 0 || vs[0].Error != "" {
+		t.Fatalf("steps=%d cached=%d error=%q, want 1, 0 and no error", steps, cached, vs[0].Error)
+	}
+}
+
 func TestCacheWarnings(t *testing.T) {
 	req := Request{
 		Imports: []cacheentry.Entry{
