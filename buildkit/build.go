@@ -33,8 +33,8 @@ type Result struct {
 	Warnings []string
 	// Misses are the cache imports that found nothing at their location
 	// (a scope not exported yet): expected, so not warnings.
-	Misses []string
-	Builder  Endpoint
+	Misses  []string
+	Builder Endpoint
 }
 
 // ProgressModes are the accepted Request.Progress values.
@@ -118,6 +118,19 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 				dropped.Redacted(), firstLine(err.Error())))
 			req.Exports = rest
 			res, rec, err = solve(ctx, c, req, mode, cfg)
+		} else if slow, rest := slowExports(req.Exports); isJobLost(err) && len(slow) > 0 {
+			// buildkitd sets up exporters before it registers the job and
+			// its Status call waits only 6 s (solver/jobs.go); an azblob or
+			// gha store that does not answer loses the job, and with it the
+			// real error. Name the stores, and drop them if allowed.
+			names := redactedList(slow)
+			if !allIgnoreErrors(slow) {
+				err = fmt.Errorf("cache export %s could not be configured in time (ignore-error=false): %w", names, err)
+			} else {
+				warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured in time, building without it", names))
+				req.Exports = rest
+				res, rec, err = solve(ctx, c, req, mode, cfg)
+			}
 		}
 	}
 	out := Result{Builder: ep}
@@ -363,4 +376,38 @@ func cacheSecrets(entries []cacheentry.Entry) []string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// isJobLost reports the error buildkitd gives when a solve's job was not
+// registered in time: its exporters were still being configured.
+func isJobLost(err error) bool { return err != nil && strings.Contains(err.Error(), "no such job") }
+
+// slowExports splits off the exports whose setup does network I/O in
+// buildkitd (azblob, gha), the ones that can outlast its job registration.
+func slowExports(exports []cacheentry.Entry) (slow, rest []cacheentry.Entry) {
+	for _, e := range exports {
+		if e.Type == cacheentry.TypeAzblob || e.Type == cacheentry.TypeGHA {
+			slow = append(slow, e)
+			continue
+		}
+		rest = append(rest, e)
+	}
+	return slow, rest
+}
+
+func allIgnoreErrors(es []cacheentry.Entry) bool {
+	for _, e := range es {
+		if !ignoresErrors(e) {
+			return false
+		}
+	}
+	return true
+}
+
+func redactedList(es []cacheentry.Entry) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Redacted()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -32,14 +32,14 @@ func brokenBackends(t *testing.T, env testenv.Env, id string) []struct{ name, li
 		{"local", "type=local,dest=" + filepath.Join(notADir, "cache")},
 		{"s3", fmt.Sprintf("type=s3,bucket=%s,region=us-east-1,endpoint_url=http://%s,use_path_style=true,access_key_id=%s,secret_access_key=%s,prefix=%s/",
 			env.S3Bucket, closedAddr, env.S3AccessKey, env.S3SecretKey, id)},
-		// Not the closed port: BuildKit's Azure client retries a refused
-		// connection for longer than the 6 s the daemon waits for a job to
-		// appear, so the export's configure error is masked by "no such
-		// job" and the build fails whatever ignore-error says (a bug in
-		// buildkit.Build, see the e2e report). A wrong key fails at once
-		// with 403, which is the same path otherwise.
+		// A wrong key fails at once with 403.
 		{"azblob", fmt.Sprintf("type=azblob,account_url=%s,account_name=%s,secret_access_key=%s,container=e2e-%s",
 			env.AzureAccountURL, env.AzureAccountName, wrongAzureKey, id)},
+		// A closed port: BuildKit's Azure client retries for longer than
+		// the 6 s buildkitd waits for the job to appear, so buildkit.Build
+		// must recognise the lost job and drop the export.
+		{"azblob-unreachable", fmt.Sprintf("type=azblob,account_url=http://%s/%s,account_name=%s,secret_access_key=%s,container=e2e-%s",
+			closedAddr, env.AzureAccountName, env.AzureAccountName, env.AzureAccountKey, id)},
 	}
 }
 
@@ -98,7 +98,7 @@ func TestImportUnreachable(t *testing.T) {
 			// BuildKit skips a missing local directory without an error
 			// (client/solve.go: "local cache import ... skipped"); every
 			// other store must produce a warning naming it.
-			if b.name != "local" && len(warningFor(res, "cache import", b.name)) == 0 {
+			if b.name != "local" && len(warningFor(res, "cache import", backendType(b.name))) == 0 {
 				t.Errorf("no warning names the unreachable type=%s import; warnings: %q", b.name, res.Warnings)
 			}
 			requireNoSecrets(t, env, "warning", res.Warnings...)
@@ -131,7 +131,7 @@ func TestExportFailureKeepsBuild(t *testing.T) {
 			if err != nil {
 				t.Fatalf("build failed; a failing cache export with ignore-error=true must only be a warning: %v", err)
 			}
-			if len(warningFor(res, "cache export", b.name)) == 0 {
+			if len(warningFor(res, "cache export", backendType(b.name))) == 0 {
 				t.Errorf("no warning names the failing type=%s export; warnings: %q", b.name, res.Warnings)
 			}
 			requireNoSecrets(t, env, "warning", res.Warnings...)
@@ -163,11 +163,18 @@ func TestExportFailureStrict(t *testing.T) {
 			if err == nil {
 				t.Fatalf("build succeeded; a failing type=%s export with ignore-error=false must fail it", b.name)
 			}
-			if !strings.Contains(err.Error(), "type="+b.name) {
+			if !strings.Contains(err.Error(), "type="+backendType(b.name)) {
 				t.Errorf("error does not name the backend (type=%s): %v", b.name, err)
 			}
 			requireNoSecrets(t, env, "error", err.Error())
 			t.Logf("error: %v", err)
 		})
 	}
+}
+
+// backendType is the cache type a brokenBackends case is named after
+// ("azblob-unreachable" is an azblob case).
+func backendType(name string) string {
+	typ, _, _ := strings.Cut(name, "-")
+	return typ
 }
