@@ -95,6 +95,12 @@ func (c *Client) putBytes(ctx context.Context, op, u string, body io.ReadSeeker,
 	if err != nil {
 		return err
 	}
+	return c.expectOK(op, resp)
+}
+
+// expectOK closes resp, turning a non-2xx status into a StatusError. A 2xx
+// body is drained (bounded) so the connection can be reused.
+func (c *Client) expectOK(op string, resp *http.Response) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return c.r.statusError(op, resp.Request, resp)

@@ -115,12 +115,7 @@ func (c *Client) uploadChunksV1(ctx context.Context, u string, r io.ReaderAt, si
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
-				return c.r.statusError(op, resp.Request, resp)
-			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			return nil
+			return c.expectOK(op, resp)
 		})
 	}
 	return g.Wait()
