@@ -115,7 +115,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
 			warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured, building without it: %s",
-				dropped.Redacted(), firstLine(err.Error())))
+				redacted(dropped), firstLine(err.Error())))
 			req.Exports = rest
 			res, rec, err = solve(ctx, c, req, mode, cfg)
 		} else if slow, rest := slowExports(req.Exports); isJobLost(err) && len(slow) > 0 {
@@ -232,21 +232,21 @@ func progressMode(s string) (progressui.DisplayMode, error) {
 }
 
 // ignoresErrors reports whether a failure of export e may be skipped.
-func ignoresErrors(e cacheentry.Entry) bool { return e.Attrs["ignore-error"] != "false" }
+func ignoresErrors(e client.CacheOptionsEntry) bool { return e.Attrs["ignore-error"] != "false" }
 
 // checkLocalExports creates the directories of local cache exports.
 // BuildKit's client does this itself but fails the whole solve when it
 // cannot, whatever ignore-error says.
-func checkLocalExports(exports []cacheentry.Entry) ([]cacheentry.Entry, []string, error) {
-	var keep []cacheentry.Entry
+func checkLocalExports(exports []client.CacheOptionsEntry) ([]client.CacheOptionsEntry, []string, error) {
+	var keep []client.CacheOptionsEntry
 	var warnings []string
 	for _, e := range exports {
 		if e.Type == "local" && e.Attrs["dest"] != "" {
 			if err := os.MkdirAll(e.Attrs["dest"], 0o755); err != nil {
 				if !ignoresErrors(e) {
-					return nil, nil, fmt.Errorf("cache export %s: %w", e.Redacted(), err)
+					return nil, nil, fmt.Errorf("cache export %s: %w", redacted(e), err)
 				}
-				warnings = append(warnings, fmt.Sprintf("cache export %s skipped: %v", e.Redacted(), err))
+				warnings = append(warnings, fmt.Sprintf("cache export %s skipped: %v", redacted(e), err))
 				continue
 			}
 		}
@@ -259,20 +259,20 @@ var configureExporterErr = regexp.MustCompile(`failed to configure (\S+) cache e
 
 // droppableExport finds the export whose configuration failed the solve,
 // if its errors may be ignored, and returns the exports without it.
-func droppableExport(err error, exports []cacheentry.Entry) (cacheentry.Entry, []cacheentry.Entry, bool) {
+func droppableExport(err error, exports []client.CacheOptionsEntry) (client.CacheOptionsEntry, []client.CacheOptionsEntry, bool) {
 	m := configureExporterErr.FindStringSubmatch(err.Error())
 	if m == nil {
-		return cacheentry.Entry{}, nil, false
+		return client.CacheOptionsEntry{}, nil, false
 	}
 	for i, e := range exports {
 		if e.Type == m[1] {
 			if !ignoresErrors(e) {
-				return cacheentry.Entry{}, nil, false
+				return client.CacheOptionsEntry{}, nil, false
 			}
 			return e, slices.Delete(slices.Clone(exports), i, i+1), true
 		}
 	}
-	return cacheentry.Entry{}, nil, false
+	return client.CacheOptionsEntry{}, nil, false
 }
 
 // exportVertexTypes maps BuildKit's cache exporter vertex names to types.
@@ -287,11 +287,11 @@ var exportVertexTypes = map[string]string{
 const importVertexPrefix = "importing cache manifest from "
 
 // describeExport names the export(s) of a type for messages.
-func describeExport(typ string, exports []cacheentry.Entry) string {
+func describeExport(typ string, exports []client.CacheOptionsEntry) string {
 	var names []string
 	for _, e := range exports {
 		if e.Type == typ {
-			names = append(names, e.Redacted())
+			names = append(names, redacted(e))
 		}
 	}
 	if len(names) == 0 {
@@ -303,10 +303,10 @@ func describeExport(typ string, exports []cacheentry.Entry) string {
 // describeImport names the import behind an "importing cache manifest
 // from <id>" vertex: BuildKit uses the ref for registry imports and
 // "<type>:<hash>" for the others.
-func describeImport(id string, imports []cacheentry.Entry) string {
+func describeImport(id string, imports []client.CacheOptionsEntry) string {
 	for _, e := range imports {
 		if e.Type == "registry" && e.Attrs["ref"] == id {
-			return e.Redacted()
+			return redacted(e)
 		}
 	}
 	typ, _, _ := strings.Cut(id, ":")
@@ -354,7 +354,7 @@ func isNotFound(msg string) bool {
 }
 
 // failedExport names the cache export whose vertex failed, if any.
-func failedExport(vs []Vertex, exports []cacheentry.Entry) string {
+func failedExport(vs []Vertex, exports []client.CacheOptionsEntry) string {
 	for _, v := range vs {
 		if typ, ok := exportVertexTypes[v.Name]; ok && v.Error != "" {
 			return describeExport(typ, exports)
@@ -365,10 +365,10 @@ func failedExport(vs []Vertex, exports []cacheentry.Entry) string {
 
 // cacheSecrets are the entries' credentials and signed-URL parts, so that
 // they can be cut out of anything BuildKit echoes back.
-func cacheSecrets(entries []cacheentry.Entry) []string {
+func cacheSecrets(entries []client.CacheOptionsEntry) []string {
 	var out []string
 	for _, e := range entries {
-		out = append(out, e.Secrets()...)
+		out = append(out, cacheentry.Entry(e).Secrets()...)
 	}
 	return out
 }
@@ -384,7 +384,7 @@ func isJobLost(err error) bool { return err != nil && strings.Contains(err.Error
 
 // slowExports splits off the exports whose setup does network I/O in
 // buildkitd (azblob, gha), the ones that can outlast its job registration.
-func slowExports(exports []cacheentry.Entry) (slow, rest []cacheentry.Entry) {
+func slowExports(exports []client.CacheOptionsEntry) (slow, rest []client.CacheOptionsEntry) {
 	for _, e := range exports {
 		if e.Type == cacheentry.TypeAzblob || e.Type == cacheentry.TypeGHA {
 			slow = append(slow, e)
@@ -395,7 +395,7 @@ func slowExports(exports []cacheentry.Entry) (slow, rest []cacheentry.Entry) {
 	return slow, rest
 }
 
-func allIgnoreErrors(es []cacheentry.Entry) bool {
+func allIgnoreErrors(es []client.CacheOptionsEntry) bool {
 	for _, e := range es {
 		if !ignoresErrors(e) {
 			return false
@@ -404,10 +404,13 @@ func allIgnoreErrors(es []cacheentry.Entry) bool {
 	return true
 }
 
-func redactedList(es []cacheentry.Entry) string {
+func redactedList(es []client.CacheOptionsEntry) string {
 	parts := make([]string, len(es))
 	for i, e := range es {
-		parts[i] = e.Redacted()
+		parts[i] = redacted(e)
 	}
 	return strings.Join(parts, ", ")
 }
+
+// redacted names an entry for messages, without its secrets.
+func redacted(e client.CacheOptionsEntry) string { return cacheentry.Entry(e).Redacted() }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/testenv"
 	"github.com/moby/buildkit/client"
 )
@@ -110,7 +110,7 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
 	req := Request{
 		Build:   BuildOptions{Context: ctxDir},
-		Exports: []cacheentry.Entry{{Type: "local", Attrs: map[string]string{"dest": cacheDir, "mode": "max"}}},
+		Exports: []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"dest": cacheDir, "mode": "max"}}},
 	}
 
 	cold := mustBuild(t, testenv.NewBuildkitd(t), req)
@@ -126,7 +126,7 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 
 	// A fresh daemon has no local state: every hit must come from cacheDir.
 	warmReq := req
-	warmReq.Imports = []cacheentry.Entry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
+	warmReq.Imports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
 	warmReq.Exports = nil
 	warm := mustBuild(t, testenv.NewBuildkitd(t), warmReq)
 	if warm.Steps != 4 || warm.Cached != warm.Steps {
@@ -221,8 +221,8 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 	s3Key := "S3SECRET" + randomID(t)
 	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
 	image := env.Registry + "/bkcache-e2e/faults:" + randomID(t)
-	deadRegistry := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main", "mode": "max"}}
-	deadS3 := cacheentry.Entry{Type: "s3", Attrs: map[string]string{
+	deadRegistry := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main", "mode": "max"}}
+	deadS3 := client.CacheOptionsEntry{Type: "s3", Attrs: map[string]string{
 		"endpoint_url": "http://" + dead, "bucket": "cache", "region": "us-east-1", "use_path_style": "true",
 		"access_key_id": "AKIDEXAMPLE", "secret_access_key": s3Key, "mode": "max",
 	}}
@@ -254,7 +254,7 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 	t.Run("failing exports are warnings and the image is kept", func(t *testing.T) {
 		res, err := build(t, addr, Request{
 			Build:   BuildOptions{Context: ctxDir, Tags: []string{image}, Push: true},
-			Exports: []cacheentry.Entry{deadRegistry, deadS3},
+			Exports: []client.CacheOptionsEntry{deadRegistry, deadS3},
 		})
 		checkNoSecret(t, res, err)
 		if err != nil {
@@ -275,7 +275,7 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 	t.Run("unreachable import is a warning", func(t *testing.T) {
 		res, err := build(t, addr, Request{
 			Build:   BuildOptions{Context: ctxDir},
-			Imports: []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main"}}, withoutMode(deadS3)},
+			Imports: []client.CacheOptionsEntry{{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main"}}, withoutMode(deadS3)},
 		})
 		checkNoSecret(t, res, err)
 		if err != nil {
@@ -290,13 +290,13 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 		}
 	})
 
-	badCompression := cacheentry.Entry{Type: "registry", Attrs: map[string]string{
+	badCompression := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{
 		"ref": env.Registry + "/bkcache-e2e/faults-cache:x", "compression": "bogus", "mode": "max"}}
 
 	t.Run("an export BuildKit cannot configure is dropped", func(t *testing.T) {
 		res, err := build(t, addr, Request{
 			Build:   BuildOptions{Context: ctxDir},
-			Exports: []cacheentry.Entry{badCompression},
+			Exports: []client.CacheOptionsEntry{badCompression},
 		})
 		if err != nil {
 			t.Fatalf("build failed: %v", err)
@@ -310,13 +310,13 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 		}
 	})
 
-	for name, strict := range map[string]cacheentry.Entry{"registry": deadRegistry, "s3": deadS3, "unconfigurable": badCompression} {
+	for name, strict := range map[string]client.CacheOptionsEntry{"registry": deadRegistry, "s3": deadS3, "unconfigurable": badCompression} {
 		t.Run("ignore-error=false fails the build naming "+name, func(t *testing.T) {
-			e := strict.Clone()
+			e := client.CacheOptionsEntry{Type: strict.Type, Attrs: maps.Clone(strict.Attrs)}
 			e.Attrs["ignore-error"] = "false"
 			// a changed RUN, so the export has something to write
 			dir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
-			res, err := build(t, addr, Request{Build: BuildOptions{Context: dir}, Exports: []cacheentry.Entry{e}})
+			res, err := build(t, addr, Request{Build: BuildOptions{Context: dir}, Exports: []client.CacheOptionsEntry{e}})
 			checkNoSecret(t, res, err)
 			if err == nil {
 				t.Fatal("build succeeded")
@@ -329,8 +329,8 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 	}
 }
 
-func withoutMode(e cacheentry.Entry) cacheentry.Entry {
-	c := e.Clone()
+func withoutMode(e client.CacheOptionsEntry) client.CacheOptionsEntry {
+	c := client.CacheOptionsEntry{Type: e.Type, Attrs: maps.Clone(e.Attrs)}
 	delete(c.Attrs, "mode")
 	return c
 }
@@ -388,15 +388,15 @@ func TestE2ERegistryCacheOnFreshBuilder(t *testing.T) {
 	ref := env.Registry + "/bkcache-e2e/cache:" + randomID(t)
 	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
 	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
-	entry := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": ref}}
+	entry := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": ref}}
 
-	export := entry.Clone()
+	export := client.CacheOptionsEntry{Type: entry.Type, Attrs: maps.Clone(entry.Attrs)}
 	export.Attrs["mode"] = "max"
-	cold := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Exports: []cacheentry.Entry{export}})
+	cold := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Exports: []client.CacheOptionsEntry{export}})
 	if cold.Steps != 4 || cold.Cached != 0 || len(cold.Warnings) != 0 {
 		t.Fatalf("cold build: steps=%d cached=%d warnings=%q", cold.Steps, cold.Cached, cold.Warnings)
 	}
-	warm := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Imports: []cacheentry.Entry{entry}})
+	warm := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Imports: []client.CacheOptionsEntry{entry}})
 	if warm.Steps != 4 || warm.Cached != 4 || len(warm.Warnings) != 0 {
 		t.Fatalf("warm build: steps=%d cached=%d warnings=%q; not cached: %q", warm.Steps, warm.Cached, warm.Warnings, stepNames(warm, false))
 	}

@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/docker/cli/cli/config"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
@@ -49,8 +48,10 @@ type BuildOptions struct {
 
 // Request is one build: what to build, the cache plan, and where.
 type Request struct {
-	Build            BuildOptions
-	Imports, Exports []cacheentry.Entry
+	Build BuildOptions
+	// Imports and Exports are BuildKit's own cache entries (cache-from,
+	// cache-to); Build redacts their secrets from everything it reports.
+	Imports, Exports []client.CacheOptionsEntry
 	Builder          string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
 	Progress         string // auto|plain|rawjson|quiet; "" means auto
 	// DockerConfigDir holds config.json with registry credentials; "" means
@@ -152,7 +153,7 @@ func frontendAttrs(b BuildOptions, filename string) map[string]string {
 
 // cacheOption copies the attributes: BuildKit's client writes into them
 // (a local import gets its digest filled in).
-func cacheOption(e cacheentry.Entry) client.CacheOptionsEntry {
+func cacheOption(e client.CacheOptionsEntry) client.CacheOptionsEntry {
 	attrs := maps.Clone(e.Attrs)
 	if attrs == nil {
 		attrs = map[string]string{}

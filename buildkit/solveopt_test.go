@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/moby/buildkit/client"
 )
 
@@ -75,8 +74,8 @@ func TestNewSolveOptFrontendAttrs(t *testing.T) {
 
 func TestNewSolveOptCache(t *testing.T) {
 	dir := newContext(t)
-	imports := []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": "r/c:main"}}}
-	exports := []cacheentry.Entry{
+	imports := []client.CacheOptionsEntry{{Type: "registry", Attrs: map[string]string{"ref": "r/c:main"}}}
+	exports := []client.CacheOptionsEntry{
 		{Type: "local", Attrs: map[string]string{"dest": "/tmp/c", "mode": "max"}},
 		{Type: "registry", Attrs: map[string]string{"ref": "r/c:pr", "ignore-error": "false"}},
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -116,12 +115,12 @@ func TestRecorderEvictedLayer(t *testing.T) {
 
 func TestCacheWarnings(t *testing.T) {
 	req := Request{
-		Imports: []cacheentry.Entry{
+		Imports: []client.CacheOptionsEntry{
 			{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:main"}},
 			{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
 			{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:new"}},
 		},
-		Exports: []cacheentry.Entry{{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:pr"}}},
+		Exports: []client.CacheOptionsEntry{{Type: "registry", Attrs: map[string]string{"ref": "127.0.0.1:1/c:pr"}}},
 	}
 	vs := []Vertex{
 		{Name: "importing cache manifest from 127.0.0.1:1/c:main", Error: "dial tcp: connection refused\nstack"},
@@ -152,21 +151,21 @@ func TestCacheWarnings(t *testing.T) {
 }
 
 func TestDroppableExport(t *testing.T) {
-	s3 := cacheentry.Entry{Type: "s3", Attrs: map[string]string{"bucket": "b"}}
-	s3strict := cacheentry.Entry{Type: "s3", Attrs: map[string]string{"bucket": "b", "ignore-error": "false"}}
-	reg := cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": "r"}}
+	s3 := client.CacheOptionsEntry{Type: "s3", Attrs: map[string]string{"bucket": "b"}}
+	s3strict := client.CacheOptionsEntry{Type: "s3", Attrs: map[string]string{"bucket": "b", "ignore-error": "false"}}
+	reg := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": "r"}}
 	err := errors.New("failed to solve: failed to configure s3 cache exporter: missing region")
 	tests := []struct {
 		name    string
 		err     error
-		exports []cacheentry.Entry
+		exports []client.CacheOptionsEntry
 		ok      bool
 		rest    int
 	}{
-		{"drops s3", err, []cacheentry.Entry{reg, s3}, true, 1},
-		{"strict s3 stays fatal", err, []cacheentry.Entry{reg, s3strict}, false, 0},
-		{"other error", errors.New("exit code 1"), []cacheentry.Entry{s3}, false, 0},
-		{"no such export", err, []cacheentry.Entry{reg}, false, 0},
+		{"drops s3", err, []client.CacheOptionsEntry{reg, s3}, true, 1},
+		{"strict s3 stays fatal", err, []client.CacheOptionsEntry{reg, s3strict}, false, 0},
+		{"other error", errors.New("exit code 1"), []client.CacheOptionsEntry{s3}, false, 0},
+		{"no such export", err, []client.CacheOptionsEntry{reg}, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,15 +185,15 @@ func TestCheckLocalExports(t *testing.T) {
 	if err := writeFile(blocker); err != nil {
 		t.Fatal(err)
 	}
-	ok := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": t.TempDir() + "/new/dir"}}
-	bad := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub"}}
-	strict := cacheentry.Entry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub", "ignore-error": "false"}}
+	ok := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": t.TempDir() + "/new/dir"}}
+	bad := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub"}}
+	strict := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": blocker + "/sub", "ignore-error": "false"}}
 
-	keep, warnings, err := checkLocalExports([]cacheentry.Entry{ok, bad})
+	keep, warnings, err := checkLocalExports([]client.CacheOptionsEntry{ok, bad})
 	if err != nil || len(keep) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "type=local") {
 		t.Errorf("keep=%v warnings=%q err=%v", keep, warnings, err)
 	}
-	if _, _, err := checkLocalExports([]cacheentry.Entry{strict}); err == nil || !strings.Contains(err.Error(), "cache export type=local") {
+	if _, _, err := checkLocalExports([]client.CacheOptionsEntry{strict}); err == nil || !strings.Contains(err.Error(), "cache export type=local") {
 		t.Errorf("strict: err = %v", err)
 	}
 }
@@ -210,7 +209,7 @@ func writeFile(path string) error {
 }
 
 func TestCacheSecrets(t *testing.T) {
-	got := cacheSecrets([]cacheentry.Entry{
+	got := cacheSecrets([]client.CacheOptionsEntry{
 		{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
 		{Type: "registry", Attrs: map[string]string{"ref": "r"}},
 	})

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
 	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/scope"
+	"github.com/moby/buildkit/client"
 )
 
 // job is one run: the inputs, the event they run for, and where to report.
@@ -126,8 +128,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			NoCache:   j.cfg.NoCache,
 			Pull:      j.cfg.Pull,
 		},
-		Imports:  imports,
-		Exports:  exports,
+		Imports:  buildkitEntries(imports),
+		Exports:  buildkitEntries(exports),
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
@@ -229,4 +231,13 @@ func ratio(hit, total int) string {
 		return "no steps"
 	}
 	return fmt.Sprintf("%d%%", hit*100/total)
+}
+
+// buildkitEntries hands the planned entries to BuildKit as its own type.
+func buildkitEntries(es []cacheentry.Entry) []client.CacheOptionsEntry {
+	out := make([]client.CacheOptionsEntry, len(es))
+	for i, e := range es {
+		out[i] = client.CacheOptionsEntry(e)
+	}
+	return out
 }
