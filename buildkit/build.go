@@ -54,22 +54,17 @@ type buildConfig struct {
 	out     io.Writer
 	getenv  func(string) string
 	grouper Grouper
-	observe func(*client.SolveStatus)
 }
 
 // WithProgressOutput sets where the progress display writes (default stderr).
 func WithProgressOutput(w io.Writer) Option { return func(c *buildConfig) { c.out = w } }
 
-// WithGetenv sets the environment that builder resolution reads (default os.Getenv).
+// WithGetenv sets the environment that builder resolution and registry
+// credentials ($DOCKER_CONFIG) are read from (default os.Getenv).
 func WithGetenv(f func(string) string) Option { return func(c *buildConfig) { c.getenv = f } }
 
 // WithGrouper folds plain progress output into one group per step.
 func WithGrouper(g Grouper) Option { return func(c *buildConfig) { c.grouper = g } }
-
-// WithStatusObserver sees every status update (after Build's own recorder).
-func WithStatusObserver(f func(*client.SolveStatus)) Option {
-	return func(c *buildConfig) { c.observe = f }
-}
 
 // Build resolves the builder, runs the build and counts its cache hits.
 //
@@ -170,6 +165,7 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	if err != nil {
 		return nil, nil, err
 	}
+	solveOpt.Session = append(solveOpt.Session, authAttachable(cfg.getenv("DOCKER_CONFIG")))
 	out := cfg.out
 	var gw *groupWriter
 	if cfg.grouper != nil && mode == progressui.PlainMode {
@@ -194,9 +190,6 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 		defer close(displayCh)
 		for s := range statusCh {
 			rec.update(s)
-			if cfg.observe != nil {
-				cfg.observe(s)
-			}
 			displayCh <- s
 		}
 		return nil

@@ -83,9 +83,8 @@ func TestE2ERegistryAuthFromDockerConfig(t *testing.T) {
 	req := Request{Build: BuildOptions{Context: ctxDir, Tags: []string{reg + "/private/app:1"}, Push: true}}
 
 	t.Run("no credentials", func(t *testing.T) {
-		r := req
-		r.DockerConfigDir = t.TempDir() // empty: anonymous
-		_, err := build(t, addr, r)
+		empty := t.TempDir() // anonymous
+		_, err := build(t, addr, req, WithGetenv(dockerConfigEnv(empty)))
 		if err == nil {
 			t.Fatal("push to an auth-only registry succeeded without credentials; the test proves nothing")
 		}
@@ -100,9 +99,7 @@ func TestE2ERegistryAuthFromDockerConfig(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := req
-		r.DockerConfigDir = dir
-		res, err := build(t, addr, r)
+		res, err := build(t, addr, req, WithGetenv(dockerConfigEnv(dir)))
 		if err != nil {
 			t.Fatalf("push with credentials: %v", err)
 		}
@@ -115,4 +112,14 @@ func TestE2ERegistryAuthFromDockerConfig(t *testing.T) {
 			}
 		}
 	})
+}
+
+// dockerConfigEnv is an environment whose only variable is DOCKER_CONFIG.
+func dockerConfigEnv(dir string) func(string) string {
+	return func(k string) string {
+		if k == "DOCKER_CONFIG" {
+			return dir
+		}
+		return ""
+	}
 }

@@ -364,9 +364,8 @@ func TestE2EProgressModes(t *testing.T) {
 
 	t.Run("rawjson", func(t *testing.T) {
 		var out bytes.Buffer
-		var seen int
 		_, err := build(t, addr, Request{Build: BuildOptions{Context: ctxDir}, Progress: "rawjson"},
-			WithProgressOutput(&out), WithStatusObserver(func(*client.SolveStatus) { seen++ }))
+			WithProgressOutput(&out))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,8 +376,8 @@ func TestE2EProgressModes(t *testing.T) {
 				t.Fatalf("line %q is not a SolveStatus: %v", l, err)
 			}
 		}
-		if seen == 0 || len(lines) == 0 {
-			t.Errorf("observer saw %d updates, display wrote %d lines", seen, len(lines))
+		if len(lines) == 0 || lines[0] == "" {
+			t.Error("rawjson display wrote nothing")
 		}
 	})
 }

@@ -54,9 +54,6 @@ type Request struct {
 	Imports, Exports []client.CacheOptionsEntry
 	Builder          string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
 	Progress         string // auto|plain|rawjson|quiet; "" means auto
-	// DockerConfigDir holds config.json with registry credentials; "" means
-	// Docker's default ($DOCKER_CONFIG, else ~/.docker).
-	DockerConfigDir string
 }
 
 // OutputTypes are the exporter types accepted in BuildOptions.Outputs.
@@ -64,8 +61,8 @@ var OutputTypes = []string{"image", "registry", "local", "tar", "oci", "docker"}
 
 // NewSolveOpt turns a request into BuildKit solve options. It does no
 // network I/O: it checks that the directories, secret files and secret
-// environment variables exist, loads the Docker config file, and prepares
-// (but does not create) output files.
+// environment variables exist, and prepares (but does not create) output
+// files. Registry credentials are Build's to add (see WithGetenv).
 //
 // Cache exports without an ignore-error attribute get ignore-error=true:
 // a cache failure must not fail the user's build unless asked for.
@@ -124,7 +121,6 @@ func NewSolveOpt(req Request) (client.SolveOpt, error) {
 	if secrets != nil {
 		opt.Session = append(opt.Session, secrets)
 	}
-	opt.Session = append(opt.Session, authAttachable(req.DockerConfigDir))
 	return opt, nil
 }
 
@@ -367,8 +363,9 @@ func parseSecret(s string) (secretsprovider.Source, error) {
 	return src, nil
 }
 
-// authAttachable hands registry credentials from the Docker config (and its
-// credential helpers) to BuildKit on demand, as buildctl does.
+// authAttachable hands registry credentials from the Docker config in dir
+// ("" means Docker's default, ~/.docker) and its credential helpers to
+// BuildKit on demand, as buildctl does.
 func authAttachable(dir string) session.Attachable {
 	if dir == "" {
 		dir = config.Dir()

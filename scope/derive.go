@@ -66,28 +66,6 @@ type Plan struct {
 	DefaultBranch string
 }
 
-// String renders the plan for the log, one line per scope with its reason.
-func (p Plan) String() string {
-	var b strings.Builder
-	trust := "trusted"
-	if !p.Trusted {
-		trust = "untrusted"
-	}
-	fmt.Fprintf(&b, "cache scopes for %s (%s), build %q:\n", p.Event, trust, p.Build)
-	if p.Export != nil {
-		fmt.Fprintf(&b, "  export %s  (%s: %s)\n", p.Export.Name(p.Build), p.Export.Reason, p.Export.Ref)
-	} else {
-		b.WriteString("  export none (read-only)\n")
-	}
-	for _, s := range p.Imports {
-		fmt.Fprintf(&b, "  import %s  (%s: %s)\n", s.Name(p.Build), s.Reason, s.Ref)
-	}
-	for _, n := range p.Notes {
-		fmt.Fprintf(&b, "  note: %s\n", n)
-	}
-	return b.String()
-}
-
 // Reasons, shared with tests and the log.
 const (
 	ReasonThisBranch     = "this branch"

@@ -201,15 +201,9 @@ func RequiredKeys(typ string, dir Direction) []string {
 }
 
 // secretKeys hold credentials; their values never reach a log.
-var secretKeys = []string{"access_key_id", "ghtoken", "secret_access_key", "session_token", "token"}
-
-// urlKeys hold URLs that may carry a signature (Azure SAS) or userinfo.
-var urlKeys = []string{"account_url", "endpoint_url", "url", "url_v2"}
-
-// SecretKeys returns the attribute keys whose values are credentials.
 // access_key_id is not strictly secret but identifies an account; it is
 // masked too.
-func SecretKeys() []string { return slices.Clone(secretKeys) }
+var secretKeys = []string{"access_key_id", "ghtoken", "secret_access_key", "session_token", "token"}
 
 // IsSecretKey reports whether k's value is a credential.
 func IsSecretKey(k string) bool { return slices.Contains(secretKeys, k) }

@@ -21,8 +21,8 @@ var (
 	ErrDelimiter     = errors.New("contains the heredoc delimiter")
 )
 
-// FileCommands writes the runner's key/value file commands: GITHUB_OUTPUT,
-// GITHUB_STATE and GITHUB_ENV.
+// FileCommands writes the runner's key/value file commands: GITHUB_OUTPUT
+// and GITHUB_STATE.
 //
 // Hand-rolled because go-githubactions v1.3.1 uses one fixed, public heredoc
 // delimiter ("_GitHubActionsFileCommandDelimeter_"): a value containing that
@@ -52,11 +52,6 @@ func (f *FileCommands) SetOutput(name, value string) error {
 // hands it to the post step as STATE_<name>.
 func (f *FileCommands) SaveState(name, value string) error {
 	return f.write("GITHUB_STATE", name, value)
-}
-
-// SetEnv appends an environment variable for later steps to GITHUB_ENV.
-func (f *FileCommands) SetEnv(name, value string) error {
-	return f.write("GITHUB_ENV", name, value)
 }
 
 func (f *FileCommands) write(fileVar, name, value string) error {

@@ -52,7 +52,6 @@ func TestFileCommandsRoundTrip(t *testing.T) {
 	files := map[string]func(*FileCommands, string, string) error{
 		"GITHUB_OUTPUT": (*FileCommands).SetOutput,
 		"GITHUB_STATE":  (*FileCommands).SaveState,
-		"GITHUB_ENV":    (*FileCommands).SetEnv,
 	}
 	for fileVar, set := range files {
 		for name, value := range values {

@@ -55,9 +55,6 @@ func New(getenv func(string) string, w io.Writer) *Runner {
 	}
 }
 
-// InAction reports whether the process runs as a step of a GitHub Actions job.
-func (r *Runner) InAction() bool { return r.getenv("GITHUB_ACTIONS") == "true" }
-
 // Getenv reads the environment the Runner was built with.
 func (r *Runner) Getenv(key string) string { return r.getenv(key) }
 
@@ -99,32 +96,6 @@ func (r *Runner) MaskSecrets(values ...string) error {
 // runner sets INPUT_DRY-RUN for `dry-run`).
 func (r *Runner) Input(name string) string { return r.Action.GetInput(name) }
 
-// BoolInput parses input `name` like @actions/core getBooleanInput (YAML 1.2
-// core schema); an empty input yields def.
-func (r *Runner) BoolInput(name string, def bool) (bool, error) {
-	switch v := r.Input(name); v {
-	case "":
-		return def, nil
-	case "true", "True", "TRUE":
-		return true, nil
-	case "false", "False", "FALSE":
-		return false, nil
-	default:
-		return false, fmt.Errorf("input %q: %q is not a boolean (allowed: true, false)", name, SafeLine(v))
-	}
-}
-
-// MultilineInput returns the non-empty, trimmed lines of input `name`.
-func (r *Runner) MultilineInput(name string) []string {
-	var lines []string
-	for _, l := range strings.Split(r.Input(name), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
 // Position places an annotation on a file; all fields are optional.
 type Position struct {
 	File      string
@@ -163,12 +134,6 @@ func (r *Runner) Warning(msg string, at ...Position) { r.annotated(at).Warningf(
 // Error prints an error annotation (it does not fail the step by itself).
 func (r *Runner) Error(msg string, at ...Position) { r.annotated(at).Errorf("%s", msg) }
 
-// Notice prints a notice annotation.
-func (r *Runner) Notice(msg string, at ...Position) { r.annotated(at).Noticef("%s", msg) }
-
-// Debug prints a debug line, shown when step debug logging is on.
-func (r *Runner) Debug(msg string) { r.Action.Debugf("%s", msg) }
-
 // Logf prints one plain log line passed through SafeLine.
 func (r *Runner) Logf(format string, args ...any) {
 	r.Action.Infof("%s", SafeLine(fmt.Sprintf(format, args...)))
@@ -198,13 +163,9 @@ func (r *Runner) StopCommands() (resume func(), err error) {
 	}, nil
 }
 
-// SetOutput, SaveState and SetEnv write through Files (random delimiter).
+// SetOutput and SaveState write through Files (random delimiter).
 func (r *Runner) SetOutput(name, value string) error { return r.Files.SetOutput(name, value) }
 func (r *Runner) SaveState(name, value string) error { return r.Files.SaveState(name, value) }
-func (r *Runner) SetEnv(name, value string) error    { return r.Files.SetEnv(name, value) }
-
-// State returns a value saved by the main step (STATE_<name>), in the post step.
-func (r *Runner) State(name string) string { return r.getenv("STATE_" + name) }
 
 // WriteSummary appends markdown to the job summary (GITHUB_STEP_SUMMARY).
 // Without the variable (local runs) it does nothing.
