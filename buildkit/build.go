@@ -37,8 +37,12 @@ type Result struct {
 	Builder Endpoint
 }
 
-// ProgressModes are the accepted Request.Progress values.
-var ProgressModes = []string{"auto", "plain", "rawjson", "quiet"}
+// ProgressModes are the accepted Request.Progress values: BuildKit's
+// display modes, except tty (the action's log is never a terminal).
+var ProgressModes = []string{
+	string(progressui.AutoMode), string(progressui.PlainMode),
+	string(progressui.RawJSONMode), string(progressui.QuietMode),
+}
 
 // Grouper folds log output into collapsible groups (GitHub Actions'
 // ::group::). Build opens one group per build step in plain progress.
@@ -211,15 +215,11 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 }
 
 func progressMode(s string) (progressui.DisplayMode, error) {
-	switch s {
-	case "", "auto":
+	if s == "" {
 		return progressui.AutoMode, nil
-	case "plain":
-		return progressui.PlainMode, nil
-	case "rawjson":
-		return progressui.RawJSONMode, nil
-	case "quiet":
-		return progressui.QuietMode, nil
+	}
+	if slices.Contains(ProgressModes, s) {
+		return progressui.DisplayMode(s), nil
 	}
 	return "", fmt.Errorf("progress: unknown mode %q (allowed: %s)", s, strings.Join(ProgressModes, ", "))
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/bkcache/bkcache/buildkit"
 )
 
 // Input names, as written in action.yml. The ones shared with
@@ -49,9 +51,6 @@ var Inputs = []string{
 	InputDryRun, InputProgress, InputCacheCleanup, InputGitHubToken, InputUntrusted,
 	InputDefaultBr,
 }
-
-// Progress display modes.
-var ProgressModes = []string{"auto", "plain", "rawjson", "quiet"}
 
 // Config is everything the action was asked to do.
 type Config struct {
@@ -105,7 +104,7 @@ func Parse(get func(name string) string) (Config, error) {
 		Cache:         p.list(InputCache, false),
 		CacheScope:    p.str(InputCacheScope, ""),
 		DryRun:        p.boolean(InputDryRun, false),
-		Progress:      p.oneOf(InputProgress, "auto", ProgressModes),
+		Progress:      p.oneOf(InputProgress, "auto", buildkit.ProgressModes),
 		CacheCleanup:  p.boolean(InputCacheCleanup, false),
 		GitHubToken:   p.str(InputGitHubToken, ""),
 		AllowUntrust:  p.boolean(InputUntrusted, false),
