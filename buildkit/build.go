@@ -87,7 +87,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	secrets := cacheSecrets(slices.Concat(req.Imports, req.Exports))
+	secrets := cacheentry.Secrets(req.Imports, req.Exports)
 	// Bad inputs fail here, before any connection; solve builds it again
 	// for each attempt.
 	if _, err := NewSolveOpt(req); err != nil {
@@ -354,16 +354,6 @@ func failedExport(vs []Vertex, exports []client.CacheOptionsEntry) string {
 		}
 	}
 	return ""
-}
-
-// cacheSecrets are the entries' credentials and signed-URL parts, so that
-// they can be cut out of anything BuildKit echoes back.
-func cacheSecrets(entries []client.CacheOptionsEntry) []string {
-	var out []string
-	for _, e := range entries {
-		out = append(out, cacheentry.Entry(e).Secrets()...)
-	}
-	return out
 }
 
 func firstLine(s string) string {

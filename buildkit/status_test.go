@@ -208,16 +208,6 @@ func writeFile(path string) error {
 	})()
 }
 
-func TestCacheSecrets(t *testing.T) {
-	got := cacheSecrets([]client.CacheOptionsEntry{
-		{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}},
-		{Type: "registry", Attrs: map[string]string{"ref": "r"}},
-	})
-	if len(got) != 1 || got[0] != "KEYVALUE" {
-		t.Errorf("cacheSecrets = %q", got)
-	}
-}
-
 type fakeGrouper struct{ buf *bytes.Buffer }
 
 func (g fakeGrouper) Group(title string) { g.buf.WriteString("::group::" + title + "\n") }

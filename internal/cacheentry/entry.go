@@ -344,6 +344,23 @@ func (e Entry) Secrets() []string {
 	return out
 }
 
+// Secrets lists the secrets (Entry.Secrets) of every entry in lists. It
+// also takes BuildKit's client.CacheOptionsEntry, which has Entry's shape,
+// so the buildkit package masks by the same rules without this package
+// importing BuildKit.
+func Secrets[E ~struct {
+	Type  string
+	Attrs map[string]string
+}](lists ...[]E) []string {
+	var out []string
+	for _, es := range lists {
+		for _, e := range es {
+			out = append(out, Entry(e).Secrets()...)
+		}
+	}
+	return out
+}
+
 // WithDefaults returns a copy of e with bkcache's defaults filled in where
 // the user set nothing. Exports: mode=max (inline: min, the only mode it
 // has) and ignore-error=true, so a cache outage never fails a build.

@@ -2,6 +2,7 @@ package cacheentry
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -309,5 +310,26 @@ func TestParseLine(t *testing.T) {
 	}
 	if _, err := ParseLine("a/b:c,Bad Ref", Import); !errors.Is(err, ErrInvalidValue) {
 		t.Fatalf("ParseLine bad ref: %v", err)
+	}
+}
+
+// buildkitShaped stands for BuildKit's client.CacheOptionsEntry, which this
+// package does not import.
+type buildkitShaped struct {
+	Type  string
+	Attrs map[string]string
+}
+
+func TestSecretsOfLists(t *testing.T) {
+	got := Secrets(
+		[]buildkitShaped{{Type: "s3", Attrs: map[string]string{"bucket": "b", "secret_access_key": "KEYVALUE"}}},
+		[]buildkitShaped{{Type: "registry", Attrs: map[string]string{"ref": "r"}}},
+		[]buildkitShaped{{Type: "gha", Attrs: map[string]string{"token": "TOKEN", "url": "https://u/?sig=SIG"}}},
+	)
+	if want := []string{"KEYVALUE", "TOKEN", "sig=SIG"}; !slices.Equal(got, want) {
+		t.Errorf("Secrets = %q, want %q", got, want)
+	}
+	if got := Secrets[Entry](); got != nil {
+		t.Errorf("Secrets of nothing = %q", got)
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
-	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/scope"
 )
 
@@ -53,7 +53,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	// Keys written into cache lines (S3, Azure) are masked before the plan
 	// prints, like the runtime token above.
 	rep.Mask(cfg.SecretValues()...)
-	rep.Mask(plan.Secrets(p.cache.Imports, p.cache.Exports)...)
+	rep.Mask(cacheentry.Secrets(p.cache.Imports, p.cache.Exports)...)
 	if err := j.report(p); err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		// BuildKit would fail the build on a gha entry without a token.
 		j.rep.Warnf("gha cache skipped: no ACTIONS_RUNTIME_TOKEN and cache URL; the runner passes them only to JavaScript and container actions, so use `uses: bkcache/bkcache@v1` rather than a run: step")
 	}
-	j.rep.Mask(plan.Secrets(imports, exports)...)
+	j.rep.Mask(cacheentry.Secrets(imports, exports)...)
 
 	req := buildkit.Request{
 		Build: buildkit.BuildOptions{

@@ -10,7 +10,7 @@ import (
 // (ACTIONS_RUNTIME_TOKEN), url (ACTIONS_CACHE_URL, else ACTIONS_RESULTS_URL)
 // and, for the v2 cache service, url_v2 (ACTIONS_RESULTS_URL) and
 // version=2. It is buildx's addGithubToken (build/opt.go) with getenv
-// injected. Mask the result's secrets (Secrets) before logging anything.
+// injected. Mask the result's secrets (cacheentry.Secrets) before logging anything.
 func AddGitHubRuntime(entries []cacheentry.Entry, getenv func(string) string) []cacheentry.Entry {
 	out := make([]cacheentry.Entry, 0, len(entries))
 	for _, e := range entries {
@@ -49,18 +49,6 @@ func fillGHA(a map[string]string, getenv func(string) string) {
 // CacheServiceV2 reports whether the runner's cache service speaks v2;
 // see runnerenv.CacheServiceV2 for the rules.
 func CacheServiceV2(getenv func(string) string) bool { return runnerenv.CacheServiceV2(getenv) }
-
-// Secrets lists the values in entries that must be masked in logs
-// (runtime tokens, keys, URL signatures).
-func Secrets(entries ...[]cacheentry.Entry) []string {
-	var out []string
-	for _, es := range entries {
-		for _, e := range es {
-			out = append(out, e.Secrets()...)
-		}
-	}
-	return out
-}
 
 // SplitInactive separates the gha entries that still lack a token or a
 // URL after AddGitHubRuntime (not on a runner, or the runtime variables

@@ -55,7 +55,7 @@ func TestAddGitHubRuntime(t *testing.T) {
 			if err := got[0].Validate(cacheentry.Export); err != nil {
 				t.Errorf("filled entry does not validate: %v", err)
 			}
-			secrets := Secrets(got)
+			secrets := cacheentry.Secrets(got)
 			if v := got[0].Attrs["token"]; v != "" && !slices.Contains(secrets, v) {
 				t.Errorf("Secrets() = %q lacks the token", secrets)
 			}
