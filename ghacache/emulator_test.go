@@ -67,19 +67,7 @@ func memoryEmu(t testing.TB) emuEnv {
 }
 
 func azuriteEmu(t testing.TB) emuEnv {
-	env := testenv.Require(t, "azure")
-	name := env.AzureAccountName
-	if name == "" {
-		name = "devstoreaccount1"
-	}
-	store, err := emulator.NewAzureStore(context.Background(), emulator.AzureConfig{
-		AccountURL: env.AzureAccountURL, AccountName: name, AccountKey: env.AzureAccountKey,
-		Container: fmt.Sprintf("ghacache-test-%d", time.Now().UnixNano()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newEmuEnv(t, store)
+	return newEmuEnv(t, testenv.NewAzuriteStore(t, "ghacache-test"))
 }
 
 func backends(t *testing.T, f func(t *testing.T, e emuEnv)) {

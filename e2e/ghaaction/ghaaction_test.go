@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -84,44 +83,22 @@ func (s *cacheService) served(status int) int {
 }
 
 // startEmulator serves a fresh emulator on 127.0.0.1 with blobs in a fresh
-// Azurite container, as ghacache/fidelity does. With speedup > 1 the
+// Azurite container (testenv.NewGHAEmulator). With speedup > 1 the
 // emulator's clock runs that many times faster than the wall clock, and the
 // Retry-After it sends is scaled down to match, so a rate-limit window of
 // a minute passes in a second without changing how the emulator decides.
-func startEmulator(t *testing.T, env testenv.Env, speedup int) *cacheService {
+func startEmulator(t *testing.T, speedup int) *cacheService {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := env.AzureAccountName
-	if name == "" {
-		name = "devstoreaccount1"
-	}
-	store, err := emulator.NewAzureStore(ctx, emulator.AzureConfig{
-		AccountURL: env.AzureAccountURL, AccountName: name, AccountKey: env.AzureAccountKey,
-		Container: "ghaaction-" + randomHex(6),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := emulator.Config{Secret: []byte(randomHex(32)), Blobs: store, RESTToken: restToken}
+	cfg := emulator.Config{RESTToken: restToken}
 	if speedup > 1 {
 		start := time.Now()
 		cfg.Now = func() time.Time { return start.Add(time.Since(start) * time.Duration(speedup)) }
 	}
-	emu, err := emulator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu := testenv.NewGHAEmulator(t, "ghaaction", cfg)
 	s := &cacheService{emu: emu, statuses: map[int]int{}}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		emu.ServeHTTP(&statusWriter{ResponseWriter: w, s: s, speedup: speedup}, r)
 	}))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Listener = l
-	srv.Start()
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
@@ -366,7 +343,7 @@ func describe(es []emulator.Entry) string {
 // builder, so its hits can only come from the emulator.
 func TestActionGHA(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
-	s := startEmulator(t, env, 1)
+	s := startEmulator(t, 1)
 	dir := writeContext(t, env)
 
 	var mainSteps int
@@ -493,7 +470,7 @@ func TestActionGHAFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// One emulated minute per second: the rate-limit window passes
 			// quickly and the scaled Retry-After stays short.
-			s := startEmulator(t, env, 60)
+			s := startEmulator(t, 60)
 			if err := s.emu.SetFaults(tc.faults); err != nil {
 				t.Fatal(err)
 			}
@@ -534,7 +511,7 @@ func TestActionGHAFaults(t *testing.T) {
 // files still builds.
 func TestActionGHAEvicted(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
-	s := startEmulator(t, env, 1)
+	s := startEmulator(t, 1)
 	if err := s.emu.SetFaults(emulator.Faults{QuotaBytes: 64 << 10}); err != nil { // below the 256 KiB layer
 		t.Fatal(err)
 	}

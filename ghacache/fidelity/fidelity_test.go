@@ -28,27 +28,10 @@ import (
 
 // startEmulator serves a fresh emulator on loopback, storing blobs in a
 // fresh Azurite container.
-func startEmulator(t *testing.T, env testenv.Env) (*emulator.Emulator, string) {
+func startEmulator(t *testing.T) (*emulator.Emulator, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := env.AzureAccountName
-	if name == "" {
-		name = "devstoreaccount1"
-	}
-	store, err := emulator.NewAzureStore(ctx, emulator.AzureConfig{
-		AccountURL: env.AzureAccountURL, AccountName: name, AccountKey: env.AzureAccountKey,
-		Container: "fidelity-" + randomHex(6),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := []byte(randomHex(32))
-	emu, err := emulator.New(emulator.Config{Secret: secret, Blobs: store, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu) // listens on 127.0.0.1
+	emu := testenv.NewGHAEmulator(t, "fidelity", emulator.Config{Logf: t.Logf})
+	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	return emu, srv.URL + "/"
 }
@@ -170,7 +153,7 @@ func ghaAttrs(url, token string, extra ...string) map[string]string {
 // pull request that may read the branch.
 func TestBuildKitGHABackend(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
-	emu, url := startEmulator(t, env)
+	emu, url := startEmulator(t)
 	dir := writeDockerfile(t, env.BaseImage)
 	const repo = "bkcache/fidelity"
 	mainTok := mustToken(t, emu, emulator.TokenOptions{Repo: repo, Write: "refs/heads/main"})
@@ -241,7 +224,7 @@ func TestBuildKitGHABackend(t *testing.T) {
 // GHES speaks (reserve, PATCH chunks, commit).
 func TestBuildKitGHABackendV1(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
-	emu, url := startEmulator(t, env)
+	emu, url := startEmulator(t)
 	dir := writeDockerfile(t, env.BaseImage)
 	tok := mustToken(t, emu, emulator.TokenOptions{Repo: "o/r", Write: "refs/heads/main"})
 	attrs := func(extra ...string) map[string]string {
@@ -298,9 +281,9 @@ type toolkitResult struct {
 // TestActionsCacheToolkit runs testdata/actions-cache.mjs with the
 // official client, over v2 (Twirp) and v1 (legacy REST).
 func TestActionsCacheToolkit(t *testing.T) {
-	env := testenv.Require(t, "azure")
+	testenv.Require(t, "azure")
 	modules := nodeModules(t)
-	emu, url := startEmulator(t, env)
+	emu, url := startEmulator(t)
 	script, err := filepath.Abs(filepath.Join("testdata", "actions-cache.mjs"))
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +379,7 @@ func cleanEnv() []string {
 // build: the missing blobs are cache misses, not errors.
 func TestBuildKitGHAEvictedBlobs(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
-	emu, url := startEmulator(t, env)
+	emu, url := startEmulator(t)
 	// Far below the 256 KiB random layer, far above the index.
 	if err := emu.SetFaults(emulator.Faults{QuotaBytes: 64 << 10}); err != nil {
 		t.Fatal(err)
