@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
-	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 	"github.com/bkcache/bkcache/internal/testenv"
 )
 
@@ -248,7 +248,7 @@ func runAction(t *testing.T, s *cacheService, token string, ev event, inputs map
 		}
 		r.files[k] = string(b)
 	}
-	r.outputs, err = ghaction.FileCommandMap(r.files["GITHUB_OUTPUT"])
+	r.outputs, err = ghactiontest.FileCommandMap(r.files["GITHUB_OUTPUT"])
 	if err != nil {
 		t.Fatalf("GITHUB_OUTPUT does not parse: %v\n%s", err, r.files["GITHUB_OUTPUT"])
 	}

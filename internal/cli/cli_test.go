@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 )
 
 // runnerEnv is the environment the runner gives a JavaScript action, with
@@ -63,7 +63,7 @@ func (r *runnerEnv) run(t *testing.T, args ...string) (code int, stdout string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	outputs, err = ghaction.FileCommandMap(string(b))
+	outputs, err = ghactiontest.FileCommandMap(string(b))
 	if err != nil {
 		t.Fatalf("outputs file does not parse: %v\n%s", err, b)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 )
 
 const (
@@ -318,9 +318,9 @@ func runAction(t *testing.T, root string, inputs, extra map[string]string) resul
 		return string(b)
 	}
 	res.outputsRaw, res.stateRaw = read("GITHUB_OUTPUT"), read("GITHUB_STATE")
-	res.outputs, res.outputsErr = ghaction.FileCommandMap(res.outputsRaw)
-	res.state, res.stateErr = ghaction.FileCommandMap(res.stateRaw)
-	res.env, _ = ghaction.FileCommandMap(read("GITHUB_ENV"))
+	res.outputs, res.outputsErr = ghactiontest.FileCommandMap(res.outputsRaw)
+	res.state, res.stateErr = ghactiontest.FileCommandMap(res.stateRaw)
+	res.env, _ = ghactiontest.FileCommandMap(read("GITHUB_ENV"))
 	res.summary = read("GITHUB_STEP_SUMMARY")
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 )
 
 // These tests pin dist/main.js's own behaviour with stand-in binaries (shell
@@ -102,7 +102,7 @@ func TestMainJSExitCodeAndArgs(t *testing.T) {
 		t.Errorf("main phase: want no args and the environment passed through, got %q", r.stdout)
 	}
 	b, _ := os.ReadFile(r.state)
-	if m, err := ghaction.FileCommandMap(string(b)); err != nil || m["bkcache_js_main"] != "true" {
+	if m, err := ghactiontest.FileCommandMap(string(b)); err != nil || m["bkcache_js_main"] != "true" {
 		t.Errorf("main.js state %q (%v), want bkcache_js_main=true", b, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 	"github.com/sethvargo/go-githubactions"
 )
 
@@ -67,11 +68,11 @@ func TestFileCommandsRoundTrip(t *testing.T) {
 				if err := set(fc, "after", "2"); err != nil {
 					t.Fatal(err)
 				}
-				got, err := ParseFileCommands(read(fileVar))
+				got, err := ghactiontest.ParseFileCommands(read(fileVar))
 				if err != nil {
 					t.Fatalf("runner would reject the file: %v", err)
 				}
-				want := []KeyValue{{"before", "1"}, {"value", value}, {"after", "2"}}
+				want := []ghactiontest.KeyValue{{Name: "before", Value: "1"}, {Name: "value", Value: value}, {Name: "after", Value: "2"}}
 				if len(got) != len(want) {
 					t.Fatalf("parsed %d entries %q, want %q", len(got), got, want)
 				}
@@ -92,7 +93,7 @@ func TestFixedDelimiterForgesOutputs(t *testing.T) {
 	getenv, read := commandFiles(t)
 	a := githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(&bytes.Buffer{}))
 	a.SetOutput("scope", "x\n_GitHubActionsFileCommandDelimeter_\npwned=1")
-	m, _ := FileCommandMap(read("GITHUB_OUTPUT"))
+	m, _ := ghactiontest.FileCommandMap(read("GITHUB_OUTPUT"))
 	if m["pwned"] != "1" {
 		t.Fatalf("go-githubactions no longer forgeable (outputs %q): revisit FileCommands", m)
 	}
@@ -101,7 +102,7 @@ func TestFixedDelimiterForgesOutputs(t *testing.T) {
 	if err := NewFileCommands(getenv).SetOutput("scope", "x\n_GitHubActionsFileCommandDelimeter_\npwned=1"); err != nil {
 		t.Fatal(err)
 	}
-	m, err := FileCommandMap(read("GITHUB_OUTPUT"))
+	m, err := ghactiontest.FileCommandMap(read("GITHUB_OUTPUT"))
 	if err != nil || len(m) != 1 || m["pwned"] != "" {
 		t.Fatalf("outputs %q, err %v; want only scope", m, err)
 	}
@@ -192,46 +193,6 @@ func TestFileCommandsWithoutFile(t *testing.T) {
 	}
 }
 
-func TestParseFileCommands(t *testing.T) {
-	tests := []struct {
-		name, text string
-		want       []KeyValue
-		wantErr    bool
-	}{
-		{"single line", "a=1\nb=x=y\n", []KeyValue{{"a", "1"}, {"b", "x=y"}}, false},
-		{"heredoc", "a<<EOF\nl1\nl2\nEOF\n", []KeyValue{{"a", "l1\nl2"}}, false},
-		{"empty heredoc", "a<<EOF\nEOF\n", []KeyValue{{"a", ""}}, false},
-		{"equals before heredoc", "a=b<<EOF\n", []KeyValue{{"a", "b<<EOF"}}, false},
-		{"heredoc before equals", "a<<E=F\nv\nE=F\n", []KeyValue{{"a", "v"}}, false},
-		{"blank lines skipped", "\n\na=1\n\n", []KeyValue{{"a", "1"}}, false},
-		{"last line unterminated", "a=1", []KeyValue{{"a", "1"}}, false},
-		{"delimiter unterminated", "a<<EOF\nv\nEOF", []KeyValue{{"a", "v"}}, false},
-		{"missing delimiter", "a<<EOF\nv\n", nil, true},
-		{"value line without newline", "a<<EOF\nv", nil, true},
-		{"neither form", "garbage\n", nil, true},
-		{"empty delimiter", "a<<\nv\n", nil, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseFileCommands(tt.text)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if tt.wantErr {
-				return
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("entry %d = %q, want %q", i, got[i], tt.want[i])
-				}
-			}
-		})
-	}
-}
-
 // FuzzFileCommandRoundTrip: whatever is accepted reads back as exactly the
 // one entry written.
 func FuzzFileCommandRoundTrip(f *testing.F) {
@@ -250,11 +211,11 @@ func FuzzFileCommandRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ParseFileCommands(string(b))
+		got, err := ghactiontest.ParseFileCommands(string(b))
 		if err != nil {
 			t.Fatalf("runner would reject %q: %v", b, err)
 		}
-		if len(got) != 1 || got[0] != (KeyValue{name, value}) {
+		if len(got) != 1 || got[0] != (ghactiontest.KeyValue{Name: name, Value: value}) {
 			t.Fatalf("wrote %q=%q, runner reads %q", name, value, got)
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
 )
 
 func newTestRunner(t *testing.T, env map[string]string) (*Runner, *bytes.Buffer) {
@@ -170,7 +172,7 @@ func TestWriteSummaryAndState(t *testing.T) {
 	if err := r.SaveState("bkcache_main_ran", "true"); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := FileCommandMap(read("GITHUB_STATE")); err != nil || m["bkcache_main_ran"] != "true" {
+	if m, err := ghactiontest.FileCommandMap(read("GITHUB_STATE")); err != nil || m["bkcache_main_ran"] != "true" {
 		t.Errorf("state %q, %v", m, err)
 	}
 	if out.Len() != 0 {

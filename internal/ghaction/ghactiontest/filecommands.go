@@ -1,4 +1,6 @@
-package ghaction
+// Package ghactiontest reads what the action wrote, the way the GitHub
+// Actions runner reads it, for tests. Nothing in the product imports it.
+package ghactiontest
 
 import (
 	"fmt"
@@ -13,8 +15,8 @@ type KeyValue struct{ Name, Value string }
 // EnvFileKeyValuePairs, used by SetOutputFileCommand, SaveStateFileCommand
 // and SetEnvFileCommand): lines split on LF; a line is "name=value" or
 // "name<<DELIM" followed by value lines up to a line equal to DELIM, whichever
-// of "=" and "<<" comes first decides. It exists so tests can check our files
-// exactly as the runner reads them.
+// of "=" and "<<" comes first decides, so tests check our files exactly as
+// the runner reads them.
 func ParseFileCommands(text string) ([]KeyValue, error) {
 	var out []KeyValue
 	index := 0
