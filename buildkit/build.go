@@ -13,8 +13,10 @@ import (
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/redact"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
 )
 
 // Result is what a build produced and how much of it came from the cache.
@@ -248,7 +250,10 @@ func checkLocalExports(exports []client.CacheOptionsEntry) ([]client.CacheOption
 	return keep, warnings, nil
 }
 
-var configureExporterErr = regexp.MustCompile(`failed to configure (\S+) cache exporter`)
+// configureExporterErr is how buildkitd wraps an exporter that could not be
+// set up (control/control.go); the cause keeps no gRPC code of its own, so
+// the wrapping text is all there is.
+var configureExporterErr = regexp.MustCompile(`failed to configure ([a-z0-9]+) cache exporter: `)
 
 // droppableExport finds the export whose configuration failed the solve,
 // if its errors may be ignored, and returns the exports without it.
@@ -319,7 +324,7 @@ func cacheWarnings(vs []Vertex, req Request, built bool) (warnings, misses []str
 			continue
 		}
 		if id, ok := strings.CutPrefix(v.Name, importVertexPrefix); ok {
-			if isNotFound(v.Error) {
+			if isImportMiss(v.Error) {
 				// A scope nobody exported yet: normal on the first build of
 				// a branch, so it is information, not a warning.
 				misses = append(misses, describeImport(id, req.Imports))
@@ -334,16 +339,22 @@ func cacheWarnings(vs []Vertex, req Request, built bool) (warnings, misses []str
 	return warnings, misses
 }
 
-// isNotFound reports whether a cache import failed only because there is
-// nothing at its location yet. Each backend words it its own way.
-func isNotFound(msg string) bool {
-	m := strings.ToLower(msg)
-	for _, s := range []string{"not found", "no such file", "nosuchkey", "blobnotfound", "does not exist"} {
-		if strings.Contains(m, s) {
-			return true
-		}
-	}
-	return false
+// registryImportMissing matches the one import failure that means "nothing
+// there yet", as the real buildkitd words it: the registry answered 404 for
+// the cache tag ("failed to configure registry cache importer: <ref>: not
+// found", containerd's resolver wrapping errdefs.ErrNotFound). It matches
+// the whole message, so that a refusal is never taken for a miss: Docker
+// Hub's "pull access denied, repository does not exist or may require
+// authorization: …", a 401, or a manifest whose blobs are gone ("content at
+// <url> not found: not found"). BuildKit reports missing s3, azblob and gha
+// names and an empty local directory as no error at all, so they need no
+// match. The status stream carries vertex errors as text only.
+var registryImportMissing = regexp.MustCompile(`^failed to configure registry cache importer: [^\s:]+(:[^\s:]+)*: not found$`)
+
+// isImportMiss reports whether a cache import vertex failed only because
+// there is nothing at its location yet.
+func isImportMiss(vertexError string) bool {
+	return registryImportMissing.MatchString(strings.TrimSpace(vertexError))
 }
 
 // failedExport names the cache export whose vertex failed, if any.
@@ -362,8 +373,14 @@ func firstLine(s string) string {
 }
 
 // isJobLost reports the error buildkitd gives when a solve's job was not
-// registered in time: its exporters were still being configured.
-func isJobLost(err error) bool { return err != nil && strings.Contains(err.Error(), "no such job") }
+// registered in time: its exporters were still being configured. The
+// Status call fails with solver/errdefs.UnknownJobError, which reaches the
+// client only as a gRPC status (NotFound, "no such job <id>"); NotFound
+// alone would also take in a missing base image.
+func isJobLost(err error) bool {
+	st, ok := grpcerrors.AsGRPCStatus(err)
+	return ok && st != nil && st.Code() == codes.NotFound && strings.HasPrefix(st.Message(), "no such job ")
+}
 
 // slowExports splits off the exports whose setup does network I/O in
 // buildkitd (azblob, gha), the ones that can outlast its job registration.

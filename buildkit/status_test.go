@@ -126,7 +126,7 @@ func TestCacheWarnings(t *testing.T) {
 		{Name: "importing cache manifest from 127.0.0.1:1/c:main", Error: "dial tcp: connection refused\nstack"},
 		{Name: "importing cache manifest from s3:12345", Error: "403"},
 		{Name: "exporting cache to registry", Error: "push failed"},
-		{Name: "importing cache manifest from 127.0.0.1:1/c:new", Error: "127.0.0.1:1/c:new: not found"},
+		{Name: "importing cache manifest from 127.0.0.1:1/c:new", Error: "failed to configure registry cache importer: 127.0.0.1:1/c:new: not found"},
 		{Name: "exporting to image"},
 		{Name: "[1/2] RUN false", Error: "exit code 1"},
 	}
