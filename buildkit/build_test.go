@@ -38,11 +38,10 @@ func TestBuildInputErrors(t *testing.T) {
 	}
 }
 
-// TestIsImportMiss uses the vertex errors of real imports (logged by
+// TestIsImportMiss uses the vertex errors of real imports, logged by
 // TestE2EImportMissOrFailure against the test environment's registry,
-// Versity S3 and Azurite), plus the text containerd and BuildKit give for
-// Docker Hub's refusal (core/remotes/docker/resolver.go,
-// util/resolver/authorizer.go), which no server here can produce.
+// Versity S3 and Azurite, and against a docker-registry with token auth
+// that refuses a pull the way Docker Hub does.
 func TestIsImportMiss(t *testing.T) {
 	tests := []struct {
 		name, msg string

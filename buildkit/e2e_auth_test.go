@@ -21,13 +21,6 @@ import (
 // user:pass and returns its host:port.
 func startAuthRegistry(t *testing.T, user, pass string) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv("BKCACHE_REQUIRE_E2E") == "1" {
-			t.Fatalf("docker-registry not on PATH: %v", err)
-		}
-		t.Skipf("docker-registry not on PATH: %v", err)
-	}
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 	if err != nil {
@@ -36,12 +29,27 @@ func startAuthRegistry(t *testing.T, user, pass string) string {
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startRegistry(t, fmt.Sprintf("{htpasswd: {realm: bkcache-test, path: %s}}", filepath.Join(dir, "htpasswd")))
+}
+
+// startRegistry starts a docker-registry with the given `auth:` section
+// (YAML) and returns its host:port once it answers 401.
+func startRegistry(t *testing.T, auth string) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		if os.Getenv("BKCACHE_REQUIRE_E2E") == "1" {
+			t.Fatalf("docker-registry not on PATH: %v", err)
+		}
+		t.Skipf("docker-registry not on PATH: %v", err)
+	}
+	dir := t.TempDir()
 	addr := closedAddr(t)
 	cfg := fmt.Sprintf(`version: 0.1
 storage: {filesystem: {rootdirectory: %s}}
 http: {addr: %s}
-auth: {htpasswd: {realm: bkcache-test, path: %s}}
-`, filepath.Join(dir, "data"), addr, filepath.Join(dir, "htpasswd"))
+auth: %s
+`, filepath.Join(dir, "data"), addr, auth)
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

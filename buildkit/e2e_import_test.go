@@ -1,10 +1,25 @@
 package buildkit
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
 	"github.com/bkcache/bkcache/internal/testenv"
@@ -32,6 +47,7 @@ func TestE2EImportMissOrFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	authReg := startAuthRegistry(t, "ci", "pw-"+id)
+	tokenReg := startTokenRegistry(t)
 	s3 := func(kv ...string) map[string]string {
 		a := map[string]string{"bucket": env.S3Bucket, "region": "us-east-1", "endpoint_url": env.S3Endpoint,
 			"use_path_style": "true", "access_key_id": env.S3AccessKey, "secret_access_key": env.S3SecretKey, "prefix": id + "/"}
@@ -68,6 +84,7 @@ func TestE2EImportMissOrFailure(t *testing.T) {
 		{"gha scope not exported", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{
 			"url": gha.URL + "/", "url_v2": gha.URL + "/", "version": "2", "token": token, "scope": "buildkit_" + id}}, silent},
 		{"registry needs credentials", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": authReg + "/private/cache:buildkit_main"}}, warning},
+		{"registry refuses like docker hub", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": tokenReg + "/private/cache:buildkit_main"}}, warning},
 		{"s3 wrong key", client.CacheOptionsEntry{Type: "s3", Attrs: s3("name", "buildkit_main", "secret_access_key", "wrong-"+id)}, warning},
 		{"azblob wrong key", client.CacheOptionsEntry{Type: "azblob", Attrs: azure("name", "buildkit_main", "secret_access_key", wrongKey)}, warning},
 	}
@@ -105,4 +122,49 @@ func TestE2EImportMissOrFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTokenRegistry starts a docker-registry with token auth, as Docker
+// Hub and ghcr.io use, behind a token server that hands anyone a token
+// granting nothing: a pull is refused with insufficient_scope, which
+// BuildKit words "pull access denied, repository does not exist or may
+// require authorization". It returns the registry's host:port.
+func startTokenRegistry(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bkcache-test-token"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "token.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const issuer, service = "bkcache-test-issuer", "bkcache-test-registry"
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+			"iss": issuer, "sub": "", "aud": service, "jti": randomID(t),
+			"iat": time.Now().Unix(), "nbf": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(),
+			"access": []any{}, // anonymous: no repository may be pulled
+		})
+		tok.Header["x5c"] = []string{base64.StdEncoding.EncodeToString(der)}
+		signed, err := tok.SignedString(key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"token": signed, "access_token": signed})
+	}))
+	t.Cleanup(tokens.Close)
+	return startRegistry(t, fmt.Sprintf("{token: {realm: %q, service: %s, issuer: %s, rootcertbundle: %s}}",
+		tokens.URL+"/token", service, issuer, bundle))
 }
