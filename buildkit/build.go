@@ -34,7 +34,9 @@ type Result struct {
 	// warnings. Secrets are already redacted.
 	Warnings []string
 	// Misses are the cache imports that found nothing at their location
-	// (a scope not exported yet): expected, so not warnings.
+	// (a scope not exported yet): expected, so not warnings. Only registry
+	// imports can be told apart this way; BuildKit reports an empty s3,
+	// azblob, gha or local location as no error at all.
 	Misses  []string
 	Builder Endpoint
 }
