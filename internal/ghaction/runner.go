@@ -134,6 +134,9 @@ func (r *Runner) Warning(msg string, at ...Position) { r.annotated(at).Warningf(
 // Error prints an error annotation (it does not fail the step by itself).
 func (r *Runner) Error(msg string, at ...Position) { r.annotated(at).Errorf("%s", msg) }
 
+// Debug prints a debug line, shown when step debug logging is on.
+func (r *Runner) Debug(msg string) { r.Action.Debugf("%s", msg) }
+
 // Logf prints one plain log line passed through SafeLine.
 func (r *Runner) Logf(format string, args ...any) {
 	r.Action.Infof("%s", SafeLine(fmt.Sprintf(format, args...)))

@@ -34,12 +34,13 @@ func TestInjectionIsInert(t *testing.T) {
 			r, out := newTestRunner(t, nil)
 			r.Warning(evil, Position{File: evil, Line: 3, Title: evil})
 			r.Error(evil)
+			r.Debug(evil)
 			r.Logf("scope: %s", evil)
 			if err := r.Group(evil, func() error { r.Logf("%s", evil); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			cmds, legacy := parseCommands(out.String())
-			wantNames := []string{"warning", "error", "group", "endgroup"}
+			wantNames := []string{"warning", "error", "debug", "group", "endgroup"}
 			if len(cmds) != len(wantNames) {
 				t.Fatalf("runner sees %d commands %q, want %q\noutput:\n%s", len(cmds), cmds, wantNames, out)
 			}
