@@ -7,7 +7,6 @@ import (
 
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
-	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/scope"
 )
 
@@ -53,7 +52,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	// Keys written into cache lines (S3, Azure) are masked before the plan
 	// prints, like the runtime token above.
 	rep.Mask(cfg.SecretValues()...)
-	rep.Mask(plan.Secrets(p.cache.Imports, p.cache.Exports)...)
+	rep.Mask(p.cache.SecretValues()...)
 	if err := j.report(p); err != nil {
 		return err
 	}
