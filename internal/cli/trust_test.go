@@ -107,12 +107,12 @@ func TestFinalCacheTo(t *testing.T) {
 	lines := func(k string) []string { return []string{"reg:" + k, "gha", "local:" + k} }
 	noGHA := func(k string) []string { return []string{"reg:" + k, "local:" + k} }
 	trusted := func(k string) row {
-		r := [3][]string{{"gha"}, lines(k), {"xcache", "xgha"}}
+		r := [3][]string{{"gha"}, lines(k), {"xgha"}}
 		return row{r, r}
 	}
 	// The token writes another ref than the plan's export scope.
 	tokenElsewhere := func(k string) row {
-		r := [3][]string{nil, noGHA(k), {"xcache"}}
+		r := [3][]string{nil, noGHA(k), nil}
 		return row{r, r}
 	}
 	want := map[string]row{

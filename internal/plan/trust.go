@@ -61,13 +61,13 @@ func Finalize(p Plan, getenv func(string) string) Plan {
 //   - A read-only plan (untrusted events without allow-untrusted-export,
 //     pull_request_target of a same-repository PR, issue_comment,
 //     workflow_run of untrusted code) keeps no export.
-//   - An untrusted plan that may write its own pr-N scope keeps only
-//     exports whose scope name is that scope's; inline exports, which
-//     travel in image tags trusted builds import, are dropped.
-//   - A trusted plan drops exports to another scope of the same build
-//     (a pull request writing buildkit_main) and keeps the rest: locations
-//     bkcache does not name are the user's choice, in code pushed by
-//     someone with write access.
+//   - Every other export must write the export scope by name: a registry
+//     tag, a local directory or the s3/azblob names equal to
+//     Scope.Name(Build), as a `cache:` line plans it. So an explicit
+//     cache-to to a fixed tag ("…:cache") or to another ref's scope
+//     ("…:buildkit_main" from a pull request) is dropped. Inline exports
+//     write the build's own image: kept for trusted builds only, since
+//     trusted builds import those tags.
 //
 // It is pure: the entries' tokens are parsed, never verified or logged.
 func EnforceTrust(imports, exports []cacheentry.Entry, sp scope.Plan, runnerRef string) (keptImports, keptExports []cacheentry.Entry, dropped []Dropped) {
@@ -99,28 +99,21 @@ func exportRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
 	if sp.Export == nil {
 		return readOnly(sp)
 	}
-	want := sp.Export.Name(sp.Build)
-	if sp.Trusted {
-		// Scope names hold one '_', between build and key: a name of this
-		// build other than its export scope is another ref's cache.
-		for _, n := range scopeNames(e) {
-			if strings.HasPrefix(n, sp.Build+"_") && n != want {
-				return fmt.Sprintf("it writes %s, another ref's scope of this build; a build writes only its own scope %s", n, want)
-			}
-		}
-		return ""
-	}
 	if e.Type == cacheentry.TypeInline {
-		return fmt.Sprintf("untrusted build: inline cache travels in the image tags, which trusted builds import; only %s may be written", want)
+		if sp.Trusted {
+			return "" // it writes this build's own image
+		}
+		return fmt.Sprintf("untrusted build: inline cache travels in the image tags, which trusted builds import; only %s may be written", sp.Export.Name(sp.Build))
 	}
+	want := sp.Export.Name(sp.Build)
 	names := scopeNames(e)
+	if len(names) == 0 {
+		return fmt.Sprintf("where it writes cannot be told, and a build writes only its export scope %s", want)
+	}
 	for _, n := range names {
 		if n != want {
-			return fmt.Sprintf("untrusted build: it may write only its own scope %s, and this entry writes %s", want, strings.Join(names, ";"))
+			return fmt.Sprintf("it writes %s, not this build's export scope %s (name the store in a cache: line and bkcache adds the scope)", strings.Join(names, ";"), want)
 		}
-	}
-	if len(names) == 0 {
-		return fmt.Sprintf("untrusted build: it may write only its own scope %s, and where this entry writes cannot be told", want)
 	}
 	return ""
 }
