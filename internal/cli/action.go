@@ -18,7 +18,8 @@ const stateMainRan = "bkcache_main_ran"
 func runAction(ctx context.Context, e Env, post bool) int {
 	r := ghaction.New(e.Getenv, e.Stdout)
 	// Masks first: nothing may print before the runtime token is masked.
-	r.MaskSecrets(e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken))
+	r.MaskSecrets(append([]string{e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken)},
+		config.SecretInputValues(r.Input)...)...)
 	rep := &actionReporter{r: r}
 
 	if post {

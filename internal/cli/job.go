@@ -125,7 +125,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			Platforms: j.cfg.Platforms,
 			Tags:      j.cfg.Tags,
 			Outputs:   j.cfg.Outputs,
-			Secrets:   j.cfg.Secrets,
+			Secrets:   buildkitSecrets(j.cfg.Secrets),
 			Push:      j.cfg.Push,
 			NoCache:   j.cfg.NoCache,
 			Pull:      j.cfg.Pull,
@@ -250,6 +250,15 @@ func sharedBuilder(input string, getenv func(string) string) string {
 		}
 	}
 	return ""
+}
+
+// buildkitSecrets hands the secrets inputs to BuildKit.
+func buildkitSecrets(ss []config.Secret) []buildkit.Secret {
+	var out []buildkit.Secret
+	for _, s := range ss {
+		out = append(out, buildkit.Secret{ID: s.ID, Value: []byte(s.Value), File: s.File, Env: s.Env})
+	}
+	return out
 }
 
 // buildkitEntries hands the planned entries to BuildKit as its own type.
