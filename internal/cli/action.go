@@ -10,9 +10,6 @@ import (
 	"github.com/bkcache/bkcache/scope"
 )
 
-// stateMainRan tells dist/main.js, in the post step, that the main step ran.
-const stateMainRan = "bkcache_main_ran"
-
 // runAction runs bkcache as the GitHub Action: inputs from INPUT_*, outputs
 // and state through the runner's files, errors as annotations.
 func runAction(ctx context.Context, e Env, post bool) int {
@@ -24,10 +21,6 @@ func runAction(ctx context.Context, e Env, post bool) int {
 
 	if post {
 		return runPost(ctx, r, rep)
-	}
-	if err := r.SaveState(stateMainRan, "true"); err != nil {
-		r.Error(ghaction.SafeLine(err.Error()))
-		return 1
 	}
 	if err := actionMain(ctx, e, r, rep); err != nil {
 		r.Error(ghaction.SafeLine(err.Error()))

@@ -91,7 +91,7 @@ func actionRoot(t *testing.T) string {
 			buildErr = "go build: " + err.Error() + "\n" + string(out)
 			return
 		}
-		for _, f := range []string{"action.yml", "dist/main.js"} {
+		for _, f := range []string{"action.yml", "dist/main.js", "dist/post.js"} {
 			b, err := os.ReadFile(filepath.Join(root, f))
 			if err != nil {
 				buildErr = err.Error()
@@ -220,10 +220,21 @@ type result struct {
 	outputsErr, stateErr error
 }
 
-// runAction runs `node dist/main.js` in root as the runner would for a
-// `uses:` step with the given inputs (names as written in the workflow).
+// runAction runs the main entry point of action.yml (`node dist/main.js`)
+// in root as the runner would for a `uses:` step with the given inputs
+// (names as written in the workflow).
 func runAction(t *testing.T, root string, inputs, extra map[string]string) result {
 	t.Helper()
+	return runPhase(t, root, "main", inputs, extra)
+}
+
+// runPhase runs action.yml's runs.<phase> entry point (main or post).
+func runPhase(t *testing.T, root, phase string, inputs, extra map[string]string) result {
+	t.Helper()
+	script := actionYML(t, root).Runs[phase]
+	if script == "" {
+		t.Fatalf("action.yml has no runs.%s", phase)
+	}
 	work := t.TempDir()
 	files := map[string]string{}
 	for _, name := range []string{"GITHUB_OUTPUT", "GITHUB_STATE", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY"} {
@@ -300,7 +311,7 @@ func runAction(t *testing.T, root string, inputs, extra map[string]string) resul
 	}
 	slices.Sort(environ)
 
-	cmd := exec.Command(nodeTool(t), filepath.Join(root, "dist", "main.js"))
+	cmd := exec.Command(nodeTool(t), filepath.Join(root, script))
 	cmd.Dir = workspace
 	cmd.Env = environ
 	var stdout, stderr strings.Builder
@@ -543,7 +554,7 @@ func TestInjectionInert(t *testing.T) {
 
 func TestPostPhase(t *testing.T) {
 	root := actionRoot(t)
-	r := runAction(t, root, nil, map[string]string{
+	r := runPhase(t, root, "post", nil, map[string]string{
 		"STATE_bkcache_main_ran": "true",
 		"STATE_bkcache_js_main":  "true",
 	})
