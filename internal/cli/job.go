@@ -205,7 +205,16 @@ func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) gha
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
-	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: res.Warnings}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: append(droppedWarnings(p), res.Warnings...)}
+}
+
+// droppedWarnings are the plan's left-out entries, for the job summary.
+func droppedWarnings(p planned) []string {
+	var out []string
+	for _, d := range p.cache.Dropped {
+		out = append(out, d.String())
+	}
+	return out
 }
 
 // planSummary is the job summary of a dry run: the plan, nothing built.
@@ -217,7 +226,7 @@ func (j *job) planSummary(p planned) ghaction.Summary {
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
-	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: droppedWarnings(p)}
 }
 
 func describeScopes(ss []scope.Scope) string {

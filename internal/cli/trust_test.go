@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -213,4 +214,63 @@ func trustRun(t *testing.T, ev trustEvent, allow string, inputs map[string]strin
 
 func nonEmptyLines(s string) []string {
 	return slices.DeleteFunc(strings.Split(s, "\n"), func(l string) bool { return strings.TrimSpace(l) == "" })
+}
+
+// TestSharedBuilderWarning: an untrusted run on a builder that outlives
+// the job (detected from its address) gets a warning; trusted runs and
+// ephemeral builders do not.
+func TestSharedBuilderWarning(t *testing.T) {
+	byName := map[string]trustEvent{}
+	for _, ev := range trustEvents {
+		byName[ev.name] = ev
+	}
+	for _, tt := range []struct {
+		name, event, builder, buildkitHost string
+		warn                               bool
+	}{
+		{"fork PR on tcp", "pull_request fork", "tcp://buildkitd:1234?cacert=/ca.pem", "", true},
+		{"issue_comment on kube-pod via BUILDKIT_HOST", "issue_comment on PR", "", "kube-pod://buildkitd-0", true},
+		{"fork PR on a unix socket", "pull_request fork", "unix:///run/buildkit/buildkitd.sock", "", false},
+		{"input wins over BUILDKIT_HOST", "pull_request fork", "docker-container://b", "tcp://shared:1234", false},
+		{"trusted push on tcp", "push branch", "tcp://buildkitd:1234", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := trustRun(t, byName[tt.event], "false", map[string]string{"builder": tt.builder})
+			r.vars["BUILDKIT_HOST"] = tt.buildkitHost
+			code, out, _ := r.run(t)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			got := strings.Contains(out, "::warning::untrusted") && strings.Contains(out, "long-lived builder")
+			if got != tt.warn {
+				t.Errorf("shared-builder warning = %v, want %v\n%s", got, tt.warn, out)
+			}
+			if strings.Contains(out, "cacert") {
+				t.Errorf("the warning shows the builder's TLS query:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestDroppedInSummary: the job summary lists what was left out, redacted.
+func TestDroppedInSummary(t *testing.T) {
+	for _, ev := range trustEvents {
+		if ev.name != "pull_request_target fork" {
+			continue
+		}
+		r := trustRun(t, ev, "true", nil)
+		if code, out, _ := r.run(t); code != 0 {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		b, err := os.ReadFile(r.summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "dropped: untrusted build, and the gha exporter would write refs/heads/master") {
+			t.Errorf("summary does not list the dropped gha export:\n%s", b)
+		}
+		if strings.Contains(string(b), r.vars["ACTIONS_RUNTIME_TOKEN"]) {
+			t.Error("summary shows the runtime token")
+		}
+	}
 }
