@@ -489,6 +489,40 @@ func TestSecretsMaskedFirst(t *testing.T) {
 	checkNoSecrets(t, r, s3Secret, githubToken)
 }
 
+// TestBuildSecretsMaskedFirst: the values of the secrets input are masked
+// before anything else prints, even when another input is invalid and the
+// run fails.
+func TestBuildSecretsMaskedFirst(t *testing.T) {
+	const value, bare = "buildSecretValueForContract-0123", "pastedWithoutKey-4567"
+	root := actionRoot(t)
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]string
+		code   int
+	}{
+		{"dry run", map[string]string{"dry-run": "true", "secrets": "API_KEY=" + value}, 0},
+		{"another input is bad", map[string]string{"secrets": "API_KEY=" + value + "\n" + bare, "progress": "fancy"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAction(t, root, tc.inputs, nil)
+			if r.code != tc.code {
+				t.Fatalf("exit code %d, want %d", r.code, tc.code)
+			}
+			masked := map[string]bool{}
+			for _, c := range commands(r.stdout) {
+				if c.name == "add-mask" {
+					masked[c.data] = true
+				}
+			}
+			if !masked[value] {
+				t.Errorf("the secret value was not masked")
+			}
+			checkMasksFirst(t, r.stdout)
+			checkNoSecrets(t, r, value, bare, githubToken)
+		})
+	}
+}
+
 func TestInvalidInputExitCode(t *testing.T) {
 	root := actionRoot(t)
 	r := runAction(t, root, map[string]string{"cache": "type=nope"}, nil)
