@@ -134,18 +134,76 @@ func parseSecrets(get func(string) string) ([]Secret, error) {
 }
 
 // parseSecretItem reads one item of the secrets input: buildx's
-// id=NAME,src=PATH / id=NAME,env=VAR when every field is one of buildx's
-// keys and there is an id and a source, else build-push-action's KEY=VALUE
-// (the value is everything after the first '=').
+// id=NAME,src=PATH / id=NAME,env=VAR when it has two or more fields and
+// every one is one of buildx's keys, else build-push-action's KEY=VALUE
+// (the value is everything after the first '='; "id=x" alone is a secret
+// named "id").
 func parseSecretItem(text string) (Secret, error) {
-	if s, ok := buildxSecret(text); ok {
-		return s, nil
+	if fields, ok := buildxFields(text); ok {
+		return buildxSecret(fields)
 	}
 	k, v, err := keyValue(text, "KEY=VALUE, id=NAME,src=PATH or id=NAME,env=VAR")
 	if err != nil {
 		return Secret{}, err
 	}
 	return Secret{ID: k, Value: v}, nil
+}
+
+// buildxFields splits text as buildx does (go-csvvalue) and reports
+// whether it is in buildx's --secret syntax.
+func buildxFields(text string) ([][2]string, bool) {
+	fields, err := csvvalue.Fields(text, nil)
+	if err != nil || len(fields) < 2 {
+		return nil, false
+	}
+	var out [][2]string
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		k = strings.ToLower(strings.TrimSpace(k))
+		switch {
+		case !ok:
+			return nil, false
+		case k == "type", k == "id", k == "src", k == "source", k == "env":
+			out = append(out, [2]string{k, v})
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// buildxSecret reads buildx's fields as buildx does
+// (util/buildflags/secrets.go). Errors name the id at most.
+func buildxSecret(fields [][2]string) (Secret, error) {
+	var s Secret
+	typ := ""
+	for _, f := range fields {
+		switch k, v := f[0], f[1]; k {
+		case "type":
+			if v != "file" && v != "env" {
+				return Secret{}, errors.New("id=NAME,src=PATH form: type must be file or env")
+			}
+			typ = v
+		case "id":
+			s.ID = v
+		case "src", "source":
+			s.File = v
+		case "env":
+			s.Env = v
+		}
+	}
+	if typ == "env" && s.Env == "" {
+		s.Env, s.File = s.File, ""
+	}
+	switch {
+	case s.ID == "":
+		return Secret{}, errors.New("id=NAME,src=PATH form: missing id")
+	case s.File == "" && s.Env == "":
+		return Secret{}, fmt.Errorf("id=NAME,src=PATH form: key %q: missing src or env", s.ID)
+	case s.File != "" && s.Env != "":
+		return Secret{}, fmt.Errorf("id=NAME,src=PATH form: key %q: src and env are exclusive", s.ID)
+	}
+	return s, nil
 }
 
 // keyValue splits KEY=VALUE; errors name the key at most.
@@ -161,45 +219,6 @@ func keyValue(text, want string) (key, value string, err error) {
 		return "", "", fmt.Errorf("key %q: the value is empty", k)
 	}
 	return k, v, nil
-}
-
-// buildxSecret parses buildx's --secret syntax as buildx does
-// (util/buildflags/secrets.go), and reports whether text is in it.
-func buildxSecret(text string) (Secret, bool) {
-	fields, err := csvvalue.Fields(text, nil)
-	if err != nil {
-		return Secret{}, false
-	}
-	var s Secret
-	typ := ""
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return Secret{}, false
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "type":
-			if v != "file" && v != "env" {
-				return Secret{}, false
-			}
-			typ = v
-		case "id":
-			s.ID = v
-		case "src", "source":
-			s.File = v
-		case "env":
-			s.Env = v
-		default:
-			return Secret{}, false
-		}
-	}
-	if typ == "env" && s.Env == "" {
-		s.Env, s.File = s.File, ""
-	}
-	if s.ID == "" || (s.File == "") == (s.Env == "") {
-		return Secret{}, false
-	}
-	return s, true
 }
 
 // SecretInputValues returns what must be masked in the secrets input

@@ -48,6 +48,9 @@ func TestParseSecretsErrors(t *testing.T) {
 		{"empty key", map[string]string{"secrets": "=" + value}, `input "secrets" line 1: want KEY=VALUE`},
 		{"empty value", map[string]string{"secrets": "\n\nTOKEN="}, `input "secrets" line 3: key "TOKEN": the value is empty`},
 		{"duplicate", map[string]string{"secrets": "A=" + value, "secret-envs": "A=VAR"}, `input "secret-envs" line 1: key "A" is already given at input "secrets" line 1`},
+		{"buildx form without a source", map[string]string{"secrets": "id=a,type=file"}, `input "secrets" line 1: id=NAME,src=PATH form: key "a": missing src or env`},
+		{"buildx form with two sources", map[string]string{"secrets": "id=a,src=/x,env=Y"}, `src and env are exclusive`},
+		{"buildx form without id", map[string]string{"secrets": "src=/x,env=Y"}, `missing id`},
 		{"bad file line", map[string]string{"secret-files": "A=/x\nB"}, `input "secret-files" line 2: want KEY=PATH`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
