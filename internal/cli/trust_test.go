@@ -153,6 +153,18 @@ func TestFinalCacheTo(t *testing.T) {
 					if exp := expandWant(w[allowIdx][inIdx]); !slices.Equal(got, exp) {
 						t.Errorf("cache-to:\n  got  %q\n  want %q\n%s", got, exp, out)
 					}
+					// Imports are never dropped for trust, except that a
+					// deleted ref reads nothing.
+					from := outputs["cache-from"]
+					deleted := ev.name == "push deleted branch" || ev.name == "delete"
+					switch {
+					case deleted && from != "":
+						t.Errorf("deleted ref imports %q", from)
+					case !deleted && inIdx == 2 && !strings.Contains(from, trustRegistry+":buildkit_master"):
+						t.Errorf("explicit cache-from missing: %q", from)
+					case !deleted && inIdx == 0 && !strings.HasPrefix(from, "type=gha,scope=buildkit,token=***"):
+						t.Errorf("default gha import missing: %q", from)
+					}
 					// Each export the inputs ask for and the build does
 					// not get is a warning naming it and the reason.
 					var asked []string
