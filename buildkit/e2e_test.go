@@ -178,27 +178,28 @@ func TestE2EPushSetsDigest(t *testing.T) {
 	}
 }
 
-func TestE2ESecretFromEnv(t *testing.T) {
+func TestE2ESecrets(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
 	secret := "hunter2-" + randomID(t)
 	t.Setenv("BKCACHE_E2E_SECRET", secret)
 	secretFile := filepath.Join(t.TempDir(), "file-secret")
 	fileSecret := "file-" + randomID(t)
+	valueSecret := "value-" + randomID(t)
 	if err := os.WriteFile(secretFile, []byte(fileSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dockerfile := fmt.Sprintf(`FROM %s
-RUN --mount=type=secret,id=tok --mount=type=secret,id=file mkdir /out && sha256sum < /run/secrets/tok | cut -d' ' -f1 > /out/tok && sha256sum < /run/secrets/file | cut -d' ' -f1 > /out/file
+RUN --mount=type=secret,id=tok --mount=type=secret,id=file --mount=type=secret,id=val mkdir /out && sha256sum < /run/secrets/tok | cut -d' ' -f1 > /out/tok && sha256sum < /run/secrets/file | cut -d' ' -f1 > /out/file && sha256sum < /run/secrets/val | cut -d' ' -f1 > /out/val
 FROM scratch
 COPY --from=0 /out/ /
 `, env.BaseImage)
 	out := filepath.Join(t.TempDir(), "out")
 	res := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{
 		Context: writeContext(t, dockerfile, map[string]string{}),
-		Secrets: []string{"id=tok,env=BKCACHE_E2E_SECRET", "id=file,src=" + secretFile},
+		Secrets: []Secret{{ID: "tok", Env: "BKCACHE_E2E_SECRET"}, {ID: "file", File: secretFile}, {ID: "val", Value: []byte(valueSecret)}},
 		Outputs: []string{"type=local,dest=" + out},
 	}})
-	for name, want := range map[string]string{"tok": secret, "file": fileSecret} {
+	for name, want := range map[string]string{"tok": secret, "file": fileSecret, "val": valueSecret} {
 		got, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatalf("reading %s: %v", name, err)

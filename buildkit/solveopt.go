@@ -9,6 +9,7 @@
 package buildkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/secrets"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/tonistiigi/fsutil"
 	// go-csvvalue is what buildx and buildctl parse --output/--secret with;
@@ -40,7 +42,7 @@ type BuildOptions struct {
 	Platforms []string          // e.g. linux/amd64
 	Tags      []string          // image names; with Push they are pushed
 	Outputs   []string          // buildx --output CSV entries
-	Secrets   []string          // id=…,src=… or id=…,env=…
+	Secrets   []Secret
 	Push      bool
 	NoCache   bool
 	Pull      bool
@@ -286,81 +288,81 @@ func createFile(path string) func(map[string]string) (io.WriteCloser, error) {
 	}
 }
 
-// secretsAttachable parses the secrets input and checks every source now,
-// so that a missing file or variable fails before the build with the
-// input's name, not halfway through as an empty secret.
-func secretsAttachable(specs []string) (session.Attachable, error) {
-	if len(specs) == 0 {
+// Secret is one build secret for RUN --mount=type=secret,id=ID: its
+// value, a file holding it, or an environment variable holding it.
+// Exactly one of Value, File and Env is set.
+type Secret struct {
+	ID    string
+	Value []byte
+	File  string
+	Env   string
+}
+
+// secretsAttachable checks every secret's source now, so that a missing
+// file or variable fails before the build with the secret's id, not
+// halfway through as an empty secret. Values stay in memory: they are
+// never written to a file. Errors name ids, files and variables, never a
+// value.
+func secretsAttachable(list []Secret) (session.Attachable, error) {
+	if len(list) == 0 {
 		return nil, nil
 	}
-	var srcs []secretsprovider.Source
+	values := map[string][]byte{}
+	var sources []secretsprovider.Source
 	seen := map[string]bool{}
-	for _, s := range specs {
-		src, err := parseSecret(s)
-		if err != nil {
-			return nil, err
+	for _, s := range list {
+		switch {
+		case s.ID == "":
+			return nil, errors.New("secrets: a secret has no id")
+		case seen[s.ID]:
+			return nil, fmt.Errorf("secrets: duplicate id %q", s.ID)
+		case countSet(len(s.Value) > 0, s.File != "", s.Env != "") != 1:
+			return nil, fmt.Errorf("secrets: id %q: give exactly one source: inline, a file or an environment variable", s.ID)
+		case len(s.Value) > secretsprovider.MaxSecretSize:
+			return nil, fmt.Errorf("secrets: id %q: larger than BuildKit's limit of %d bytes", s.ID, secretsprovider.MaxSecretSize)
 		}
-		if seen[src.ID] {
-			return nil, fmt.Errorf("secrets: duplicate id %q", src.ID)
+		seen[s.ID] = true
+		if len(s.Value) > 0 {
+			values[s.ID] = s.Value
+			continue
 		}
-		seen[src.ID] = true
-		if src.Env != "" {
-			if _, ok := os.LookupEnv(src.Env); !ok {
-				return nil, fmt.Errorf("secrets: id %q: environment variable %s is not set", src.ID, src.Env)
+		if s.Env != "" {
+			if _, ok := os.LookupEnv(s.Env); !ok {
+				return nil, fmt.Errorf("secrets: id %q: environment variable %s is not set", s.ID, s.Env)
 			}
 		}
-		srcs = append(srcs, src)
+		sources = append(sources, secretsprovider.Source{ID: s.ID, FilePath: s.File, Env: s.Env})
 	}
-	store, err := secretsprovider.NewStore(srcs)
+	rest, err := secretsprovider.NewStore(sources)
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	return secretsprovider.NewSecretProvider(store), nil
+	return secretsprovider.NewSecretProvider(secretStore{values, rest}), nil
 }
 
-// parseSecret parses id=…,src=… (also source=, or type=file) and
-// id=…,env=… (also type=env,src=VAR), buildx's syntax. Error messages quote
-// the input, which holds only names and paths, never the secret itself.
-func parseSecret(s string) (secretsprovider.Source, error) {
-	var src secretsprovider.Source
-	fields, err := csvvalue.Fields(s, nil)
-	if err != nil {
-		return src, fmt.Errorf("secrets: %q: %w", s, err)
-	}
-	typ := ""
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return src, fmt.Errorf("secrets: %q: field %q is not key=value", s, f)
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "type":
-			if v != "file" && v != "env" {
-				return src, fmt.Errorf("secrets: %q: unknown type %q (allowed: file, env)", s, v)
-			}
-			typ = v
-		case "id":
-			src.ID = v
-		case "src", "source":
-			src.FilePath = v
-		case "env":
-			src.Env = v
-		default:
-			return src, fmt.Errorf("secrets: %q: unknown key %q (allowed: id, src, source, env, type)", s, k)
+func countSet(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
 		}
 	}
-	if typ == "env" && src.Env == "" {
-		src.Env, src.FilePath = src.FilePath, ""
+	return n
+}
+
+// secretStore serves secrets given by value from memory and the rest
+// through BuildKit's file and environment store. BuildKit's FromMap alone
+// cannot read files, and two providers cannot share the session.
+type secretStore struct {
+	values map[string][]byte
+	rest   secrets.SecretStore
+}
+
+func (s secretStore) GetSecret(ctx context.Context, id string) ([]byte, error) {
+	if v, ok := s.values[id]; ok {
+		return v, nil
 	}
-	switch {
-	case src.ID == "":
-		return src, fmt.Errorf("secrets: %q: missing id", s)
-	case src.FilePath == "" && src.Env == "":
-		return src, fmt.Errorf("secrets: %q: missing src or env", s)
-	case src.FilePath != "" && src.Env != "":
-		return src, fmt.Errorf("secrets: %q: src and env are exclusive", s)
-	}
-	return src, nil
+	return s.rest.GetSecret(ctx, id)
 }
 
 // authAttachable hands registry credentials from the Docker config in dir

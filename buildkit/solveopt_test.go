@@ -200,23 +200,20 @@ func TestNewSolveOptSecrets(t *testing.T) {
 	t.Setenv("BKCACHE_TEST_SECRET", "value")
 	tests := []struct {
 		name    string
-		secrets []string
+		secrets []Secret
 		wantErr string
 	}{
-		{"file", []string{"id=a,src=" + file}, ""},
-		{"source alias", []string{"id=a,source=" + file}, ""},
-		{"env", []string{"id=a,env=BKCACHE_TEST_SECRET"}, ""},
-		{"type=env", []string{"type=env,id=a,src=BKCACHE_TEST_SECRET"}, ""},
-		{"both", []string{"id=a,src=" + file, "id=b,env=BKCACHE_TEST_SECRET"}, ""},
-		{"missing source", []string{"id=x"}, `secrets: "id=x": missing src or env`},
-		{"missing id", []string{"src=" + file}, "missing id"},
-		{"unset env", []string{"id=a,env=BKCACHE_TEST_UNSET_VAR"}, `secrets: id "a": environment variable BKCACHE_TEST_UNSET_VAR is not set`},
-		{"missing file", []string{"id=a,src=/nonexistent/f"}, "secrets: "},
-		{"src and env", []string{"id=a,src=" + file + ",env=BKCACHE_TEST_SECRET"}, "src and env are exclusive"},
-		{"unknown key", []string{"id=a,required=true"}, `unknown key "required"`},
-		{"bad type", []string{"type=ssh,id=a"}, `unknown type "ssh" (allowed: file, env)`},
-		{"duplicate", []string{"id=a,env=BKCACHE_TEST_SECRET", "id=a,src=" + file}, `duplicate id "a"`},
-		{"bad csv", []string{`id="a`}, "secrets: "},
+		{"file", []Secret{{ID: "a", File: file}}, ""},
+		{"env", []Secret{{ID: "a", Env: "BKCACHE_TEST_SECRET"}}, ""},
+		{"value", []Secret{{ID: "a", Value: []byte("s3cret")}}, ""},
+		{"all kinds", []Secret{{ID: "a", File: file}, {ID: "b", Env: "BKCACHE_TEST_SECRET"}, {ID: "c", Value: []byte("s3cret")}}, ""},
+		{"no source", []Secret{{ID: "x"}}, `secrets: id "x": give exactly one source`},
+		{"two sources", []Secret{{ID: "x", Value: []byte("s3cret"), File: file}}, `secrets: id "x": give exactly one source`},
+		{"missing id", []Secret{{File: file}}, "has no id"},
+		{"unset env", []Secret{{ID: "a", Env: "BKCACHE_TEST_UNSET_VAR"}}, `secrets: id "a": environment variable BKCACHE_TEST_UNSET_VAR is not set`},
+		{"missing file", []Secret{{ID: "a", File: "/nonexistent/f"}}, "secrets: "},
+		{"duplicate", []Secret{{ID: "a", Env: "BKCACHE_TEST_SECRET"}, {ID: "a", Value: []byte("s3cret")}}, `duplicate id "a"`},
+		{"too big", []Secret{{ID: "a", Value: make([]byte, 600*1024)}}, `secrets: id "a": larger than`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,24 +287,6 @@ func FuzzParseOutput(f *testing.F) {
 		}
 		if _, ok := e.Attrs["dest"]; ok {
 			t.Error("dest left in exporter attrs")
-		}
-	})
-}
-
-func FuzzParseSecret(f *testing.F) {
-	for _, s := range []string{"id=a,src=f", "id=a,env=E", "type=env,id=a,src=E", "id=x", "id=a,src=f,env=E", `"id=a,b",src=f`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		src, err := parseSecret(s)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "secrets: ") {
-				t.Errorf("error %q does not name the input", err)
-			}
-			return
-		}
-		if src.ID == "" || (src.FilePath == "") == (src.Env == "") {
-			t.Errorf("accepted %q as %+v", s, src)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-// bkcache action entry point (runs.using: node24, main and post).
+// bkcache action entry point (runs.using: node24, main; dist/post.js is post).
 //
 // The runner hands ACTIONS_RUNTIME_TOKEN, ACTIONS_RESULTS_URL and
 // ACTIONS_CACHE_SERVICE_V2 only to JavaScript and container actions, so the Go
@@ -17,8 +17,10 @@ const GOOS = { linux: 'linux', darwin: 'darwin', win32: 'windows' };
 const GOARCH = { x64: 'amd64', arm64: 'arm64' };
 const TARGETS = ['linux-amd64', 'linux-arm64', 'darwin-amd64', 'darwin-arm64', 'windows-amd64'];
 
-// State main.js saves itself, so the post step can tell it is the post step
-// even when the binary died before saving bkcache_main_ran.
+// State the main step saves for the post step (dist/post.js):
+// bkcache_js_main first thing, bkcache_main_ran once the binary has started.
+// The post step runs the binary only after the latter, so a main step that
+// failed before starting the binary leaves nothing to clean up.
 const JS_MAIN_STATE = 'bkcache_js_main';
 const MAIN_RAN_STATE = 'bkcache_main_ran';
 
@@ -113,7 +115,8 @@ function exitLike(code, signal) {
   process.exit(code === null ? 1 : code);
 }
 
-function run(bin, args) {
+// run starts bin with args; onSpawn runs once the process exists.
+function run(bin, args, onSpawn) {
   // Listen before spawning: a signal that arrives while the child starts is
   // delivered to it as soon as it exists.
   let child = null;
@@ -132,6 +135,9 @@ function run(bin, args) {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
   child = childProcess.spawn(bin, args, { stdio: 'inherit', env: process.env });
+  child.on('spawn', () => {
+    if (onSpawn) onSpawn();
+  });
   child.on('error', (err) => {
     command('error', `bkcache: starting ${path.basename(bin)} failed: ${err.message}`);
     process.exit(1);
@@ -140,14 +146,15 @@ function run(bin, args) {
   if (pending) forward(pending);
 }
 
+// main is the main step: find (or build) the binary and run it.
 function main() {
-  const root = path.resolve(__dirname, '..');
-  const isPost = process.env[`STATE_${JS_MAIN_STATE}`] !== undefined ||
-    process.env[`STATE_${MAIN_RAN_STATE}`] !== undefined;
-  if (isPost && process.env[`STATE_${MAIN_RAN_STATE}`] !== 'true') {
-    // The main step never got far enough to need cleanup.
-    process.exit(0);
+  if (process.env[`STATE_${JS_MAIN_STATE}`] !== undefined) {
+    // An action.yml that names main.js as its post entry point.
+    post();
+    return;
   }
+  saveState(JS_MAIN_STATE, 'true');
+  const root = path.resolve(__dirname, '..');
   let bin;
   try {
     bin = binaryPath(__dirname, process.platform, process.arch);
@@ -156,12 +163,28 @@ function main() {
     process.exit(1);
   }
   if (!ensureBinary(bin, root)) process.exit(1);
-  if (!isPost) saveState(JS_MAIN_STATE, 'true');
-  run(bin, isPost ? ['post'] : []);
+  run(bin, [], () => saveState(MAIN_RAN_STATE, 'true'));
+}
+
+// post is the post step (dist/post.js): the binary's cleanup, and only when
+// the main step started the binary. It never builds anything: not the
+// binary from source, and `bkcache post` runs no build.
+function post() {
+  if (process.env[`STATE_${MAIN_RAN_STATE}`] !== 'true') {
+    process.exit(0); // the main step failed before starting the binary
+  }
+  let bin;
+  try {
+    bin = binaryPath(__dirname, process.platform, process.arch);
+  } catch {
+    process.exit(0);
+  }
+  if (!fs.existsSync(bin)) process.exit(0);
+  run(bin, ['post']);
 }
 
 if (require.main === module) {
   main();
 }
 
-module.exports = { binaryPath, escapeData };
+module.exports = { binaryPath, escapeData, post };

@@ -59,6 +59,9 @@ type Plan struct {
 	// Trusted reports whether the event runs code pushed by someone with
 	// write access in a context that may write caches.
 	Trusted bool
+	// Deleted: the event deleted the ref, so the build imports and
+	// exports nothing at all.
+	Deleted bool
 	// Notes explain decisions worth showing in the log.
 	Notes []string
 	// Event and DefaultBranch are what the plan was derived from.
@@ -116,6 +119,7 @@ func Derive(ev Event, opts Options) (Plan, error) {
 	case "issue_comment":
 		pl.issueComment()
 	case "delete":
+		pl.p.Deleted = true
 		pl.note(fmt.Sprintf("%s %q was deleted: nothing to build, no cache scopes",
 			firstNonEmpty(str(ev.Payload, "ref_type"), "ref"), str(ev.Payload, "ref")))
 	case "":
@@ -191,6 +195,7 @@ func (pl *planner) push() error {
 		ref = str(pl.ev.Payload, "ref")
 	}
 	if boolean(pl.ev.Payload, "deleted") {
+		pl.p.Deleted = true
 		pl.note(fmt.Sprintf("%s was deleted: nothing to build, no cache scopes", ref))
 		return nil
 	}
@@ -409,7 +414,7 @@ func (pl *planner) workflowRun() error {
 		pl.importDefault()
 		return nil
 	case "release":
-		return pl.fromRef("refs/tags/" + headBranch)
+		return pl.fromRef("refs/tags/" + strings.TrimPrefix(headBranch, "refs/tags/"))
 	case "merge_group":
 		m := mergeQueueRef.FindStringSubmatch(headBranch)
 		if m == nil {
@@ -423,9 +428,15 @@ func (pl *planner) workflowRun() error {
 		pl.importDefault()
 		return nil
 	case "push", "workflow_dispatch", "schedule", "repository_dispatch":
-		// head_branch carries no refs/ prefix; a tag push shows its tag name
-		// here, indistinguishable from a branch. Treat it as a branch.
-		pl.note(fmt.Sprintf("workflow_run after %s on %q: planned as that branch", trigger, headBranch))
+		// head_branch is usually a bare name, and a tag push shows its tag
+		// name there; a full ref says which it is.
+		if kind, name := parseRef(headBranch); kind == refTag {
+			pl.note(fmt.Sprintf("workflow_run after %s of tag %q: planned as that tag", trigger, name))
+			return pl.fromRef(headBranch)
+		} else if kind == refBranch {
+			headBranch = name
+		}
+		pl.note(fmt.Sprintf("workflow_run after %s on %q: planned as that branch (the payload does not say whether a bare name is a branch or a tag)", trigger, headBranch))
 		return pl.fromRef("refs/heads/" + headBranch)
 	default:
 		return readOnly("the triggering event is untrusted or unknown")

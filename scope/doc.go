@@ -27,7 +27,12 @@
 // repository's privileges (fork pull requests, pull_request_target,
 // issue_comment, workflow_run of a fork's run) write nothing unless
 // Options.AllowUntrustedExport is set, and then only to an isolated scope no
-// trusted ref reads.
+// trusted ref reads. A deleted ref (Plan.Deleted) reads and writes nothing.
+//
+// These are scope names. What a cache entry really writes can differ (a gha
+// export writes the runtime token's ref, an explicit cache-to names its own
+// place), so internal/plan's EnforceTrust applies the same rule to the final
+// entries handed to BuildKit.
 //
 // # Names
 //

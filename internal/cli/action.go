@@ -5,29 +5,22 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
 	"github.com/bkcache/bkcache/scope"
 )
-
-// stateMainRan tells dist/main.js, in the post step, that the main step ran.
-const stateMainRan = "bkcache_main_ran"
 
 // runAction runs bkcache as the GitHub Action: inputs from INPUT_*, outputs
 // and state through the runner's files, errors as annotations.
 func runAction(ctx context.Context, e Env, post bool) int {
 	r := ghaction.New(e.Getenv, e.Stdout)
 	// Masks first: nothing may print before the runtime token is masked.
-	r.MaskSecrets(e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken))
+	r.MaskSecrets(append([]string{e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken)},
+		config.SecretInputValues(r.Input)...)...)
 	rep := &actionReporter{r: r}
 
 	if post {
 		return runPost(ctx, r, rep)
-	}
-	if err := r.SaveState(stateMainRan, "true"); err != nil {
-		r.Error(ghaction.SafeLine(err.Error()))
-		return 1
 	}
 	if err := actionMain(ctx, e, r, rep); err != nil {
 		r.Error(ghaction.SafeLine(err.Error()))
@@ -53,7 +46,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	// Keys written into cache lines (S3, Azure) are masked before the plan
 	// prints, like the runtime token above.
 	rep.Mask(cfg.SecretValues()...)
-	rep.Mask(cacheentry.Secrets(p.cache.Imports, p.cache.Exports)...)
+	rep.Mask(p.cache.SecretValues()...)
 	if err := j.report(p); err != nil {
 		return err
 	}

@@ -55,7 +55,8 @@ func (j *job) plan() (planned, error) {
 	if err != nil {
 		return planned{}, err
 	}
-	return planned{scopes: sp, cache: cp}, nil
+	// What is reported, dry run included, is exactly what BuildKit gets.
+	return planned{scopes: sp, cache: plan.Finalize(cp, j.getenv)}, nil
 }
 
 // defaultLocalCacheDir is where the default `local` cache lives outside
@@ -87,6 +88,12 @@ func (j *job) report(p planned) error {
 	for _, n := range p.cache.Notes {
 		j.rep.Infof("note: %s", n)
 	}
+	for _, d := range p.cache.Dropped {
+		j.rep.Warnf("%s", d)
+	}
+	if addr := sharedBuilder(j.cfg.Builder, j.getenv); addr != "" && !p.scopes.Trusted {
+		j.rep.Warnf("untrusted %s run on a long-lived builder (%s): its local cache is shared with trusted builds, so what this build leaves there can be reused by them; use an ephemeral builder for untrusted events", p.scopes.Event, addr)
+	}
 	exportScope := ""
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
@@ -105,12 +112,7 @@ func (j *job) report(p planned) error {
 
 // build runs BuildKit with the plan and reports the result.
 func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
-	imports, droppedIn := plan.SplitInactive(plan.AddGitHubRuntime(p.cache.Imports, j.getenv))
-	exports, droppedOut := plan.SplitInactive(plan.AddGitHubRuntime(p.cache.Exports, j.getenv))
-	if n := len(droppedIn) + len(droppedOut); n > 0 {
-		// BuildKit would fail the build on a gha entry without a token.
-		j.rep.Warnf("gha cache skipped: no ACTIONS_RUNTIME_TOKEN and cache URL; the runner passes them only to JavaScript and container actions, so use `uses: bkcache/bkcache@v1` rather than a run: step")
-	}
+	imports, exports := p.cache.Imports, p.cache.Exports
 	j.rep.Mask(cacheentry.Secrets(imports, exports)...)
 
 	req := buildkit.Request{
@@ -123,7 +125,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			Platforms: j.cfg.Platforms,
 			Tags:      j.cfg.Tags,
 			Outputs:   j.cfg.Outputs,
-			Secrets:   j.cfg.Secrets,
+			Secrets:   buildkitSecrets(j.cfg.Secrets),
 			Push:      j.cfg.Push,
 			NoCache:   j.cfg.NoCache,
 			Pull:      j.cfg.Pull,
@@ -203,7 +205,16 @@ func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) gha
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
-	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: res.Warnings}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: append(droppedWarnings(p), res.Warnings...)}
+}
+
+// droppedWarnings are the plan's left-out entries, for the job summary.
+func droppedWarnings(p planned) []string {
+	var out []string
+	for _, d := range p.cache.Dropped {
+		out = append(out, d.String())
+	}
+	return out
 }
 
 // planSummary is the job summary of a dry run: the plan, nothing built.
@@ -215,7 +226,7 @@ func (j *job) planSummary(p planned) ghaction.Summary {
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
-	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}}
+	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: droppedWarnings(p)}
 }
 
 func describeScopes(ss []scope.Scope) string {
@@ -231,6 +242,32 @@ func ratio(hit, total int) string {
 		return "no steps"
 	}
 	return fmt.Sprintf("%d%%", hit*100/total)
+}
+
+// sharedBuilder returns the address of a builder that outlives this job
+// and can be detected from its address (tcp://, kube-pod://), from the
+// builder input or else BUILDKIT_HOST; "" when none is detected.
+func sharedBuilder(input string, getenv func(string) string) string {
+	addr := input
+	if addr == "" {
+		addr = getenv("BUILDKIT_HOST")
+	}
+	for _, p := range []string{"tcp://", "kube-pod://"} {
+		if strings.HasPrefix(addr, p) {
+			u, _, _ := strings.Cut(addr, "?") // TLS file paths are not the point
+			return u
+		}
+	}
+	return ""
+}
+
+// buildkitSecrets hands the secrets inputs to BuildKit.
+func buildkitSecrets(ss []config.Secret) []buildkit.Secret {
+	var out []buildkit.Secret
+	for _, s := range ss {
+		out = append(out, buildkit.Secret{ID: s.ID, Value: []byte(s.Value), File: s.File, Env: s.Env})
+	}
+	return out
 }
 
 // buildkitEntries hands the planned entries to BuildKit as its own type.

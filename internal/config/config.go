@@ -40,6 +40,8 @@ const (
 	InputGitHubToken  = "github-token"
 	InputUntrusted    = "allow-untrusted-export"
 	InputDefaultBr    = "default-branch"
+	InputSecretFiles  = "secret-files"
+	InputSecretEnvs   = "secret-envs"
 )
 
 // Inputs lists every input name, for help text and for the tests that keep
@@ -49,7 +51,7 @@ var Inputs = []string{
 	InputPush, InputOutputs, InputPlatforms, InputSecrets, InputNoCache, InputPull,
 	InputBuilder, InputCacheFrom, InputCacheTo, InputCache, InputCacheScope,
 	InputDryRun, InputProgress, InputCacheCleanup, InputGitHubToken, InputUntrusted,
-	InputDefaultBr,
+	InputDefaultBr, InputSecretFiles, InputSecretEnvs,
 }
 
 // Config is everything the action was asked to do.
@@ -63,7 +65,7 @@ type Config struct {
 	Push      bool
 	Outputs   []string
 	Platforms []string
-	Secrets   []string
+	Secrets   []Secret // secrets, secret-files and secret-envs
 	NoCache   bool
 	Pull      bool
 	Builder   string
@@ -95,7 +97,6 @@ func Parse(get func(name string) string) (Config, error) {
 		Push:          p.boolean(InputPush, false),
 		Outputs:       p.list(InputOutputs, false),
 		Platforms:     p.list(InputPlatforms, true),
-		Secrets:       p.list(InputSecrets, false),
 		NoCache:       p.boolean(InputNoCache, false),
 		Pull:          p.boolean(InputPull, false),
 		Builder:       p.str(InputBuilder, ""),
@@ -112,6 +113,10 @@ func Parse(get func(name string) string) (Config, error) {
 	}
 	if p.err != nil {
 		return Config{}, p.err
+	}
+	var err error
+	if c.Secrets, err = parseSecrets(get); err != nil {
+		return Config{}, err
 	}
 	if c.CacheCleanup && c.GitHubToken == "" {
 		return Config{}, fmt.Errorf("input %q needs input %q (a token with actions: write)", InputCacheCleanup, InputGitHubToken)
@@ -135,11 +140,17 @@ func hasImageOutput(outputs []string) bool {
 // image/registry output), which inline cache needs.
 func (c Config) HasImageOutput() bool { return len(c.Tags) > 0 || hasImageOutput(c.Outputs) }
 
-// SecretValues returns input values that must be masked in logs.
+// SecretValues returns input values that must be masked in logs: the
+// GitHub token and the secrets given by value.
 func (c Config) SecretValues() []string {
 	var s []string
 	if c.GitHubToken != "" {
 		s = append(s, c.GitHubToken)
+	}
+	for _, sec := range c.Secrets {
+		if sec.Value != "" {
+			s = append(s, sec.Value)
+		}
 	}
 	return s
 }

@@ -48,7 +48,7 @@ func TestParse(t *testing.T) {
 		CacheScope: "app",
 		DryRun:     true,
 		Progress:   "plain",
-		Secrets:    []string{"id=a,src=/x"},
+		Secrets:    []Secret{{ID: "a", File: "/x"}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)

@@ -91,7 +91,7 @@ func actionRoot(t *testing.T) string {
 			buildErr = "go build: " + err.Error() + "\n" + string(out)
 			return
 		}
-		for _, f := range []string{"action.yml", "dist/main.js"} {
+		for _, f := range []string{"action.yml", "dist/main.js", "dist/post.js"} {
 			b, err := os.ReadFile(filepath.Join(root, f))
 			if err != nil {
 				buildErr = err.Error()
@@ -220,10 +220,21 @@ type result struct {
 	outputsErr, stateErr error
 }
 
-// runAction runs `node dist/main.js` in root as the runner would for a
-// `uses:` step with the given inputs (names as written in the workflow).
+// runAction runs the main entry point of action.yml (`node dist/main.js`)
+// in root as the runner would for a `uses:` step with the given inputs
+// (names as written in the workflow).
 func runAction(t *testing.T, root string, inputs, extra map[string]string) result {
 	t.Helper()
+	return runPhase(t, root, "main", inputs, extra)
+}
+
+// runPhase runs action.yml's runs.<phase> entry point (main or post).
+func runPhase(t *testing.T, root, phase string, inputs, extra map[string]string) result {
+	t.Helper()
+	script := actionYML(t, root).Runs[phase]
+	if script == "" {
+		t.Fatalf("action.yml has no runs.%s", phase)
+	}
 	work := t.TempDir()
 	files := map[string]string{}
 	for _, name := range []string{"GITHUB_OUTPUT", "GITHUB_STATE", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY"} {
@@ -300,7 +311,7 @@ func runAction(t *testing.T, root string, inputs, extra map[string]string) resul
 	}
 	slices.Sort(environ)
 
-	cmd := exec.Command(nodeTool(t), filepath.Join(root, "dist", "main.js"))
+	cmd := exec.Command(nodeTool(t), filepath.Join(root, script))
 	cmd.Dir = workspace
 	cmd.Env = environ
 	var stdout, stderr strings.Builder
@@ -478,6 +489,40 @@ func TestSecretsMaskedFirst(t *testing.T) {
 	checkNoSecrets(t, r, s3Secret, githubToken)
 }
 
+// TestBuildSecretsMaskedFirst: the values of the secrets input are masked
+// before anything else prints, even when another input is invalid and the
+// run fails.
+func TestBuildSecretsMaskedFirst(t *testing.T) {
+	const value, bare = "buildSecretValueForContract-0123", "pastedWithoutKey-4567"
+	root := actionRoot(t)
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]string
+		code   int
+	}{
+		{"dry run", map[string]string{"dry-run": "true", "secrets": "API_KEY=" + value}, 0},
+		{"another input is bad", map[string]string{"secrets": "API_KEY=" + value + "\n" + bare, "progress": "fancy"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAction(t, root, tc.inputs, nil)
+			if r.code != tc.code {
+				t.Fatalf("exit code %d, want %d", r.code, tc.code)
+			}
+			masked := map[string]bool{}
+			for _, c := range commands(r.stdout) {
+				if c.name == "add-mask" {
+					masked[c.data] = true
+				}
+			}
+			if !masked[value] {
+				t.Errorf("the secret value was not masked")
+			}
+			checkMasksFirst(t, r.stdout)
+			checkNoSecrets(t, r, value, bare, githubToken)
+		})
+	}
+}
+
 func TestInvalidInputExitCode(t *testing.T) {
 	root := actionRoot(t)
 	r := runAction(t, root, map[string]string{"cache": "type=nope"}, nil)
@@ -543,7 +588,7 @@ func TestInjectionInert(t *testing.T) {
 
 func TestPostPhase(t *testing.T) {
 	root := actionRoot(t)
-	r := runAction(t, root, nil, map[string]string{
+	r := runPhase(t, root, "post", nil, map[string]string{
 		"STATE_bkcache_main_ran": "true",
 		"STATE_bkcache_js_main":  "true",
 	})

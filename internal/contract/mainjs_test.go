@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,12 +38,14 @@ func fakeActionWith(t *testing.T, binary string) string {
 	if err := os.MkdirAll(filepath.Join(root, "dist"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	js, err := os.ReadFile(filepath.Join(moduleRoot(t), "dist", "main.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "dist", "main.js"), js, 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"main.js", "post.js"} {
+		js, err := os.ReadFile(filepath.Join(moduleRoot(t), "dist", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "dist", f), js, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if binary != "" {
 		if err := os.WriteFile(filepath.Join(root, "dist", binaryName()), []byte(binary), 0o755); err != nil {
@@ -60,11 +63,16 @@ type nodeRun struct {
 
 func node(t *testing.T, root string, env ...string) *nodeRun {
 	t.Helper()
+	return nodeScript(t, root, "main.js", env...)
+}
+
+func nodeScript(t *testing.T, root, script string, env ...string) *nodeRun {
+	t.Helper()
 	state := filepath.Join(t.TempDir(), "state")
 	if err := os.WriteFile(state, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nodeTool(t), filepath.Join(root, "dist", "main.js"))
+	cmd := exec.Command(nodeTool(t), filepath.Join(root, "dist", script))
 	cmd.Env = append(os.Environ(), "GITHUB_ACTIONS=true", "GITHUB_STATE="+state)
 	cmd.Env = append(cmd.Env, env...)
 	r := &nodeRun{cmd: cmd, stdout: &strings.Builder{}, stderr: &strings.Builder{}, state: state}
@@ -102,8 +110,78 @@ func TestMainJSExitCodeAndArgs(t *testing.T) {
 		t.Errorf("main phase: want no args and the environment passed through, got %q", r.stdout)
 	}
 	b, _ := os.ReadFile(r.state)
-	if m, err := ghactiontest.FileCommandMap(string(b)); err != nil || m["bkcache_js_main"] != "true" {
-		t.Errorf("main.js state %q (%v), want bkcache_js_main=true", b, err)
+	if m, err := ghactiontest.FileCommandMap(string(b)); err != nil || m["bkcache_js_main"] != "true" || m["bkcache_main_ran"] != "true" {
+		t.Errorf("main.js state %q (%v), want bkcache_js_main=true and bkcache_main_ran=true", b, err)
+	}
+}
+
+// stateEnv turns a state file into the STATE_* variables the runner gives
+// the post step.
+func stateEnv(t *testing.T, r *nodeRun) []string {
+	t.Helper()
+	b, err := os.ReadFile(r.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ghactiontest.FileCommandMap(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for k, v := range m {
+		env = append(env, "STATE_"+k+"="+v)
+	}
+	return env
+}
+
+// TestPostJSAfterFailedMain: when the main step fails before it starts the
+// binary, the post step (dist/post.js, with the state the main step left)
+// runs nothing, even once a binary is there.
+func TestPostJSAfterFailedMain(t *testing.T) {
+	root := fakeAction(t, "")
+	bin := t.TempDir() // PATH with node only: no Go to build the binary with
+	if err := os.Symlink(nodeTool(t), filepath.Join(bin, "node")); err != nil {
+		t.Fatal(err)
+	}
+	main := node(t, root, "PATH="+bin)
+	if code := main.run(t); code != 1 {
+		t.Fatalf("main exit code %d, want 1 (no binary)", code)
+	}
+	state := stateEnv(t, main)
+	if !slices.Contains(state, "STATE_bkcache_js_main=true") || slices.Contains(state, "STATE_bkcache_main_ran=true") {
+		t.Fatalf("state after a failed main: %q", state)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dist", binaryName()), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range []string{"post.js", "main.js"} { // main.js: an action.yml naming it as post
+		post := nodeScript(t, root, script, state...)
+		if code := post.run(t); code != 0 || post.stdout.Len() != 0 {
+			t.Errorf("%s as post after a failed main: exit %d, stdout %q; want 0 and nothing run", script, code, post.stdout)
+		}
+	}
+}
+
+// TestPostJSNeverBuilds: the post step runs `bkcache post` and nothing
+// else; with the binary gone it does not build one from source.
+func TestPostJSNeverBuilds(t *testing.T) {
+	root := fakeAction(t, `echo "args:[$*]"`+"\n")
+	r := nodeScript(t, root, "post.js", "STATE_bkcache_main_ran=true", "STATE_bkcache_js_main=true")
+	if code := r.run(t); code != 0 || r.stdout.String() != "args:[post]\n" {
+		t.Errorf("post.js: exit %d, stdout %q; want the binary run as `post`", code, r.stdout)
+	}
+	if err := os.Remove(filepath.Join(root, "dist", binaryName())); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module example.com/fake\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = nodeScript(t, root, "post.js", "STATE_bkcache_main_ran=true", "PATH="+filepath.Dir(goTool(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if code := r.run(t); code != 0 || r.stdout.Len() != 0 {
+		t.Errorf("post.js without a binary: exit %d, stdout %q; want 0 and no build", code, r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(root, "dist", binaryName())); err == nil {
+		t.Error("post.js built the binary")
 	}
 }
 

@@ -30,6 +30,12 @@ func (p Plan) Describe() string {
 	}
 	writeEntries(&b, "cache-from", p.Imports)
 	writeEntries(&b, "cache-to", p.Exports)
+	if len(p.Dropped) > 0 {
+		b.WriteString("left out:\n")
+		for _, d := range p.Dropped {
+			fmt.Fprintf(&b, "  %s\n", d)
+		}
+	}
 	return b.String()
 }
 

@@ -34,6 +34,9 @@ type Options struct {
 type Plan struct {
 	Scope            scope.Plan
 	Imports, Exports []cacheentry.Entry
+	// Dropped are the entries Finalize left out, with the reason; each is
+	// a warning in the log.
+	Dropped []Dropped
 	// Notes explain decisions worth a line in the log.
 	Notes []string
 }

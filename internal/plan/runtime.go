@@ -65,3 +65,13 @@ func SplitInactive(entries []cacheentry.Entry) (active, inactive []cacheentry.En
 	}
 	return active, inactive
 }
+
+// SecretValues lists the values to mask in everything p holds, the
+// dropped entries included.
+func (p Plan) SecretValues() []string {
+	out := cacheentry.Secrets(p.Imports, p.Exports)
+	for _, d := range p.Dropped {
+		out = append(out, d.Entry.Secrets()...)
+	}
+	return out
+}
