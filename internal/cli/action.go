@@ -45,7 +45,8 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	if err != nil {
 		return fmt.Errorf("reading the GitHub event: %w", err)
 	}
-	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true}
+	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true, bkLog: captureBuildKitLog()}
+	defer j.bkLog.restore()
 	p, err := j.plan()
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	// prints, like the runtime token above.
 	rep.Mask(cfg.SecretValues()...)
 	rep.Mask(plan.Secrets(p.cache.Imports, p.cache.Exports)...)
-	if err := j.report(p); err != nil {
+	if err := j.report(p, true); err != nil {
 		return err
 	}
 	if cfg.DryRun {

@@ -27,6 +27,8 @@ type job struct {
 	rep    reporter
 	// inAction is true when the GitHub runner started us.
 	inAction bool
+	// bkLog holds BuildKit's client log until the build is over.
+	bkLog *buildkitLog
 }
 
 // planned is a job's resolved cache plan.
@@ -44,7 +46,7 @@ func (j *job) plan() (planned, error) {
 		DefaultBranch:        j.cfg.DefaultBranch,
 	})
 	if err != nil {
-		return planned{}, fmt.Errorf("deriving cache scopes: %w", err)
+		return planned{}, err // it names the event already
 	}
 	cp, err := plan.Expand(j.cfg.Cache, j.cfg.CacheFrom, j.cfg.CacheTo, sp, plan.Options{
 		GitHubRuntime:   j.getenv("ACTIONS_RUNTIME_TOKEN") != "",
@@ -73,10 +75,15 @@ func defaultLocalCacheDir(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), "bkcache")
 }
 
-// report prints the plan and sets the plan outputs.
-func (j *job) report(p planned) error {
+// report prints the plan and sets the plan outputs. withEntries prints the
+// cache entries too; without, they are left to the outputs.
+func (j *job) report(p planned, withEntries bool) error {
+	text := p.cache.DescribeScopes()
+	if withEntries {
+		text = p.cache.Describe()
+	}
 	err := j.rep.Group("bkcache plan", func() error {
-		for _, line := range strings.Split(strings.TrimRight(p.cache.Describe(), "\n"), "\n") {
+		for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 			j.rep.Infof("%s", line)
 		}
 		return nil
@@ -140,6 +147,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		opts = append(opts, buildkit.WithGrouper(g))
 	}
 	j.rep.Infof("building %s with %d cache imports and %d exports", j.cfg.Context, len(imports), len(exports))
+	if len(j.cfg.Tags) == 0 && len(j.cfg.Outputs) == 0 && !j.cfg.Push {
+		j.rep.Infof("no tags, outputs or push: the result stays only in the build cache")
+	}
 	// The progress display prints what RUN steps print: the Dockerfile of a
 	// pull request must not issue workflow commands.
 	err := j.rep.Untrusted(func() error {
@@ -147,6 +157,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		res, err = buildkit.Build(ctx, req, opts...)
 		return err
 	})
+	if j.bkLog != nil {
+		j.bkLog.flush(j.rep)
+	}
 	for _, m := range res.Misses {
 		j.rep.Infof("cache import %s: nothing there yet", m)
 	}

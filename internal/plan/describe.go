@@ -12,6 +12,16 @@ import (
 // entries. The plan's own Notes are left to the caller.
 func (p Plan) Describe() string {
 	var b strings.Builder
+	b.WriteString(p.DescribeScopes())
+	writeEntries(&b, "cache-from", p.Imports)
+	writeEntries(&b, "cache-to", p.Exports)
+	return b.String()
+}
+
+// DescribeScopes is the first part of Describe: the scopes and why each is
+// there, without the cache entries (for where those are printed anyway).
+func (p Plan) DescribeScopes() string {
+	var b strings.Builder
 	trust := "trusted"
 	if !p.Scope.Trusted {
 		trust = "untrusted"
@@ -28,8 +38,6 @@ func (p Plan) Describe() string {
 	for _, n := range p.Scope.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
-	writeEntries(&b, "cache-from", p.Imports)
-	writeEntries(&b, "cache-to", p.Exports)
 	return b.String()
 }
 
