@@ -184,7 +184,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	j.rep.Summary(j.summary(p, res, elapsed))
+	j.rep.Summary(j.summary(ctx, p, res, elapsed))
 	return res, nil
 }
 
@@ -195,48 +195,46 @@ func (j *job) progressMode() string {
 	return j.cfg.Progress
 }
 
-func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) ghaction.Summary {
+// summary is the job summary of a build: figures from the status stream
+// and the stores, nothing estimated.
+func (j *job) summary(ctx context.Context, p planned, res buildkit.Result, elapsed time.Duration) ghaction.Summary {
 	bs := ghaction.BuildSummary{
 		Name:     p.scopes.Build,
 		Steps:    res.Steps,
 		Cached:   res.Cached,
 		Duration: elapsed,
+		Imports:  importSummaries(p.cache.Imports, res.Misses),
 	}
-	for _, v := range res.Vertices {
-		if v.Step && v.Cached {
-			bs.CachedDuration += v.Duration
-		}
-	}
-	if res.Cached > 0 && len(p.scopes.Imports) > 0 {
-		bs.HitScope = describeScopes(p.scopes.Imports)
-	}
-	for _, e := range p.cache.Imports {
-		bs.Imports = append(bs.Imports, e.Redacted())
-	}
-	for _, e := range p.cache.Exports {
-		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
+	// BuildKit does not say which import a hit came from, so HitScope stays
+	// empty and the summary lists the imports tried, in order.
+	sizes := buildkit.ExportSizes(ctx, res, buildkitEntries(p.cache.Exports))
+	for i, e := range p.cache.Exports {
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: sizes[i]})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: res.Warnings}
 }
 
 // planSummary is the job summary of a dry run: the plan, nothing built.
 func (j *job) planSummary(p planned) ghaction.Summary {
-	bs := ghaction.BuildSummary{Name: p.scopes.Build + " (dry run: nothing built)"}
-	for _, e := range p.cache.Imports {
-		bs.Imports = append(bs.Imports, e.Redacted())
-	}
+	bs := ghaction.BuildSummary{Name: p.scopes.Build, DryRun: true, Imports: importSummaries(p.cache.Imports, nil)}
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}}
 }
 
-func describeScopes(ss []scope.Scope) string {
-	var parts []string
-	for _, s := range ss {
-		parts = append(parts, fmt.Sprintf("%s (%s)", s.Key, s.Reason))
+// importSummaries lists the imports in lookup order, marking those the
+// build found empty (res.Misses names them as Redacted does).
+func importSummaries(imports []cacheentry.Entry, misses []string) []ghaction.ImportSummary {
+	missed := map[string]bool{}
+	for _, m := range misses {
+		missed[m] = true
 	}
-	return strings.Join(parts, ", ")
+	out := make([]ghaction.ImportSummary, len(imports))
+	for i, e := range imports {
+		out[i] = ghaction.ImportSummary{Ref: e.Redacted(), Missed: missed[e.Redacted()]}
+	}
+	return out
 }
 
 func ratio(hit, total int) string {
