@@ -95,7 +95,7 @@ func TestActionPlan(t *testing.T) {
 				"type=registry,ref=" + repo + ":buildkit_pr-17",
 				"type=registry,ref=" + repo + ":buildkit_develop",
 			},
-			to: []string{"type=registry,ignore-error=true,mode=max,ref=" + repo + ":buildkit_pr-17"},
+			to: []string{"type=registry,ref=" + repo + ":buildkit_pr-17,ignore-error=true,mode=max"},
 		},
 		{
 			name: "tag", event: "push", ref: "refs/tags/v1.2.3", payload: "push_tag.json",
@@ -104,7 +104,7 @@ func TestActionPlan(t *testing.T) {
 				"type=registry,ref=" + repo + ":buildkit_tag-v1.2.3",
 				"type=registry,ref=" + repo + ":buildkit_develop",
 			},
-			to: []string{"type=registry,ignore-error=true,mode=max,ref=" + repo + ":buildkit_tag-v1.2.3"},
+			to: []string{"type=registry,ref=" + repo + ":buildkit_tag-v1.2.3,ignore-error=true,mode=max"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
