@@ -30,7 +30,11 @@ func runAction(ctx context.Context, e Env, post bool) int {
 		return 1
 	}
 	if err := actionMain(ctx, e, r, rep); err != nil {
-		r.Error(ghaction.SafeLine(err.Error()))
+		msg, hint := describeError(err)
+		if hint != "" {
+			msg += "; hint: " + hint
+		}
+		r.Error(ghaction.SafeLine(msg))
 		return 1
 	}
 	return 0

@@ -60,6 +60,10 @@ func Main(ctx context.Context, e Env) int {
 		fmt.Fprintf(e.Stderr, "bkcache: %v\nSee '%s --help'.\n", u.err, u.cmd.CommandPath())
 		return 2
 	}
-	fmt.Fprintf(e.Stderr, "error: %v\n", describeError(err))
+	msg, hint := describeError(err)
+	fmt.Fprintf(e.Stderr, "error: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(e.Stderr, "hint: %s\n", hint)
+	}
 	return 1
 }

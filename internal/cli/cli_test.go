@@ -210,6 +210,7 @@ func TestCLI(t *testing.T) {
 		{"bad cache", []string{"plan", "--ref", "main", "--cache", "type=nope"}, 1, `"nope"`},
 		{"bad progress names the input", []string{"build", ".", "--progress", "loud", "--ref", "main"}, 1, `input "progress": "loud" is not allowed (allowed: auto, plain, rawjson, quiet)`},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion"},
+		{"unreachable builder", []string{"build", writeDockerfile(t, "FROM scratch\n"), "--ref", "main", "--builder", "unix:///nonexistent/buildkitd.sock", "--cache", "type=local,dest=" + t.TempDir()}, 1, "(Unavailable)\nhint: the builder does not answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := cliRun(t, tc.args...)
@@ -317,7 +318,11 @@ func TestDescribeError(t *testing.T) {
 			"failed to resolve source metadata for 127.0.0.1:5000/nope:latest: not found\nhint: an image named in the Dockerfile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := describeError(tc.err)
+			msg, hint := describeError(tc.err)
+			got := msg
+			if hint != "" {
+				got += "\nhint: " + hint
+			}
 			if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "rpc error") {
 				t.Errorf("describeError =\n%s\nwant prefix\n%s", got, tc.want)
 			}

@@ -93,6 +93,14 @@ func TestE2ECLIBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("no such image", func(t *testing.T) {
+		ctxDir := writeDockerfile(t, fmt.Sprintf("FROM %s/bkcache/no-such-image:latest\nRUN true\n", env.Registry))
+		code, _, stderr, _ := cliBuild(t, addr, filepath.Join(t.TempDir(), "cache"), ctxDir)
+		if code != 1 || !strings.Contains(stderr, "not found\nhint: an image named in the Dockerfile") {
+			t.Errorf("exit %d, want 1 with a hint about the image:\n%s", code, stderr)
+		}
+	})
+
 	t.Run("quiet", func(t *testing.T) {
 		ctxDir := writeDockerfile(t, fmt.Sprintf("FROM %s\nRUN echo %s > /x\n", env.BaseImage, t.Name()))
 		code, stdout, stderr, raw := cliBuild(t, addr, filepath.Join(t.TempDir(), "cache"), ctxDir, "--progress", "quiet")

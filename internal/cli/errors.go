@@ -14,21 +14,15 @@ import (
 var rpcPrefix = regexp.MustCompile(`rpc error: code = \w+ desc = `)
 
 // describeError writes err for a person: a BuildKit gRPC error once, with
-// its code and a hint where the cause is a common one.
-func describeError(err error) string {
+// its code, and a hint where the cause is a common one ("" otherwise).
+func describeError(err error) (msg, hint string) {
 	code := status.Code(err)
-	msg := err.Error()
-	if code == codes.Unknown && !rpcPrefix.MatchString(msg) {
-		return msg
-	}
+	msg = err.Error()
 	msg = rpcPrefix.ReplaceAllString(msg, "")
 	if code != codes.Unknown {
 		msg += " (" + code.String() + ")"
 	}
-	if h := errorHint(code, msg); h != "" {
-		msg += "\nhint: " + h
-	}
-	return msg
+	return msg, errorHint(code, msg)
 }
 
 func errorHint(code codes.Code, msg string) string {
