@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -67,22 +68,21 @@ func manifestSize(top ocispecs.Descriptor, body []byte) (int64, error) {
 	if err := json.Unmarshal(body, &m); err != nil {
 		return 0, fmt.Errorf("cache manifest %s: %w", top.Digest, err)
 	}
-	total := top.Size
-	seen := map[digest.Digest]bool{}
-	add := func(d ocispecs.Descriptor) {
-		if !seen[d.Digest] {
-			seen[d.Digest] = true
-			total += d.Size
-		}
-	}
-	for _, d := range m.Manifests {
-		add(d)
-	}
-	for _, d := range m.Layers {
-		add(d)
-	}
+	descs := append(append([]ocispecs.Descriptor{top}, m.Manifests...), m.Layers...)
 	if m.Config != nil {
-		add(*m.Config)
+		descs = append(descs, *m.Config)
+	}
+	var total int64
+	seen := map[digest.Digest]bool{}
+	for i, d := range descs {
+		if d.Size < 0 || total > math.MaxInt64-d.Size {
+			return 0, fmt.Errorf("cache manifest %s: size %d out of range", top.Digest, d.Size)
+		}
+		if i > 0 && seen[d.Digest] {
+			continue
+		}
+		seen[d.Digest] = true
+		total += d.Size
 	}
 	return total, nil
 }
