@@ -210,6 +210,7 @@ func TestCLI(t *testing.T) {
 		{"bad cache", []string{"plan", "--ref", "main", "--cache", "type=nope"}, 1, `"nope"`},
 		{"bad progress names the input", []string{"build", ".", "--progress", "loud", "--ref", "main"}, 1, `input "progress": "loud" is not allowed (allowed: auto, plain, rawjson, quiet)`},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion"},
+		{"completes --progress", []string{"__complete", "build", "--progress", ""}, 0, "auto\nplain\nrawjson\nquiet\n"},
 		{"unreachable builder", []string{"build", writeDockerfile(t, "FROM scratch\n"), "--ref", "main", "--builder", "unix:///nonexistent/buildkitd.sock", "--cache", "type=local,dest=" + t.TempDir()}, 1, "(Unavailable)\nhint: the builder does not answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -131,6 +131,9 @@ func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
 	fs := cmd.Flags()
 	fs.SortFlags = true
 	inputs = registerInputs(fs, command)
+	if command == onBuild {
+		_ = cmd.RegisterFlagCompletionFunc(config.InputProgress, cobra.FixedCompletions(config.ProgressModes, cobra.ShellCompDirectiveNoFileComp))
+	}
 	fs.StringVar(&opts.ref, "ref", "", "Git `ref` this build stands for, e.g. refs/heads/feature (default: the checked-out branch)")
 	fs.StringVar(&opts.event, "event", "push", "GitHub `event` name this build stands for")
 	return cmd
