@@ -102,7 +102,9 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var warnings []string
+	var warnings, localMisses []string
+	req.Imports, localMisses = splitLocalMisses(req.Imports)
+	created := missingLocalDirs(req.Exports)
 	req.Exports, warnings, err = checkLocalExports(req.Exports)
 	if err != nil {
 		return Result{}, redact.Error(err, secrets...)
@@ -110,6 +112,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 
 	c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
 	if err != nil {
+		removeCreatedDirs(created)
 		return Result{Builder: ep}, fmt.Errorf("connecting to builder %s (from %s): %w", ep.Addr, ep.Source, err)
 	}
 	defer c.Close()
@@ -136,7 +139,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			}
 		}
 	}
-	out := Result{Builder: ep}
+	out := Result{Builder: ep, Misses: localMisses}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
 		cw, misses := cacheWarnings(out.Vertices, req, err == nil)
@@ -150,6 +153,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		out.Warnings = append(out.Warnings, redact.String(w, secrets...))
 	}
 	if err != nil {
+		removeCreatedDirs(created)
 		if exp := failedExport(out.Vertices, req.Exports); exp != "" {
 			err = fmt.Errorf("cache export %s failed (ignore-error=false): %w", exp, err)
 		} else if m := configureExporterErr.FindStringSubmatch(err.Error()); m != nil {

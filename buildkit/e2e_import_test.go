@@ -29,10 +29,10 @@ import (
 // TestE2EImportMissOrFailure: an import with nothing at its location yet
 // (the first build of a branch) is a miss, reported in Result.Misses and
 // not as a warning; an import the store refuses is a warning. BuildKit
-// reports nothing at all for missing s3, azblob and gha names and an empty
-// local directory, so neither do we. Each case is one real build with one
-// import; the vertex errors it logs are the messages isImportMiss is
-// tested with.
+// reports nothing at all for missing s3, azblob and gha names, so neither
+// do we; a local directory without index.json bkcache finds itself. Each
+// case is one real build with one import; the vertex errors it logs are
+// the messages isImportMiss is tested with.
 func TestE2EImportMissOrFailure(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	addr := testenv.NewBuildkitd(t)
@@ -78,7 +78,7 @@ func TestE2EImportMissOrFailure(t *testing.T) {
 		want  string
 	}{
 		{"registry tag not pushed", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": env.Registry + "/imports/" + id + ":buildkit_main"}}, miss},
-		{"local empty directory", client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"src": emptyDir}}, silent},
+		{"local empty directory", client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"src": emptyDir}}, miss}, // bkcache checks for index.json itself (splitLocalMisses)
 		{"s3 name not exported", client.CacheOptionsEntry{Type: "s3", Attrs: s3("name", "buildkit_main")}, silent},
 		{"azblob name not exported", client.CacheOptionsEntry{Type: "azblob", Attrs: azure("name", "buildkit_main")}, silent},
 		{"gha scope not exported", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{

@@ -264,7 +264,9 @@ func (e Entry) Clone() Entry {
 	return c
 }
 
-// String returns e in buildx CSV: type first, then keys sorted, each field
+// String returns e in buildx CSV: type first, then the keys that locate the
+// cache (ref, src, dest, scope, bucket, account_url, name), then the others
+// sorted, each field
 // quoted when its value would not survive unquoted. Parse(e.String()) == e.
 func (e Entry) String() string { return e.format(func(_, v string) string { return v }) }
 
@@ -286,11 +288,28 @@ func (e Entry) Redacted() string {
 func (e Entry) format(value func(k, v string) string) string {
 	var b strings.Builder
 	writeField(&b, "type", e.Type)
-	for _, k := range slices.Sorted(maps.Keys(e.Attrs)) {
+	for _, k := range slices.SortedFunc(maps.Keys(e.Attrs), byLocationFirst) {
 		b.WriteByte(',')
 		writeField(&b, k, value(k, e.Attrs[k]))
 	}
 	return b.String()
+}
+
+// locationKeys name where an entry's cache is; a line shows them right
+// after its type, so that the part a reader looks for comes first.
+var locationKeys = []string{"ref", "src", "dest", "scope", "bucket", "account_url", "name"}
+
+func byLocationFirst(a, b string) int {
+	ia, ib := slices.Index(locationKeys, a), slices.Index(locationKeys, b)
+	switch {
+	case ia >= 0 && ib >= 0:
+		return ia - ib
+	case ia >= 0:
+		return -1
+	case ib >= 0:
+		return 1
+	}
+	return strings.Compare(a, b)
 }
 
 func writeField(b *strings.Builder, k, v string) {

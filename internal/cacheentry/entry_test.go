@@ -182,7 +182,7 @@ func TestString(t *testing.T) {
 		want string
 	}{
 		{Entry{"gha", nil}, "type=gha"},
-		{Entry{"registry", attrs("ref", "a/b:c", "mode", "max", "ignore-error", "true")}, "type=registry,ignore-error=true,mode=max,ref=a/b:c"},
+		{Entry{"registry", attrs("ref", "a/b:c", "mode", "max", "ignore-error", "true")}, "type=registry,ref=a/b:c,ignore-error=true,mode=max"},
 		{Entry{"s3", attrs("bucket", "b", "region", "r", "name", `a,"b"`)}, `type=s3,bucket=b,"name=a,""b""",region=r`},
 		{Entry{"local", attrs("dest", "/x ")}, `type=local,"dest=/x "`},
 	}
@@ -210,7 +210,7 @@ func TestRedacted(t *testing.T) {
 		}
 	}
 	gha := Entry{"gha", attrs("token", "tok", "ghtoken", "ght", "scope", "s")}
-	if got, want := gha.Redacted(), "type=gha,ghtoken=***,scope=s,token=***"; got != want {
+	if got, want := gha.Redacted(), "type=gha,scope=s,ghtoken=***,token=***"; got != want {
 		t.Errorf("Redacted() = %q, want %q", got, want)
 	}
 	az := Entry{"azblob", attrs("account_url", "https://acct.blob.core.windows.net/?sv=2022&sig=SIG")}

@@ -23,7 +23,11 @@ func runAction(ctx context.Context, e Env, post bool) int {
 		return runPost(ctx, r, rep)
 	}
 	if err := actionMain(ctx, e, r, rep); err != nil {
-		r.Error(ghaction.SafeLine(err.Error()))
+		msg, hint := describeError(err)
+		if hint != "" {
+			msg += "; hint: " + hint
+		}
+		r.Error(ghaction.SafeLine(msg))
 		return 1
 	}
 	return 0
@@ -38,7 +42,8 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	if err != nil {
 		return fmt.Errorf("reading the GitHub event: %w", err)
 	}
-	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true}
+	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true, bkLog: captureBuildKitLog()}
+	defer j.bkLog.restore()
 	p, err := j.plan()
 	if err != nil {
 		return err
@@ -47,7 +52,7 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	// prints, like the runtime token above.
 	rep.Mask(cfg.SecretValues()...)
 	rep.Mask(p.cache.SecretValues()...)
-	if err := j.report(p); err != nil {
+	if err := j.report(p, true); err != nil {
 		return err
 	}
 	if cfg.DryRun {

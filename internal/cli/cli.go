@@ -42,50 +42,28 @@ func OSEnv(args []string) Env {
 	}
 }
 
-// errUsage marks errors that already printed their usage text.
-var errUsage = errors.New("usage")
-
-// Main runs bkcache and returns the process exit code.
+// Main runs bkcache and returns the process exit code: 0 on success, 1 when
+// the run failed, 2 when the command line could not be read.
 func Main(ctx context.Context, e Env) int {
 	if e.Getenv("GITHUB_ACTIONS") == "true" && (len(e.Args) == 0 || e.Args[0] == "post") {
 		return runAction(ctx, e, len(e.Args) > 0)
 	}
-	if len(e.Args) == 0 {
-		usage(e.Stderr)
-		return 2
-	}
-	var err error
-	switch cmd := e.Args[0]; cmd {
-	case "plan", "build":
-		err = runCLI(ctx, e, cmd, e.Args[1:])
-	case "version", "--version":
-		fmt.Fprintln(e.Stdout, "bkcache", Version)
-	case "help", "-h", "--help":
-		usage(e.Stdout)
-	default:
-		fmt.Fprintf(e.Stderr, "bkcache: unknown command %q (allowed: plan, build, version, help)\n", cmd)
-		return 2
-	}
-	switch {
-	case err == nil:
+	root := newRootCommand(e)
+	root.SetArgs(e.Args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
 		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	default:
-		fmt.Fprintf(e.Stderr, "bkcache: %v\n", err)
-		return 1
 	}
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `bkcache: BuildKit builds with the right external cache, every time.
-
-Usage:
-  bkcache plan  [flags]   print the cache plan (scopes, cache-from, cache-to); build nothing
-  bkcache build [flags]   build with the planned cache imports and exports
-  bkcache version
-
-Flags are named like the action's inputs; see 'bkcache build -h'.
-Inside a GitHub Actions job the binary runs as the action (inputs from INPUT_*).
-`)
+	var u usageError
+	if errors.As(err, &u) {
+		// One line and a pointer, as docker does, not the whole flag list.
+		fmt.Fprintf(e.Stderr, "bkcache: %v\nSee '%s --help'.\n", u.err, u.cmd.CommandPath())
+		return 2
+	}
+	msg, hint := describeError(err)
+	fmt.Fprintf(e.Stderr, "error: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(e.Stderr, "hint: %s\n", hint)
+	}
+	return 1
 }

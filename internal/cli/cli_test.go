@@ -3,12 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction/ghactiontest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // runnerEnv is the environment the runner gives a JavaScript action, with
@@ -90,7 +95,7 @@ func TestActionPlan(t *testing.T) {
 				"type=registry,ref=" + repo + ":buildkit_pr-17",
 				"type=registry,ref=" + repo + ":buildkit_develop",
 			},
-			to: []string{"type=registry,ignore-error=true,mode=max,ref=" + repo + ":buildkit_pr-17"},
+			to: []string{"type=registry,ref=" + repo + ":buildkit_pr-17,ignore-error=true,mode=max"},
 		},
 		{
 			name: "tag", event: "push", ref: "refs/tags/v1.2.3", payload: "push_tag.json",
@@ -99,7 +104,7 @@ func TestActionPlan(t *testing.T) {
 				"type=registry,ref=" + repo + ":buildkit_tag-v1.2.3",
 				"type=registry,ref=" + repo + ":buildkit_develop",
 			},
-			to: []string{"type=registry,ignore-error=true,mode=max,ref=" + repo + ":buildkit_tag-v1.2.3"},
+			to: []string{"type=registry,ref=" + repo + ":buildkit_tag-v1.2.3,ignore-error=true,mode=max"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +172,22 @@ func TestActionMasksTokenFirst(t *testing.T) {
 	}
 }
 
+// cliRun runs the CLI with an empty environment.
+func cliRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), Env{
+		Args:     args,
+		Getenv:   func(string) string { return "" },
+		ReadFile: os.ReadFile,
+		Stdout:   &out,
+		Stderr:   &errb,
+	})
+	return code, out.String(), errb.String()
+}
+
 func TestCLI(t *testing.T) {
+	plan := []string{"plan", "--ref", "refs/heads/feature/a", "--default-branch", "main"}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -176,23 +196,136 @@ func TestCLI(t *testing.T) {
 	}{
 		{"no args", nil, 2, "Usage"},
 		{"unknown command", []string{"frob"}, 2, `unknown command "frob"`},
+		{"misspelt command", []string{"biuld"}, 2, `did you mean "build"?`},
 		{"version", []string{"version"}, 0, "bkcache dev"},
-		{"plan", []string{"plan", "--ref", "refs/heads/feature/a", "--default-branch", "main", "--cache", "type=local,dest=/c"}, 0, "src=/c/buildkit_main"},
+		{"--version", []string{"--version"}, 0, "bkcache dev"},
+		{"plan", append(plan, "--cache", "type=local,dest=/c"), 0, "src=/c/buildkit_main"},
+		{"flags after the command's arguments", []string{"plan", "--cache", "type=local,dest=/c", "--ref=main"}, 0, "dest=/c/buildkit_main"},
 		{"plan without ref", []string{"plan"}, 1, "--ref"},
-		{"bad flag", []string{"plan", "--nope"}, 2, "flag provided but not defined"},
+		{"unknown flag", []string{"plan", "--nope"}, 2, "bkcache: unknown flag: --nope\nSee 'bkcache plan --help'.\n"},
+		{"build-only flag on plan", append(plan, "--push"), 2, "unknown flag: --push"},
+		{"plan takes no context", append(plan, "./app"), 2, "takes no arguments"},
+		{"two contexts", []string{"build", "a", "b"}, 2, "one build context expected"},
+		{"context twice", []string{"build", "a", "--context", "b", "--dry-run", "--ref", "main"}, 2, "given twice"},
 		{"bad cache", []string{"plan", "--ref", "main", "--cache", "type=nope"}, 1, `"nope"`},
+		{"bad progress names the input", []string{"build", ".", "--progress", "loud", "--ref", "main"}, 1, `input "progress": "loud" is not allowed (allowed: auto, plain, rawjson, quiet)`},
+		{"completion", []string{"completion", "bash"}, 0, "bash completion"},
+		{"completes --progress", []string{"__complete", "build", "--progress", ""}, 0, "auto\nplain\nrawjson\nquiet\n"},
+		{"unreachable builder", []string{"build", writeDockerfile(t, "FROM scratch\n"), "--ref", "main", "--builder", "unix:///nonexistent/buildkitd.sock", "--cache", "type=local,dest=" + t.TempDir()}, 1, "(Unavailable)\nhint: the builder does not answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			code := Main(context.Background(), Env{
-				Args:     tc.args,
-				Getenv:   func(string) string { return "" },
-				ReadFile: os.ReadFile,
-				Stdout:   &out,
-				Stderr:   &out,
-			})
-			if code != tc.code || !strings.Contains(out.String(), tc.want) {
-				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, tc.code, tc.want, out.String())
+			code, stdout, stderr := cliRun(t, tc.args...)
+			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestCLIFlagsAnywhere: `docker build` users put flags after the context.
+// A dry run shows the context in the plan without contacting a builder.
+func TestCLIFlagsAnywhere(t *testing.T) {
+	for _, args := range [][]string{
+		{"build", "./dir", "--ref", "refs/heads/main", "--dry-run", "--tag", "x", "--cache-scope", "app"},
+		{"build", "--ref", "refs/heads/main", "./dir", "--dry-run", "-t", "x", "--cache-scope=app"},
+		{"build", "--dry-run", "--ref=refs/heads/main", "--tags", "x", "--cache-scope", "app", "--", "./dir"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := cliRun(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			if !strings.Contains(stdout, "cache-scope: app_main") {
+				t.Errorf("stdout lacks the export scope:\n%s", stdout)
+			}
+		})
+	}
+}
+
+// The plan prints its cache lines once: as outputs on stdout.
+func TestCLIPlanPrintsLinesOnce(t *testing.T) {
+	_, stdout, stderr := cliRun(t, "plan", "--ref", "main", "--cache", "type=local,dest=/c")
+	const line = "type=local,src=/c/buildkit_main"
+	if n := strings.Count(stdout+stderr, line); n != 1 {
+		t.Fatalf("%q printed %d times:\n--- stdout\n%s--- stderr\n%s", line, n, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "export scope buildkit_main (this branch)") {
+		t.Errorf("stderr lacks the scopes:\n%s", stderr)
+	}
+}
+
+// --progress quiet prints only the result.
+func TestCLIQuiet(t *testing.T) {
+	_, stdout, stderr := cliRun(t, "build", ".", "--ref", "main", "--dry-run", "--progress", "quiet", "--cache", "type=local,dest=/c")
+	if stderr != "" {
+		t.Errorf("quiet printed on stderr:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, "cache-to: type=local,dest=/c/buildkit_main") {
+		t.Errorf("quiet lost the result:\n%s", stdout)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	_, build, _ := cliRun(t, "build", "--help")
+	_, plan, _ := cliRun(t, "plan", "--help")
+	for _, want := range []string{"bkcache build [flags] PATH", "Examples:", "  -t, --tags", "  -f, --file", "--cache-scope name", "--progress"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("build --help lacks %q:\n%s", want, build)
+		}
+	}
+	for _, not := range []string{"--push", "--tags", "--outputs", "--github-token", "--cache-cleanup"} {
+		if strings.Contains(plan, not) {
+			t.Errorf("plan --help lists %s:\n%s", not, plan)
+		}
+	}
+	if strings.Contains(build, "--github-token") {
+		t.Errorf("build --help lists an action-only input:\n%s", build)
+	}
+}
+
+// Every input reaches the CLI: through the table, or as a generic build
+// flag when it is new.
+func TestEveryInputIsAFlag(t *testing.T) {
+	spec := map[string]flagSpec{}
+	for _, f := range inputFlags {
+		spec[f.input] = f
+	}
+	for _, in := range config.Inputs {
+		f, ok := spec[in]
+		if ok && f.on == actionOnly {
+			continue
+		}
+		code, _, stderr := cliRun(t, "build", "--help", "--"+in+"=true")
+		if code == 2 {
+			t.Errorf("input %q is not a build flag: %s", in, stderr)
+		}
+	}
+}
+
+func TestDescribeError(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, `connection error: desc = "transport: dial unix /x: connect: no such file or directory"`)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"plain", errors.New("input \"cache\": bad"), "input \"cache\": bad"},
+		{"grpc once", fmt.Errorf("build on unix:///x: %w", unavailable),
+			`build on unix:///x: connection error: desc = "transport: dial unix /x: connect: no such file or directory" (Unavailable)` +
+				"\nhint: the builder does not answer"},
+		{"doubled rpc prefix", fmt.Errorf("build on x: rpc error: code = Unknown desc = %w", status.Error(codes.PermissionDenied, "open /run/buildkit: permission denied")),
+			"build on x: open /run/buildkit: permission denied (PermissionDenied)\nhint: access was refused"},
+		{"no such image", status.Error(codes.Unknown, `failed to resolve source metadata for 127.0.0.1:5000/nope:latest: not found`),
+			"failed to resolve source metadata for 127.0.0.1:5000/nope:latest: not found\nhint: an image named in the Dockerfile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, hint := describeError(tc.err)
+			got := msg
+			if hint != "" {
+				got += "\nhint: " + hint
+			}
+			if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "rpc error") {
+				t.Errorf("describeError =\n%s\nwant prefix\n%s", got, tc.want)
 			}
 		})
 	}

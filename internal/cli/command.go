@@ -3,52 +3,168 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/bkcache/bkcache/buildkit"
 	"strings"
 
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/scope"
+	"github.com/spf13/cobra"
 )
 
-// runCLI runs `bkcache plan` or `bkcache build` with flags named like the
-// action's inputs.
-func runCLI(ctx context.Context, e Env, cmd string, args []string) error {
-	f := newInputFlags(cmd, e.Stderr)
-	if err := f.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+// usageError is a command line bkcache cannot read: Main prints it with a
+// pointer to the command's --help and exits 2.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// newRootCommand is `bkcache` with its subcommands, in the convention of
+// docker, buildx and kubectl (cobra and pflag): GNU --flags anywhere on the
+// line, one flag set per command, shell completion.
+func newRootCommand(e Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bkcache",
+		Short: "BuildKit builds with the right external cache, every time",
+		Long: `bkcache builds with BuildKit and derives the cache imports and exports from
+the git ref: this branch, the pull request, its base, the default branch.
+
+Flags are named like the action's inputs. Inside a GitHub Actions job the
+binary runs as the action (inputs from INPUT_*).`,
+		Version:       Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Without this, an unknown subcommand would not be an error.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return usageErrorf(cmd, "%s", msg)
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.ErrOrStderr())
+			_ = cmd.Help()
+			return usageErrorf(cmd, "no command given")
+		},
+	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetVersionTemplate("bkcache {{.Version}}\n")
+	root.SetOut(e.Stdout)
+	root.SetErr(e.Stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{cmd: cmd, err: err} })
+	root.CompletionOptions.HiddenDefaultCmd = false
+	root.AddCommand(
+		newPlanOrBuildCommand(e, "plan"),
+		newPlanOrBuildCommand(e, "build"),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Show the bkcache version",
+			Args:  noArgs,
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "bkcache", Version) },
+		},
+	)
+	return root
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf(cmd, "%q takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// cliOptions are the flags that exist only on the command line: the event
+// a run outside GitHub stands for.
+type cliOptions struct {
+	ref, event string
+}
+
+func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
+	var opts cliOptions
+	var inputs *inputSet
+	cmd := &cobra.Command{Use: name}
+	switch name {
+	case "plan":
+		cmd.Short = "Print the cache plan (scopes, cache-from, cache-to); build nothing"
+		cmd.Example = `  bkcache plan --cache type=registry,ref=reg.example/app-cache --ref refs/heads/feature/x
+  bkcache plan --ref refs/pull/42/merge --event pull_request --cache type=local,dest=/mnt/cache`
+		cmd.Args = noArgs
+	case "build":
+		cmd.Use = "build [flags] PATH"
+		cmd.Short = "Build with the planned cache imports and exports"
+		cmd.Example = `  bkcache build .
+  bkcache build ./app --cache type=s3,bucket=b,region=us-east-1 -t reg.example/app:dev --push
+  bkcache build . --ref refs/heads/feature/x --progress quiet`
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf(cmd, "one build context expected, got %d: %q", len(args), args)
+			}
 			return nil
 		}
-		return errUsage
 	}
-	if f.fs.NArg() > 0 {
-		// `bkcache build ./app` reads like `docker build ./app`.
-		if f.fs.NArg() > 1 || f.input(config.InputContext) != "" {
-			return fmt.Errorf("unexpected arguments %q: pass the context once, as --context or as the only argument", f.fs.Args())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			// `bkcache build ./app` reads like `docker build ./app`.
+			if cmd.Flags().Changed(config.InputContext) {
+				return usageErrorf(cmd, "the build context is given twice: as --context and as the argument %q", args[0])
+			}
+			if err := inputs.set(config.InputContext, args[0]); err != nil {
+				return err
+			}
 		}
-		f.values[config.InputContext].vals = []string{f.fs.Arg(0)}
+		return runCLI(cmd.Context(), e, name, inputs, opts)
 	}
-	cfg, err := config.Parse(func(name string) string { return f.input(name) })
+	command := onBuild
+	if name == "plan" {
+		command = onPlan
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = true
+	inputs = registerInputs(fs, command)
+	if command == onBuild {
+		_ = cmd.RegisterFlagCompletionFunc(config.InputProgress, cobra.FixedCompletions(buildkit.ProgressModes, cobra.ShellCompDirectiveNoFileComp))
+	}
+	fs.StringVar(&opts.ref, "ref", "", "Git `ref` this build stands for, e.g. refs/heads/feature (default: the checked-out branch)")
+	fs.StringVar(&opts.event, "event", "push", "GitHub `event` name this build stands for")
+	return cmd
+}
+
+// runCLI runs `bkcache plan` or `bkcache build`.
+func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOptions) error {
+	cfg, err := config.Parse(inputs.input)
 	if err != nil {
 		return err
 	}
-	ev, err := cliEvent(e, f)
+	ev, err := cliEvent(e, opts)
 	if err != nil {
 		return err
 	}
 	if cfg.DefaultBranch == "" {
 		cfg.DefaultBranch = gitDefaultBranch(e)
 	}
-	rep := newTerminalReporter(e.Stdout, e.Stderr)
-	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep}
+	rep := newTerminalReporter(e.Stdout, e.Stderr, cfg.Progress == "quiet")
+	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, bkLog: captureBuildKitLog()}
+	defer j.bkLog.restore()
 	p, err := j.plan()
 	if err != nil {
 		return err
 	}
-	if err := j.report(p); err != nil {
+	planOnly := cmd == "plan" || cfg.DryRun
+	if err := j.report(p, !planOnly); err != nil {
 		return err
 	}
-	if cmd == "plan" || cfg.DryRun {
+	if planOnly {
 		rep.printOutputs("cache-scope", "cache-from", "cache-to")
 		return nil
 	}
@@ -62,11 +178,11 @@ func runCLI(ctx context.Context, e Env, cmd string, args []string) error {
 // cliEvent is the event a CLI run stands for. Inside a GitHub job (a `run:`
 // step) that is the job's own event; elsewhere a push of --ref, or of the
 // checked-out branch.
-func cliEvent(e Env, f *inputFlags) (scope.Event, error) {
-	if e.Getenv("GITHUB_EVENT_NAME") != "" && f.ref == "" {
+func cliEvent(e Env, opts cliOptions) (scope.Event, error) {
+	if e.Getenv("GITHUB_EVENT_NAME") != "" && opts.ref == "" {
 		return scope.EventFromEnv(e.Getenv, e.ReadFile)
 	}
-	ref := f.ref
+	ref := opts.ref
 	if ref == "" && e.Git != nil {
 		if out, err := e.Git("symbolic-ref", "-q", "HEAD"); err == nil && out != "" {
 			ref = out
@@ -78,7 +194,7 @@ func cliEvent(e Env, f *inputFlags) (scope.Event, error) {
 	if !strings.HasPrefix(ref, "refs/") {
 		ref = "refs/heads/" + ref
 	}
-	return scope.Event{Name: f.event, Ref: ref}, nil
+	return scope.Event{Name: opts.event, Ref: ref}, nil
 }
 
 // gitDefaultBranch asks git for origin's default branch ("" if unknown).

@@ -1,116 +1,157 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
-	"io"
+	"strconv"
 	"strings"
 
 	"github.com/bkcache/bkcache/internal/config"
+	"github.com/spf13/pflag"
 )
 
-// inputFlags registers one flag per action input, named like the input, so
-// `bkcache build --cache-scope app` means what `cache-scope: app` means in a
-// workflow. Repeated list flags are joined by newlines, as a multi-line
-// input would be.
-type inputFlags struct {
-	fs     *flag.FlagSet
-	values map[string]*multiValue
-	bools  map[string]*bool
+// flagKind says how a flag's values become the raw input string that
+// config.Parse reads.
+type flagKind int
 
-	// CLI-only: the event a run outside GitHub stands for.
-	ref   string
-	event string
+const (
+	// text is a single-line input: the last --flag wins.
+	text flagKind = iota
+	// list is a multi-line input: each --flag adds a line, as a line of the
+	// workflow's `|` block would.
+	list
+	// boolean is true/false; --flag alone means true.
+	boolean
+)
+
+// Which commands take a flag.
+const (
+	onBuild = 1 << iota
+	onPlan
+	actionOnly = 0
+	onBoth     = onBuild | onPlan
+)
+
+// flagSpec is one CLI flag, named like the action input it stands for, so
+// `--cache-scope app` means what `cache-scope: app` means in a workflow.
+type flagSpec struct {
+	input string
+	short string
+	kind  flagKind
+	on    int // onBuild, onPlan, onBoth or actionOnly
+	usage string
 }
 
-var listInputs = map[string]bool{
-	config.InputBuildArgs: true, config.InputTags: true, config.InputLabels: true,
-	config.InputOutputs: true, config.InputPlatforms: true, config.InputSecrets: true,
-	config.InputCacheFrom: true, config.InputCacheTo: true, config.InputCache: true,
+// inputFlags lists the action's inputs as flags: adding an input to the CLI
+// is one line here. An input of config.Inputs missing from this table
+// still gets a repeatable build flag (see registerInputs), so a new input is
+// never unreachable from the CLI; the table only gives it a better help
+// line and a kind.
+//
+// plan takes only the flags that shape the cache plan; the build's own
+// inputs (tags, push, outputs, ...) are build flags.
+var inputFlags = []flagSpec{
+	{config.InputContext, "", text, onBuild, "Build context `PATH` (default \".\"; or give it as the argument)"},
+	{config.InputFile, "f", text, onBuild, "Name of the Dockerfile (default \"PATH/Dockerfile\")"},
+	{config.InputTarget, "", text, onBuild, "Set the target build `stage` to build"},
+	{config.InputBuildArgs, "", list, onBuild, "Set build-time variables (`KEY=VALUE`; repeatable; alias --build-arg)"},
+	{config.InputTags, "t", list, onBuild, "Image name and optionally a tag (\"name:tag\"; repeatable; alias --tag)"},
+	{config.InputLabels, "", list, onBuild, "Set metadata for an image (`KEY=VALUE`; repeatable; alias --label)"},
+	{config.InputPush, "", boolean, onBuild, "Push the image (needs --tags)"},
+	{config.InputOutputs, "o", list, onBuild, "Output destination (e.g. \"type=local,dest=out\"; repeatable; alias --output)"},
+	{config.InputPlatforms, "", list, onBoth, "Set target platform for build (repeatable; alias --platform)"},
+	{config.InputSecrets, "", list, onBuild, "Secret to expose to the build (\"id=NAME,src=PATH\" or \"id=NAME,env=VAR\"; repeatable; alias --secret)"},
+	{config.InputNoCache, "", boolean, onBuild, "Do not use cache when building the image"},
+	{config.InputPull, "", boolean, onBuild, "Always attempt to pull all referenced images"},
+	{config.InputBuilder, "", text, onBuild, "BuildKit `address` (default $BUILDKIT_HOST, then the current buildx builder)"},
+	{config.InputCacheFrom, "", list, onBoth, "Extra cache import `entry` in buildx syntax, used as is (repeatable)"},
+	{config.InputCacheTo, "", list, onBoth, "Extra cache export `entry` in buildx syntax, used as is (repeatable)"},
+	{config.InputCache, "", list, onBoth, "Cache store, e.g. \"type=registry,ref=HOST/REPO\" (repeatable; default: a local directory)"},
+	{config.InputCacheScope, "", text, onBoth, "`name` of this build's cache (default \"buildkit\")"},
+	{config.InputDryRun, "", boolean, onBuild, "Print the plan and build nothing (as \"bkcache plan\")"},
+	{config.InputProgress, "", text, onBuild, "Set type of progress output (\"auto\", \"plain\", \"rawjson\", \"quiet\")"},
+	{config.InputUntrusted, "", boolean, onBoth, "Let an untrusted event export to its own pull request scope"},
+	{config.InputDefaultBr, "", text, onBoth, "Default `branch` to import from (default: origin's HEAD, if known)"},
+	// The GitHub REST API is only talked to inside a workflow.
+	{config.InputCacheCleanup, "", boolean, actionOnly, ""},
+	{config.InputGitHubToken, "", text, actionOnly, ""},
 }
 
-var boolInputs = map[string]bool{
-	config.InputPush: true, config.InputNoCache: true, config.InputPull: true,
-	config.InputDryRun: true, config.InputCacheCleanup: true, config.InputUntrusted: true,
+// dockerAliases lets docker build's singular flag names work too: `--tag`
+// is `--tags`. Help shows only the input names.
+var dockerAliases = map[string]string{
+	"build-arg": config.InputBuildArgs,
+	"tag":       config.InputTags,
+	"label":     config.InputLabels,
+	"output":    config.InputOutputs,
+	"platform":  config.InputPlatforms,
+	"secret":    config.InputSecrets,
 }
 
-var inputHelp = map[string]string{
-	config.InputContext:      "build context `path` (default .)",
-	config.InputFile:         "Dockerfile `path` (default CONTEXT/Dockerfile)",
-	config.InputTarget:       "build `stage`",
-	config.InputBuildArgs:    "build-time variable `KEY=VALUE` (repeatable)",
-	config.InputTags:         "image `tag` (repeatable)",
-	config.InputLabels:       "image label `KEY=VALUE` (repeatable)",
-	config.InputPush:         "push the image (needs --tags)",
-	config.InputOutputs:      "buildx output `entry`, e.g. type=local,dest=out (repeatable)",
-	config.InputPlatforms:    "target `platform` (repeatable)",
-	config.InputSecrets:      "build secret id=NAME,src=PATH or id=NAME,env=VAR (repeatable)",
-	config.InputNoCache:      "do not use any cache",
-	config.InputPull:         "always pull base images",
-	config.InputBuilder:      "BuildKit `address` (default $BUILDKIT_HOST, then the current buildx builder)",
-	config.InputCacheFrom:    "extra cache import `entry` in buildx syntax (repeatable)",
-	config.InputCacheTo:      "extra cache export `entry` in buildx syntax (repeatable)",
-	config.InputCache:        "cache store `line`, e.g. type=registry,ref=HOST/REPO (repeatable; default: a local directory)",
-	config.InputCacheScope:   "`name` of this build's cache",
-	config.InputDryRun:       "print the plan, build nothing",
-	config.InputProgress:     "progress `mode`: auto, plain, rawjson, quiet",
-	config.InputCacheCleanup: "delete superseded gha cache entries (needs --github-token)",
-	config.InputGitHubToken:  "GitHub `token` for cache reports and cleanup",
-	config.InputUntrusted:    "let untrusted events export to their own PR scope",
-	config.InputDefaultBr:    "default `branch` to import from (default: origin's HEAD, if known)",
-}
-
-type multiValue struct {
-	vals []string
-	list bool
-}
-
-func (m *multiValue) String() string { return strings.Join(m.vals, "\n") }
-func (m *multiValue) Set(s string) error {
-	if !m.list {
-		m.vals = []string{s}
-		return nil
+func normalizeAlias(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if in, ok := dockerAliases[name]; ok {
+		return pflag.NormalizedName(in)
 	}
-	m.vals = append(m.vals, s)
-	return nil
+	return pflag.NormalizedName(name)
 }
 
-func newInputFlags(name string, stderr io.Writer) *inputFlags {
-	f := &inputFlags{
-		fs:     flag.NewFlagSet("bkcache "+name, flag.ContinueOnError),
-		values: map[string]*multiValue{},
-		bools:  map[string]*bool{},
-	}
-	f.fs.SetOutput(stderr)
-	for _, in := range config.Inputs {
-		help := inputHelp[in]
-		if boolInputs[in] {
-			f.bools[in] = f.fs.Bool(in, false, help)
+// inputSet reads a command's parsed flags back as raw input values.
+type inputSet struct {
+	fs    *pflag.FlagSet
+	kinds map[string]flagKind
+}
+
+// registerInputs adds the input flags of one command (onBuild or onPlan)
+// to fs.
+func registerInputs(fs *pflag.FlagSet, command int) *inputSet {
+	fs.SetNormalizeFunc(normalizeAlias)
+	s := &inputSet{fs: fs, kinds: map[string]flagKind{}}
+	known := map[string]bool{}
+	for _, f := range inputFlags {
+		known[f.input] = true
+		if f.on&command == 0 {
 			continue
 		}
-		v := &multiValue{list: listInputs[in]}
-		f.values[in] = v
-		f.fs.Var(v, in, help)
+		s.add(f)
 	}
-	f.fs.StringVar(&f.ref, "ref", "", "git `ref` this build stands for, e.g. refs/heads/feature (default: the checked-out branch)")
-	f.fs.StringVar(&f.event, "event", "push", "GitHub `event` name this build stands for")
-	f.fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: bkcache %s [flags]\n\nFlags are named like the action's inputs.\n\n", name)
-		f.fs.PrintDefaults()
+	for _, in := range config.Inputs {
+		if !known[in] && command == onBuild {
+			s.add(flagSpec{input: in, kind: list, usage: fmt.Sprintf("The action's %q input (see action.yml)", in)})
+		}
 	}
-	return f
+	return s
 }
 
-// input returns a flag's value as the raw input string.
-func (f *inputFlags) input(name string) string {
-	if b, ok := f.bools[name]; ok {
-		if *b {
-			return "true"
-		}
+func (s *inputSet) add(f flagSpec) {
+	s.kinds[f.input] = f.kind
+	switch f.kind {
+	case boolean:
+		s.fs.BoolP(f.input, f.short, false, f.usage)
+	case list:
+		s.fs.StringArrayP(f.input, f.short, nil, f.usage)
+	default:
+		s.fs.StringP(f.input, f.short, "", f.usage)
+	}
+}
+
+// input returns a flag's value as the raw input string ("" when unset or
+// not a flag of this command).
+func (s *inputSet) input(name string) string {
+	kind, ok := s.kinds[name]
+	if !ok || !s.fs.Changed(name) {
 		return ""
 	}
-	if v, ok := f.values[name]; ok {
-		return v.String()
+	switch kind {
+	case boolean:
+		v, _ := s.fs.GetBool(name)
+		return strconv.FormatBool(v)
+	case list:
+		v, _ := s.fs.GetStringArray(name)
+		return strings.Join(v, "\n")
+	default:
+		v, _ := s.fs.GetString(name)
+		return v
 	}
-	return ""
 }
+
+// set overrides an input with a value from elsewhere on the command line.
+func (s *inputSet) set(name, value string) error { return s.fs.Set(name, value) }

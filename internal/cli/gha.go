@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
+	"github.com/bkcache/bkcache/scope"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // ghaScopeName is the `scope=` of the first gha entry, "" when none.
@@ -46,8 +49,11 @@ func restClient(cfg config.Config, getenv func(string) string) (*ghacache.REST, 
 	return r, owner, repo, nil
 }
 
-// reportGHAScopes tells, before the build, which import scopes hold a
-// BuildKit cache index. It only informs: errors become warnings.
+// reportGHAScopes says, before the build, which refs this build's gha
+// import reads already hold a BuildKit cache index. It asks only about the
+// refs the runtime token may read, since BuildKit's importer reads nothing
+// else, and it says nothing when it cannot tell: a github-token without
+// `actions: read` is common and no reason for a warning on every run.
 func (j *job) reportGHAScopes(ctx context.Context, p planned) {
 	name := ghaScopeName(p.cache.Imports)
 	if name == "" {
@@ -57,28 +63,62 @@ func (j *job) reportGHAScopes(ctx context.Context, p planned) {
 	if err != nil || rest == nil {
 		return
 	}
+	readable := readableRefs(j.getenv("ACTIONS_RUNTIME_TOKEN"))
 	var refs []string
+	var scopes []scope.Scope
 	for _, s := range p.scopes.Imports {
-		if s.Ref != "" {
+		if s.Ref != "" && readable[s.Ref] {
 			refs = append(refs, s.Ref)
+			scopes = append(scopes, s)
 		}
+	}
+	if len(refs) == 0 {
+		return
 	}
 	found, err := rest.ScopesWithCache(ctx, owner, repo, name, refs)
 	if err != nil {
-		j.rep.Warnf("gha: cannot tell which scopes have a cache: %v", err)
+		j.rep.Debugf("gha: cannot tell which refs have a cache (github-token needs actions: read): %v", err)
 		return
 	}
 	have := map[string]bool{}
 	for _, f := range found {
 		have[f.Ref] = true
 	}
-	for _, s := range p.scopes.Imports {
+	for _, s := range scopes {
 		state := "no cache yet"
 		if have[s.Ref] {
 			state = "cache found"
 		}
 		j.rep.Infof("gha scope %s on %s (%s): %s", name, s.Ref, s.Reason, state)
 	}
+}
+
+// readableRefs are the refs whose caches a runtime token may read, from its
+// `ac` claim. The claim is read without verifying the token, as BuildKit's
+// gha importer does: it only decides which refs to ask about.
+func readableRefs(token string) map[string]bool {
+	var claims struct {
+		AC string `json:"ac"`
+		jwt.RegisteredClaims
+	}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
+		return nil
+	}
+	var scopes []struct {
+		Scope      string
+		Permission int
+	}
+	if json.Unmarshal([]byte(claims.AC), &scopes) != nil {
+		return nil
+	}
+	const read = 1 // GitHub's permission bits: 1 read, 2 write
+	refs := map[string]bool{}
+	for _, s := range scopes {
+		if s.Permission&read != 0 {
+			refs[s.Scope] = true
+		}
+	}
+	return refs
 }
 
 // afterBuild prunes this scope's superseded gha index entries when asked.

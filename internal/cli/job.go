@@ -27,6 +27,8 @@ type job struct {
 	rep    reporter
 	// inAction is true when the GitHub runner started us.
 	inAction bool
+	// bkLog holds BuildKit's client log until the build is over.
+	bkLog *buildkitLog
 }
 
 // planned is a job's resolved cache plan.
@@ -44,7 +46,7 @@ func (j *job) plan() (planned, error) {
 		DefaultBranch:        j.cfg.DefaultBranch,
 	})
 	if err != nil {
-		return planned{}, fmt.Errorf("deriving cache scopes: %w", err)
+		return planned{}, err // it names the event already
 	}
 	cp, err := plan.Expand(j.cfg.Cache, j.cfg.CacheFrom, j.cfg.CacheTo, sp, plan.Options{
 		GitHubRuntime:   j.getenv("ACTIONS_RUNTIME_TOKEN") != "",
@@ -74,10 +76,15 @@ func defaultLocalCacheDir(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), "bkcache")
 }
 
-// report prints the plan and sets the plan outputs.
-func (j *job) report(p planned) error {
+// report prints the plan and sets the plan outputs. withEntries prints the
+// cache entries too; without, they are left to the outputs.
+func (j *job) report(p planned, withEntries bool) error {
+	text := p.cache.DescribeScopes()
+	if withEntries {
+		text = p.cache.Describe()
+	}
 	err := j.rep.Group("bkcache plan", func() error {
-		for _, line := range strings.Split(strings.TrimRight(p.cache.Describe(), "\n"), "\n") {
+		for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 			j.rep.Infof("%s", line)
 		}
 		return nil
@@ -142,6 +149,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		opts = append(opts, buildkit.WithGrouper(g))
 	}
 	j.rep.Infof("building %s with %d cache imports and %d exports", j.cfg.Context, len(imports), len(exports))
+	if len(j.cfg.Tags) == 0 && len(j.cfg.Outputs) == 0 && !j.cfg.Push {
+		j.rep.Infof("no tags, outputs or push: the result stays only in the build cache")
+	}
 	// The progress display prints what RUN steps print: the Dockerfile of a
 	// pull request must not issue workflow commands.
 	err := j.rep.Untrusted(func() error {
@@ -149,6 +159,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		res, err = buildkit.Build(ctx, req, opts...)
 		return err
 	})
+	if j.bkLog != nil {
+		j.bkLog.flush(j.rep)
+	}
 	for _, m := range res.Misses {
 		j.rep.Infof("cache import %s: nothing there yet", m)
 	}
@@ -173,7 +186,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	j.rep.Summary(j.summary(p, res, elapsed))
+	j.rep.Summary(j.summary(ctx, p, res, elapsed))
 	return res, nil
 }
 
@@ -184,26 +197,21 @@ func (j *job) progressMode() string {
 	return j.cfg.Progress
 }
 
-func (j *job) summary(p planned, res buildkit.Result, elapsed time.Duration) ghaction.Summary {
+// summary is the job summary of a build: figures from the status stream
+// and the stores, nothing estimated.
+func (j *job) summary(ctx context.Context, p planned, res buildkit.Result, elapsed time.Duration) ghaction.Summary {
 	bs := ghaction.BuildSummary{
 		Name:     p.scopes.Build,
 		Steps:    res.Steps,
 		Cached:   res.Cached,
 		Duration: elapsed,
+		Imports:  importSummaries(p.cache.Imports, res.Misses),
 	}
-	for _, v := range res.Vertices {
-		if v.Step && v.Cached {
-			bs.CachedDuration += v.Duration
-		}
-	}
-	if res.Cached > 0 && len(p.scopes.Imports) > 0 {
-		bs.HitScope = describeScopes(p.scopes.Imports)
-	}
-	for _, e := range p.cache.Imports {
-		bs.Imports = append(bs.Imports, e.Redacted())
-	}
-	for _, e := range p.cache.Exports {
-		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
+	// BuildKit does not say which import a hit came from, so HitScope stays
+	// empty and the summary lists the imports tried, in order.
+	sizes := buildkit.ExportSizes(ctx, res, buildkitEntries(p.cache.Exports))
+	for i, e := range p.cache.Exports {
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: sizes[i]})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: append(droppedWarnings(p), res.Warnings...)}
 }
@@ -219,22 +227,25 @@ func droppedWarnings(p planned) []string {
 
 // planSummary is the job summary of a dry run: the plan, nothing built.
 func (j *job) planSummary(p planned) ghaction.Summary {
-	bs := ghaction.BuildSummary{Name: p.scopes.Build + " (dry run: nothing built)"}
-	for _, e := range p.cache.Imports {
-		bs.Imports = append(bs.Imports, e.Redacted())
-	}
+	bs := ghaction.BuildSummary{Name: p.scopes.Build, DryRun: true, Imports: importSummaries(p.cache.Imports, nil)}
 	for _, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: droppedWarnings(p)}
 }
 
-func describeScopes(ss []scope.Scope) string {
-	var parts []string
-	for _, s := range ss {
-		parts = append(parts, fmt.Sprintf("%s (%s)", s.Key, s.Reason))
+// importSummaries lists the imports in lookup order, marking those the
+// build found empty (res.Misses names them as Redacted does).
+func importSummaries(imports []cacheentry.Entry, misses []string) []ghaction.ImportSummary {
+	missed := map[string]bool{}
+	for _, m := range misses {
+		missed[m] = true
 	}
-	return strings.Join(parts, ", ")
+	out := make([]ghaction.ImportSummary, len(imports))
+	for i, e := range imports {
+		out[i] = ghaction.ImportSummary{Ref: e.Redacted(), Missed: missed[e.Redacted()]}
+	}
+	return out
 }
 
 func ratio(hit, total int) string {

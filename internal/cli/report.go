@@ -16,6 +16,8 @@ type reporter interface {
 	Mask(secrets ...string)
 	Infof(format string, args ...any)
 	Warnf(format string, args ...any)
+	// Debugf is for what helps only when something is being debugged.
+	Debugf(format string, args ...any)
 	Group(title string, fn func() error) error
 	SetOutput(name, value string) error
 	Summary(s ghaction.Summary)
@@ -41,6 +43,9 @@ func (a *actionReporter) Mask(secrets ...string) {
 func (a *actionReporter) Infof(format string, args ...any) { a.r.Logf(format, args...) }
 func (a *actionReporter) Warnf(format string, args ...any) {
 	a.r.Warning(ghaction.SafeLine(fmt.Sprintf(format, args...)))
+}
+func (a *actionReporter) Debugf(format string, args ...any) {
+	a.r.Debug(ghaction.SafeLine(fmt.Sprintf(format, args...)))
 }
 func (a *actionReporter) Group(title string, fn func() error) error { return a.r.Group(title, fn) }
 func (a *actionReporter) SetOutput(name, value string) error        { return a.r.SetOutput(name, value) }
@@ -91,26 +96,37 @@ func (g stepGroups) EndGroup() {
 	_ = g.a.stopCommands()
 }
 
-// terminalReporter prints plain lines; outputs are collected and printed
-// at the end as `name: value`.
+// terminalReporter prints plain lines on stderr; outputs are collected and
+// printed at the end, on stdout, as `name: value`. Quiet (--progress quiet)
+// leaves only the outputs; errors are printed by Main.
 type terminalReporter struct {
 	out, err io.Writer
+	quiet    bool
 	outputs  map[string]string
 }
 
-func newTerminalReporter(out, err io.Writer) *terminalReporter {
-	return &terminalReporter{out: out, err: err, outputs: map[string]string{}}
+func newTerminalReporter(out, err io.Writer, quiet bool) *terminalReporter {
+	return &terminalReporter{out: out, err: err, quiet: quiet, outputs: map[string]string{}}
 }
 
 func (t *terminalReporter) Mask(...string) {}
 func (t *terminalReporter) Infof(format string, args ...any) {
-	fmt.Fprintf(t.err, format+"\n", args...)
+	if !t.quiet {
+		fmt.Fprintf(t.err, format+"\n", args...)
+	}
 }
 func (t *terminalReporter) Warnf(format string, args ...any) {
-	fmt.Fprintf(t.err, "warning: "+format+"\n", args...)
+	if !t.quiet {
+		fmt.Fprintf(t.err, "warning: "+format+"\n", args...)
+	}
 }
+
+// Debugf drops the line: the CLI has no debug log.
+func (t *terminalReporter) Debugf(string, ...any) {}
 func (t *terminalReporter) Group(title string, fn func() error) error {
-	fmt.Fprintf(t.err, "== %s\n", title)
+	if !t.quiet {
+		fmt.Fprintf(t.err, "== %s\n", title)
+	}
 	return fn()
 }
 func (t *terminalReporter) SetOutput(name, value string) error {

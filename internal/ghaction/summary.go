@@ -12,23 +12,33 @@ type Summary struct {
 	Warnings []string
 }
 
-// BuildSummary is one build's cache result.
+// BuildSummary is one build's cache result. Every figure is one the run
+// measured or read back from the store; what it cannot know it leaves out.
 type BuildSummary struct {
-	Name          string
+	Name string
+	// DryRun: nothing was built; the summary shows the plan.
+	DryRun bool
+	// Steps and Cached come from BuildKit's status stream; Duration is the
+	// build's wall time.
 	Steps, Cached int
-	// Duration is the build's wall time; CachedDuration the recorded run
-	// time of the steps that were cached this time, where known: the
-	// estimate of time saved. Zero means unknown.
-	Duration, CachedDuration time.Duration
-	// HitScope names the import scope that served the hits, e.g.
-	// "main (default branch)"; empty when nothing hit or unknown.
+	Duration      time.Duration
+	// HitScope names the import scope that served the hits, where the
+	// backend can tell; empty when it cannot, and Imports then shows what
+	// was tried, in order.
 	HitScope string
+	Imports  []ImportSummary
 	Exports  []ExportSummary
-	Imports  []string // redacted import entries, in lookup order
+}
+
+// ImportSummary is one cache import, Ref redacted by the caller. Missed:
+// the build found nothing there (a scope not exported yet).
+type ImportSummary struct {
+	Ref    string
+	Missed bool
 }
 
 // ExportSummary is one cache export: Ref redacted by the caller, Size in
-// bytes or -1 when unknown.
+// bytes as the store reports it, or -1 when it cannot tell.
 type ExportSummary struct {
 	Ref  string
 	Size int64
@@ -39,40 +49,20 @@ type ExportSummary struct {
 // links, or span lines.
 func RenderSummary(s Summary) string {
 	sections := []string{"### bkcache"}
-	if len(s.Builds) > 0 {
-		var b strings.Builder
-		b.WriteString("| Build | Cached | Run | Hit ratio | Duration | Time saved | Served by |\n")
-		b.WriteString("|:--|--:|--:|--:|--:|--:|:--|")
-		for _, bs := range s.Builds {
-			fmt.Fprintf(&b, "\n| %s | %d / %d | %d | %s | %s | %s | %s |",
-				orDash(markdownText(bs.Name)), bs.Cached, bs.Steps, max(bs.Steps-bs.Cached, 0),
-				hitRatio(bs.Cached, bs.Steps), duration(bs.Duration), timeSaved(bs), orDash(markdownText(bs.HitScope)))
-		}
-		sections = append(sections, b.String())
+	if t := resultsTable(s.Builds); t != "" {
+		sections = append(sections, t)
 	}
 	for _, bs := range s.Builds {
-		if len(bs.Exports) == 0 && len(bs.Imports) == 0 {
-			continue
-		}
-		if len(s.Builds) > 1 {
+		if bs.DryRun {
+			sections = append(sections, fmt.Sprintf("**%s**: dry run, nothing was built. The plan:", orDash(markdownText(bs.Name))))
+		} else if len(s.Builds) > 1 && (len(bs.Exports) > 0 || len(bs.Imports) > 0) {
 			sections = append(sections, "**"+orDash(markdownText(bs.Name))+"**")
 		}
 		if len(bs.Imports) > 0 {
-			var b strings.Builder
-			b.WriteString("<details><summary>Imports (in lookup order)</summary>\n\n")
-			for _, ref := range bs.Imports {
-				fmt.Fprintf(&b, "- %s\n", markdownText(ref))
-			}
-			b.WriteString("\n</details>")
-			sections = append(sections, b.String())
+			sections = append(sections, importList(bs))
 		}
 		if len(bs.Exports) > 0 {
-			var b strings.Builder
-			b.WriteString("| Export | Size |\n|:--|--:|")
-			for _, e := range bs.Exports {
-				fmt.Fprintf(&b, "\n| %s | %s |", markdownText(e.Ref), humanSize(e.Size))
-			}
-			sections = append(sections, b.String())
+			sections = append(sections, exportTable(bs))
 		}
 	}
 	if len(s.Warnings) > 0 {
@@ -84,6 +74,74 @@ func RenderSummary(s Summary) string {
 		sections = append(sections, b.String())
 	}
 	return strings.Join(sections, "\n\n") + "\n"
+}
+
+// resultsTable has one row per build that ran. The "Served by" column is
+// there only when some build knows it.
+func resultsTable(builds []BuildSummary) string {
+	var ran []BuildSummary
+	servedBy := false
+	for _, bs := range builds {
+		if !bs.DryRun {
+			ran = append(ran, bs)
+			servedBy = servedBy || bs.HitScope != ""
+		}
+	}
+	if len(ran) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("| Build | Cached | Run | Hit ratio | Duration |")
+	if servedBy {
+		b.WriteString(" Served by |")
+	}
+	b.WriteString("\n|:--|--:|--:|--:|--:|")
+	if servedBy {
+		b.WriteString(":--|")
+	}
+	for _, bs := range ran {
+		fmt.Fprintf(&b, "\n| %s | %d / %d | %d | %s | %s |",
+			orDash(markdownText(bs.Name)), bs.Cached, bs.Steps, max(bs.Steps-bs.Cached, 0),
+			hitRatio(bs.Cached, bs.Steps), duration(bs.Duration))
+		if servedBy {
+			fmt.Fprintf(&b, " %s |", orDash(markdownText(bs.HitScope)))
+		}
+	}
+	return b.String()
+}
+
+func importList(bs BuildSummary) string {
+	title := "Imports tried, in order"
+	if bs.DryRun {
+		title = "Imports, in lookup order"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "<details><summary>%s</summary>\n\n", title)
+	for _, im := range bs.Imports {
+		fmt.Fprintf(&b, "- %s", markdownText(im.Ref))
+		if im.Missed {
+			b.WriteString(": nothing there yet")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n</details>")
+	return b.String()
+}
+
+func exportTable(bs BuildSummary) string {
+	var b strings.Builder
+	if bs.DryRun {
+		b.WriteString("| Export (planned) |\n|:--|")
+		for _, e := range bs.Exports {
+			fmt.Fprintf(&b, "\n| %s |", markdownText(e.Ref))
+		}
+		return b.String()
+	}
+	b.WriteString("| Export | Size |\n|:--|--:|")
+	for _, e := range bs.Exports {
+		fmt.Fprintf(&b, "\n| %s | %s |", markdownText(e.Ref), humanSize(e.Size))
+	}
+	return b.String()
 }
 
 func orDash(s string) string {
@@ -107,16 +165,6 @@ func duration(d time.Duration) string {
 	return roundDuration(d).String()
 }
 
-func timeSaved(bs BuildSummary) string {
-	if bs.CachedDuration <= 0 {
-		if bs.Cached == 0 {
-			return "0s"
-		}
-		return "unknown"
-	}
-	return "~" + roundDuration(bs.CachedDuration).String()
-}
-
 // roundDuration keeps summaries short: whole seconds, or tenths under 10s.
 func roundDuration(d time.Duration) time.Duration {
 	if d < 10*time.Second {
@@ -125,9 +173,10 @@ func roundDuration(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
+// humanSize is a size for the summary; "–" when the store could not tell.
 func humanSize(n int64) string {
 	if n < 0 {
-		return "unknown"
+		return "–"
 	}
 	const unit = 1024
 	if n < unit {

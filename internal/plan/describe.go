@@ -12,6 +12,22 @@ import (
 // entries. The plan's own Notes are left to the caller.
 func (p Plan) Describe() string {
 	var b strings.Builder
+	b.WriteString(p.DescribeScopes())
+	writeEntries(&b, "cache-from", p.Imports)
+	writeEntries(&b, "cache-to", p.Exports)
+	if len(p.Dropped) > 0 {
+		b.WriteString("left out:\n")
+		for _, d := range p.Dropped {
+			fmt.Fprintf(&b, "  %s\n", d)
+		}
+	}
+	return b.String()
+}
+
+// DescribeScopes is the first part of Describe: the scopes and why each is
+// there, without the cache entries (for where those are printed anyway).
+func (p Plan) DescribeScopes() string {
+	var b strings.Builder
 	trust := "trusted"
 	if !p.Scope.Trusted {
 		trust = "untrusted"
@@ -27,14 +43,6 @@ func (p Plan) Describe() string {
 	}
 	for _, n := range p.Scope.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
-	}
-	writeEntries(&b, "cache-from", p.Imports)
-	writeEntries(&b, "cache-to", p.Exports)
-	if len(p.Dropped) > 0 {
-		b.WriteString("left out:\n")
-		for _, d := range p.Dropped {
-			fmt.Fprintf(&b, "  %s\n", d)
-		}
 	}
 	return b.String()
 }

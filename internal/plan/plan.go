@@ -276,7 +276,7 @@ func placer(t cacheentry.Entry, build string) (func(e cacheentry.Entry, dir cach
 	case cacheentry.TypeRegistry:
 		repo := a["ref"]
 		if repo == "" {
-			return nil, fmt.Errorf("%w: registry: missing ref=<repository>, e.g. ref=ghcr.io/owner/app-cache", cacheentry.ErrMissingKey)
+			return nil, fmt.Errorf("registry: %w \"ref\" (the cache repository, e.g. ref=ghcr.io/owner/app-cache)", cacheentry.ErrMissingKey)
 		}
 		if err := cacheentry.CheckRepository(repo); err != nil {
 			return nil, lineErr("registry: key \"ref\": %w", err)
@@ -296,7 +296,7 @@ func placer(t cacheentry.Entry, build string) (func(e cacheentry.Entry, dir cach
 			base = src
 		}
 		if base == "" {
-			return nil, fmt.Errorf("%w: local: missing dest=<base directory>", cacheentry.ErrMissingKey)
+			return nil, fmt.Errorf("local: %w \"dest\" (the base directory)", cacheentry.ErrMissingKey)
 		}
 		delete(a, "src")
 		delete(a, "dest")

@@ -38,17 +38,17 @@ func TestExpand(t *testing.T) {
 		{
 			name: "registry push to feature branch", cache: []string{"type=registry,ref=ghcr.io/o/app-cache"}, sp: pushFeat,
 			wantFrom: lines("type=registry,ref=ghcr.io/o/app-cache:buildkit_feature-a--3f2a9c01", "type=registry,ref=ghcr.io/o/app-cache:buildkit_main"),
-			wantTo:   "type=registry,ignore-error=true,mode=max,ref=ghcr.io/o/app-cache:buildkit_feature-a--3f2a9c01",
+			wantTo:   "type=registry,ref=ghcr.io/o/app-cache:buildkit_feature-a--3f2a9c01,ignore-error=true,mode=max",
 		},
 		{
 			name: "registry export options go to the export only", cache: []string{"type=registry,ref=ghcr.io/o/c,mode=min,compression=zstd,compression-level=3,oci-mediatypes=true,image-manifest=true,ignore-error=false,registry.insecure=true"}, sp: pushMain,
 			wantFrom: "type=registry,ref=ghcr.io/o/c:buildkit_main,registry.insecure=true",
-			wantTo:   "type=registry,compression=zstd,compression-level=3,ignore-error=false,image-manifest=true,mode=min,oci-mediatypes=true,ref=ghcr.io/o/c:buildkit_main,registry.insecure=true",
+			wantTo:   "type=registry,ref=ghcr.io/o/c:buildkit_main,compression=zstd,compression-level=3,ignore-error=false,image-manifest=true,mode=min,oci-mediatypes=true,registry.insecure=true",
 		},
 		{
 			name: "registry PR", cache: []string{"type=registry,ref=localhost:5000/cache"}, sp: pr,
 			wantFrom: lines("type=registry,ref=localhost:5000/cache:app_pr-42", "type=registry,ref=localhost:5000/cache:app_main"),
-			wantTo:   "type=registry,ignore-error=true,mode=max,ref=localhost:5000/cache:app_pr-42",
+			wantTo:   "type=registry,ref=localhost:5000/cache:app_pr-42,ignore-error=true,mode=max",
 		},
 		{
 			name: "registry fork PR is read-only", cache: []string{"type=registry,ref=ghcr.io/o/c"}, sp: forkPR,
@@ -58,7 +58,7 @@ func TestExpand(t *testing.T) {
 		{
 			name: "registry tag", cache: []string{"type=registry,ref=ghcr.io/o/c"}, sp: tag,
 			wantFrom: lines("type=registry,ref=ghcr.io/o/c:buildkit_tag-v1.2.3", "type=registry,ref=ghcr.io/o/c:buildkit_main"),
-			wantTo:   "type=registry,ignore-error=true,mode=max,ref=ghcr.io/o/c:buildkit_tag-v1.2.3",
+			wantTo:   "type=registry,ref=ghcr.io/o/c:buildkit_tag-v1.2.3,ignore-error=true,mode=max",
 		},
 		{
 			name: "local base dir", cache: []string{"type=local,dest=/var/cache/bk,tag=t,reset=true"}, sp: pushFeat,
@@ -73,7 +73,7 @@ func TestExpand(t *testing.T) {
 		{
 			name: "gha uses the build name, not the branch", cache: []string{"type=gha,timeout=5m"}, sp: pr,
 			wantFrom: "type=gha,scope=app,timeout=5m",
-			wantTo:   "type=gha,ignore-error=true,mode=max,scope=app,timeout=5m",
+			wantTo:   "type=gha,scope=app,ignore-error=true,mode=max,timeout=5m",
 		},
 		{
 			name: "gha fork PR", cache: []string{"type=gha"}, sp: forkPR,
@@ -82,14 +82,14 @@ func TestExpand(t *testing.T) {
 		{
 			name: "s3 name per scope, secrets redacted", cache: []string{"type=s3,bucket=b,region=eu-1,prefix=app/,endpoint_url=http://127.0.0.1:7070,use_path_style=true,access_key_id=AKIA1234,secret_access_key=s3cr3t!,upload_parallelism=2,compression=gzip"}, sp: pr,
 			wantFrom: lines(
-				"type=s3,access_key_id=***,bucket=b,endpoint_url=http://127.0.0.1:7070,name=app_pr-42,prefix=app/,region=eu-1,secret_access_key=***,use_path_style=true",
-				"type=s3,access_key_id=***,bucket=b,endpoint_url=http://127.0.0.1:7070,name=app_main,prefix=app/,region=eu-1,secret_access_key=***,use_path_style=true"),
-			wantTo: "type=s3,access_key_id=***,bucket=b,compression=gzip,endpoint_url=http://127.0.0.1:7070,ignore-error=true,mode=max,name=app_pr-42,prefix=app/,region=eu-1,secret_access_key=***,upload_parallelism=2,use_path_style=true",
+				"type=s3,bucket=b,name=app_pr-42,access_key_id=***,endpoint_url=http://127.0.0.1:7070,prefix=app/,region=eu-1,secret_access_key=***,use_path_style=true",
+				"type=s3,bucket=b,name=app_main,access_key_id=***,endpoint_url=http://127.0.0.1:7070,prefix=app/,region=eu-1,secret_access_key=***,use_path_style=true"),
+			wantTo: "type=s3,bucket=b,name=app_pr-42,access_key_id=***,compression=gzip,endpoint_url=http://127.0.0.1:7070,ignore-error=true,mode=max,prefix=app/,region=eu-1,secret_access_key=***,upload_parallelism=2,use_path_style=true",
 		},
 		{
 			name: "azblob name per scope, SAS stripped", cache: []string{"type=azblob,account_url=https://acct.blob.core.windows.net/?sv=2022&sig=SIGNATURE,container=c"}, sp: pushMain,
-			wantFrom: "type=azblob,account_url=https://acct.blob.core.windows.net/?***,container=c,name=buildkit_main",
-			wantTo:   "type=azblob,account_url=https://acct.blob.core.windows.net/?***,container=c,ignore-error=true,mode=max,name=buildkit_main",
+			wantFrom: "type=azblob,account_url=https://acct.blob.core.windows.net/?***,name=buildkit_main,container=c",
+			wantTo:   "type=azblob,account_url=https://acct.blob.core.windows.net/?***,name=buildkit_main,container=c,ignore-error=true,mode=max",
 		},
 		{
 			name: "inline imports from tags and metadata-action tags", cache: []string{"type=inline"}, sp: pushFeat,
@@ -112,12 +112,12 @@ func TestExpand(t *testing.T) {
 		{
 			name: "several lines, blank and comment lines skipped", cache: []string{"", "# gha first", "type=gha", "  ", "type=registry,ref=ghcr.io/o/c"}, sp: pushMain,
 			wantFrom: lines("type=gha,scope=buildkit", "type=registry,ref=ghcr.io/o/c:buildkit_main"),
-			wantTo:   lines("type=gha,ignore-error=true,mode=max,scope=buildkit", "type=registry,ignore-error=true,mode=max,ref=ghcr.io/o/c:buildkit_main"),
+			wantTo:   lines("type=gha,scope=buildkit,ignore-error=true,mode=max", "type=registry,ref=ghcr.io/o/c:buildkit_main,ignore-error=true,mode=max"),
 		},
 		{
 			name: "explicit cache-from and cache-to pass through", from: []string{"user/app:cache,user/app:other", "type=gha,scope=x"}, to: []string{"type=registry,ref=user/app:cache,mode=max"}, sp: pushMain,
 			wantFrom: lines("type=registry,ref=user/app:cache", "type=registry,ref=user/app:other", "type=gha,scope=x"),
-			wantTo:   "type=registry,ignore-error=true,mode=max,ref=user/app:cache",
+			wantTo:   "type=registry,ref=user/app:cache,ignore-error=true,mode=max",
 		},
 		{
 			name: "explicit ignore-error=false kept", to: []string{"type=gha,ignore-error=false"}, sp: pushMain,
@@ -126,7 +126,7 @@ func TestExpand(t *testing.T) {
 		{
 			name: "default gha with runtime", sp: pushMain, opts: Options{GitHubRuntime: true, DefaultLocalDir: "/home/u/.cache/bkcache"},
 			wantFrom: "type=gha,scope=buildkit",
-			wantTo:   "type=gha,ignore-error=true,mode=max,scope=buildkit",
+			wantTo:   "type=gha,scope=buildkit,ignore-error=true,mode=max",
 		},
 		{
 			name: "default local elsewhere", sp: pushFeat, opts: Options{DefaultLocalDir: "/home/u/.cache/bkcache"},
@@ -136,7 +136,7 @@ func TestExpand(t *testing.T) {
 		{
 			name: "duplicate imports dropped", cache: []string{"type=registry,ref=ghcr.io/o/c"}, from: []string{"type=registry,ref=ghcr.io/o/c:buildkit_main"}, sp: pushMain,
 			wantFrom: "type=registry,ref=ghcr.io/o/c:buildkit_main",
-			wantTo:   "type=registry,ignore-error=true,mode=max,ref=ghcr.io/o/c:buildkit_main",
+			wantTo:   "type=registry,ref=ghcr.io/o/c:buildkit_main,ignore-error=true,mode=max",
 		},
 	}
 	for _, tt := range tests {
@@ -178,8 +178,8 @@ func TestExpandErrors(t *testing.T) {
 		{name: "registry ref with digest", cache: []string{"", "type=registry,ref=ghcr.io/o/c@sha256:" + strings.Repeat("a", 64)},
 			want: []string{`input "cache" line 2`, "without a digest"}},
 		{name: "registry short form is a tag", cache: []string{"user/app:cache"}, want: []string{"without a tag"}},
-		{name: "registry no ref", cache: []string{"type=registry,mode=max"}, is: cacheentry.ErrMissingKey, want: []string{"ref=<repository>"}},
-		{name: "local no dir", cache: []string{"type=local,tag=x"}, want: []string{"dest=<base directory>"}},
+		{name: "registry no ref", cache: []string{"type=registry,mode=max"}, is: cacheentry.ErrMissingKey, want: []string{`missing required key "ref"`, "ref=ghcr.io/owner/app-cache"}},
+		{name: "local no dir", cache: []string{"type=local,tag=x"}, want: []string{`missing required key "dest"`}},
 		{name: "local src and dest differ", cache: []string{"type=local,src=/a,dest=/b"}, want: []string{"src and dest differ"}},
 		{name: "local digest", cache: []string{"type=local,dest=/a,digest=sha256:ab"}, want: []string{"digest"}},
 		{name: "s3 name", cache: []string{"type=s3,bucket=b,region=r,name=main"}, is: ErrCacheLine, want: []string{`s3: key "name"`, "per scope"}},
@@ -240,7 +240,7 @@ func TestDescribe(t *testing.T) {
 		"import scope app_pr-42 (this PR)",
 		"import scope app_main (PR base)",
 		"cache-from:\n  type=gha,scope=app,token=***\n  type=registry,ref=ghcr.io/o/c:app_pr-42\n  type=registry,ref=ghcr.io/o/c:app_main\n",
-		"cache-to:\n  type=gha,ignore-error=true,mode=max,scope=app,token=***\n",
+		"cache-to:\n  type=gha,scope=app,ignore-error=true,mode=max,token=***\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Describe() lacks %q:\n%s", want, got)

@@ -1,0 +1,83 @@
+package ghaaction
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bkcache/bkcache/internal/testenv"
+)
+
+// update rewrites the golden job summaries from this run:
+//
+//	source .testenv/env && go test ./e2e/ghaaction -run TestSummaryGolden -update
+var update = flag.Bool("update", false, "rewrite testdata/summary-*.md from real runs")
+
+// TestSummaryGolden runs the real action through the states a user meets
+// (a cold push, a pull request warm from main, a local store, a dry run)
+// and compares each job summary with its golden file. The golden files are
+// these runs' own summaries; only what changes from run to run (durations,
+// sizes, temporary paths, ports) is normalized before comparing.
+func TestSummaryGolden(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry", "azure")
+	s := startEmulator(t, 1)
+	dir := writeContext(t, env)
+	localDir := t.TempDir()
+
+	for _, sc := range []struct {
+		name   string
+		token  string
+		ev     event
+		inputs map[string]string
+		cached int
+	}{
+		{name: "cold", token: s.token(t, mainRef), ev: pushMain, inputs: buildInputs(testenv.NewBuildkitd(t), dir)},
+		{name: "warm", token: s.token(t, prRef, baseRef, mainRef), ev: prSame, inputs: buildInputs(testenv.NewBuildkitd(t), dir), cached: 3},
+		{name: "local", token: s.token(t, mainRef), ev: pushMain, inputs: buildInputs(testenv.NewBuildkitd(t), dir, "cache", "type=local,dest="+localDir)},
+		{name: "dry-run", token: s.token(t, prRef, baseRef, mainRef), ev: prSame, inputs: buildInputs(testenv.NewBuildkitd(t), dir, "dry-run", "true")},
+	} {
+		// In order: warm reads what cold exported.
+		r := runAction(t, s, sc.token, sc.ev, sc.inputs)
+		mustSucceed(t, r)
+		if sc.name != "dry-run" {
+			if cached, _ := hits(t, r); cached != sc.cached {
+				t.Fatalf("%s: %d steps cached, want %d\n%s", sc.name, cached, sc.cached, r.stdout)
+			}
+		}
+		got := r.files["GITHUB_STEP_SUMMARY"]
+		path := filepath.Join("testdata", "summary-"+sc.name+".md")
+		if *update {
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(got, localDir, "/tmp/cache")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (regenerate with -update)", err)
+		}
+		if g, w := normalizeSummary(got, localDir), normalizeSummary(string(want), "/tmp/cache"); g != w {
+			t.Errorf("%s summary differs from %s (normalized; regenerate with -update if intended):\n--- got\n%s\n--- want\n%s", sc.name, path, g, w)
+		}
+	}
+}
+
+var volatile = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b`), "<size>"},
+	{regexp.MustCompile(`\| (\d+h)?(\d+m)?\d+(\.\d+)?(ms|s) \|`), "| <duration> |"},
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<port>"},
+}
+
+func normalizeSummary(s, localDir string) string {
+	s = strings.ReplaceAll(s, localDir, "<local>")
+	for _, v := range volatile {
+		s = v.re.ReplaceAllString(s, v.with)
+	}
+	return s
+}
