@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,8 +10,8 @@ import (
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
+	"github.com/bkcache/bkcache/internal/runnerenv"
 	"github.com/bkcache/bkcache/scope"
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // ghaScopeName is the `scope=` of the first gha entry, "" when none.
@@ -93,30 +92,13 @@ func (j *job) reportGHAScopes(ctx context.Context, p planned) {
 	}
 }
 
-// readableRefs are the refs whose caches a runtime token may read, from its
-// `ac` claim. The claim is read without verifying the token, as BuildKit's
-// gha importer does: it only decides which refs to ask about.
+// readableRefs are the refs whose caches BuildKit's gha importer reads
+// with this runtime token: every scope of its `ac` claim.
 func readableRefs(token string) map[string]bool {
-	var claims struct {
-		AC string `json:"ac"`
-		jwt.RegisteredClaims
-	}
-	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
-		return nil
-	}
-	var scopes []struct {
-		Scope      string
-		Permission int
-	}
-	if json.Unmarshal([]byte(claims.AC), &scopes) != nil {
-		return nil
-	}
-	const read = 1 // GitHub's permission bits: 1 read, 2 write
+	scopes, _ := runnerenv.TokenScopes(token)
 	refs := map[string]bool{}
 	for _, s := range scopes {
-		if s.Permission&read != 0 {
-			refs[s.Scope] = true
-		}
+		refs[s.Ref] = true
 	}
 	return refs
 }
@@ -132,7 +114,7 @@ func (j *job) afterBuild(ctx context.Context, p planned) error {
 		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token", err)
 		return nil
 	}
-	ref := j.getenv("GITHUB_REF") // the runtime token's writable cache ref
+	ref := runnerenv.WritableRef(j.getenv("ACTIONS_RUNTIME_TOKEN"), j.getenv("GITHUB_REF"))
 	j.withUsage(ctx, rest, owner, repo, func() {
 		n, freed, err := rest.PruneSuperseded(ctx, owner, repo, ref, ghacache.IndexKey(name, ref), 1)
 		if err != nil {

@@ -50,6 +50,7 @@ func TestReportGHAScopes(t *testing.T) {
 				"ACTIONS_RUNTIME_TOKEN": tok,
 				"GITHUB_REPOSITORY":     "o/r",
 				"GITHUB_API_URL":        srv.URL + "/api/v3",
+				"ACTIONS_RESULTS_URL":   srv.URL + "/",
 			}
 			getenv := func(k string) string { return env[k] }
 			var out bytes.Buffer
@@ -91,7 +92,7 @@ func TestReadableRefs(t *testing.T) {
 	if len(got) != 2 || !got["refs/pull/1/merge"] || !got["refs/heads/main"] {
 		t.Errorf("readableRefs = %v", got)
 	}
-	if readableRefs("not-a-token") != nil {
+	if len(readableRefs("not-a-token")) != 0 {
 		t.Error("a malformed token has readable refs")
 	}
 }

@@ -211,7 +211,7 @@ func (j *job) summary(ctx context.Context, p planned, res buildkit.Result, elaps
 	// empty and the summary lists the imports tried, in order.
 	sizes := buildkit.ExportSizes(ctx, res, buildkitEntries(p.cache.Exports))
 	for i, e := range p.cache.Exports {
-		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: sizes[i]})
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: plan.Display(e), Size: sizes[i]})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: append(droppedWarnings(p), res.Warnings...)}
 }
@@ -229,7 +229,7 @@ func droppedWarnings(p planned) []string {
 func (j *job) planSummary(p planned) ghaction.Summary {
 	bs := ghaction.BuildSummary{Name: p.scopes.Build, DryRun: true, Imports: importSummaries(p.cache.Imports, nil)}
 	for _, e := range p.cache.Exports {
-		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: e.Redacted(), Size: -1})
+		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: plan.Display(e), Size: -1})
 	}
 	return ghaction.Summary{Builds: []ghaction.BuildSummary{bs}, Warnings: droppedWarnings(p)}
 }
@@ -243,7 +243,7 @@ func importSummaries(imports []cacheentry.Entry, misses []string) []ghaction.Imp
 	}
 	out := make([]ghaction.ImportSummary, len(imports))
 	for i, e := range imports {
-		out[i] = ghaction.ImportSummary{Ref: e.Redacted(), Missed: missed[e.Redacted()]}
+		out[i] = ghaction.ImportSummary{Ref: plan.Display(e), Missed: missed[e.Redacted()]}
 	}
 	return out
 }

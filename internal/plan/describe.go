@@ -54,7 +54,7 @@ func writeEntries(b *strings.Builder, title string, es []cacheentry.Entry) {
 	}
 	fmt.Fprintf(b, "%s:\n", title)
 	for _, e := range es {
-		fmt.Fprintf(b, "  %s\n", e.Redacted())
+		fmt.Fprintf(b, "  %s\n", Display(e))
 	}
 }
 
@@ -67,7 +67,7 @@ func (p Plan) CacheTo() string { return joinRedacted(p.Exports) }
 func joinRedacted(es []cacheentry.Entry) string {
 	lines := make([]string, len(es))
 	for i, e := range es {
-		lines[i] = e.Redacted()
+		lines[i] = Display(e)
 	}
 	return strings.Join(lines, "\n")
 }

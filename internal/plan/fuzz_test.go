@@ -52,8 +52,8 @@ func FuzzExpand(f *testing.F) {
 						t.Fatalf("Redacted() %q shows %s", r, k)
 					}
 				}
-				if !strings.Contains(p.Describe(), r) {
-					t.Fatalf("Describe() lacks %q", r)
+				if d := Display(e); !strings.Contains(p.Describe(), d) {
+					t.Fatalf("Describe() lacks %q", d)
 				}
 			}
 		}

@@ -239,8 +239,8 @@ func TestDescribe(t *testing.T) {
 		"export scope app_pr-42 (this PR)",
 		"import scope app_pr-42 (this PR)",
 		"import scope app_main (PR base)",
-		"cache-from:\n  type=gha,scope=app,token=***\n  type=registry,ref=ghcr.io/o/c:app_pr-42\n  type=registry,ref=ghcr.io/o/c:app_main\n",
-		"cache-to:\n  type=gha,scope=app,ignore-error=true,mode=max,token=***\n",
+		"cache-from:\n  type=gha,scope=app\n  type=registry,ref=ghcr.io/o/c:app_pr-42\n  type=registry,ref=ghcr.io/o/c:app_main\n",
+		"cache-to:\n  type=gha,scope=app,ignore-error=true,mode=max\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Describe() lacks %q:\n%s", want, got)

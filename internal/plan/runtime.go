@@ -75,3 +75,21 @@ func (p Plan) SecretValues() []string {
 	}
 	return out
 }
+
+// runtimeKeys are the gha attributes AddGitHubRuntime fills in from the
+// runner: BuildKit needs them, a reader of the log, outputs or summary
+// does not (and the token must never be printed).
+var runtimeKeys = []string{"token", "url", "url_v2", "version"}
+
+// Display is how an entry is shown to people and in outputs: redacted, and
+// for gha without the runtime attributes, so it reads like the cache line
+// the user would write.
+func Display(e cacheentry.Entry) string {
+	if e.Type == cacheentry.TypeGHA {
+		e = e.Clone()
+		for _, k := range runtimeKeys {
+			delete(e.Attrs, k)
+		}
+	}
+	return e.Redacted()
+}

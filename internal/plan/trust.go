@@ -21,7 +21,7 @@ type Dropped struct {
 
 // String is the warning for the log: the entry, redacted, and the reason.
 func (d Dropped) String() string {
-	return fmt.Sprintf("%s %s dropped: %s", d.Dir, d.Entry.Redacted(), d.Reason)
+	return fmt.Sprintf("%s %s dropped: %s", d.Dir, Display(d.Entry), d.Reason)
 }
 
 // Finalize turns p into exactly what BuildKit gets: gha entries get the
