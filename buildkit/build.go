@@ -105,11 +105,20 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, redact.Error(err, secrets...)
 	}
 
-	c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
+	c, release, err := connect(ctx, ep)
 	if err != nil {
 		return Result{Builder: ep}, fmt.Errorf("connecting to builder %s (from %s): %w", ep.Addr, ep.Source, err)
 	}
-	defer c.Close()
+	defer release()
+	if ep.Docker {
+		if ok, err := dockerCacheSupport(ctx, c); err != nil {
+			return Result{Builder: ep}, fmt.Errorf("builder %s (from %s): %w; is the Docker engine running?", ep.Addr, ep.Source, err)
+		} else if !ok {
+			if w := dropForDocker(&req, ep); w != "" {
+				warnings = append(warnings, w)
+			}
+		}
+	}
 
 	res, rec, err := solve(ctx, c, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
