@@ -47,7 +47,7 @@ var inputHelp = map[string]string{
 	config.InputSecrets:      "build secret id=NAME,src=PATH or id=NAME,env=VAR (repeatable)",
 	config.InputNoCache:      "do not use any cache",
 	config.InputPull:         "always pull base images",
-	config.InputBuilder:      "BuildKit `address` (default $BUILDKIT_HOST, then the current buildx builder)",
+	config.InputBuilder:      "buildx builder `name` or BuildKit address (default $BUILDKIT_HOST, $BUILDX_BUILDER, then the current buildx builder)",
 	config.InputCacheFrom:    "extra cache import `entry` in buildx syntax (repeatable)",
 	config.InputCacheTo:      "extra cache export `entry` in buildx syntax (repeatable)",
 	config.InputCache:        "cache store `line`, e.g. type=registry,ref=HOST/REPO (repeatable; default: a local directory)",
