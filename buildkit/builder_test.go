@@ -15,7 +15,7 @@ func fakeEnv(m map[string]string) func(string) string {
 }
 
 // writeBuildx writes a buildx store under dir/buildx.
-func writeBuildx(t *testing.T, dir, current string, instances map[string]string) {
+func writeBuildx(t testing.TB, dir, current string, instances map[string]string) {
 	t.Helper()
 	root := filepath.Join(dir, "buildx", "instances")
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -283,6 +283,34 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 		if strings.HasPrefix(ep.Addr, "tcp:") && strings.Contains(ep.Addr, "cacert=") {
 			t.Errorf("TLS parameters left in %q", ep.Addr)
+		}
+	})
+}
+
+// FuzzResolveBuilderInput: any builder input is an address, a builder name
+// or refused with an error that names the input; nothing else is dialed.
+func FuzzResolveBuilderInput(f *testing.F) {
+	for _, s := range []string{"builder-3f2a", "default", "Builder_1.x", "tcp://h:1?servername=x", "../x", "a b", "unix:///s", "x://y"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	writeBuildx(f, dir, "", map[string]string{
+		"builder-3f2a": `{"Name":"builder-3f2a","Driver":"docker-container","Nodes":[{"Name":"builder-3f2a0","Endpoint":"default"}]}`,
+	})
+	env := fakeEnv(map[string]string{"DOCKER_CONFIG": dir, "DOCKER_HOST": testDockerHost})
+	f.Fuzz(func(t *testing.T, s string) {
+		ep, err := ResolveBuilder(s, env)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "builder: ") {
+				t.Errorf("error %q does not name the input", err)
+			}
+			return
+		}
+		if strings.TrimSpace(s) == "" {
+			return // resolved from the environment
+		}
+		if ep.Addr == "" || !strings.HasPrefix(ep.Source, "builder") && !strings.HasPrefix(ep.Source, "buildx builder") {
+			t.Errorf("input %q resolved to %+v", s, ep)
 		}
 	})
 }
