@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
-	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/testenv"
 	"github.com/moby/buildkit/client"
 )
@@ -85,27 +84,28 @@ func TestTwoPlatforms(t *testing.T) {
 
 // TestMatrixThenMultiPlatform runs two single-platform matrix jobs on one
 // cache (the plan gives each its platform-suffixed scope), then a
-// multi-platform build that reads both scopes, as the README's recipe
-// does with cache-from.
+// multi-platform build that reads both through cache-from lines, as in the
+// README's recipe.
 func TestMatrixThenMultiPlatform(t *testing.T) {
 	env := setup(t)
 	id := unique(t)
 	line := registryLine(env, id)
 	name := "app" + id
 	ctxDir := writeContext(t, id)
-	var readBoth []cacheentry.Entry
+	var cacheFrom []string
 	for _, pl := range twoPlatforms {
 		p := planFor(t, name, pl, line, nil)
 		t.Logf("matrix job %s: cache-to %s", pl, p.Exports[0].Redacted())
 		prune(t, env)
 		res := build(t, "", ctxDir, env.MultiBaseImage, []string{pl}, p.Imports, p.Exports)
 		requireCold(t, res, stepsPerPlatform)
-		// What the job exported, read as the multi-platform job's cache-from.
-		readBoth = append(readBoth, p.Imports[0])
+		// The README's recipe: the scope is <cache-scope>-<platform>_<branch>.
+		cacheFrom = append(cacheFrom, fmt.Sprintf("type=registry,ref=%s/e2e-builders/%s:%s-%s_main,registry.insecure=true",
+			env.Registry, id, name, strings.ReplaceAll(pl, "/", "-")))
 	}
-	multi := planFor(t, name, strings.Join(twoPlatforms, ","), line, nil)
+	multi := planFor(t, name, strings.Join(twoPlatforms, ","), line, nil, cacheFrom...)
 	prune(t, env)
-	res := build(t, "", ctxDir, env.MultiBaseImage, twoPlatforms, append(multi.Imports, readBoth...), multi.Exports)
+	res := build(t, "", ctxDir, env.MultiBaseImage, twoPlatforms, multi.Imports, multi.Exports)
 	requireWarm(t, res, 2*stepsPerPlatform)
 }
 

@@ -79,10 +79,10 @@ func writeContext(t *testing.T, body string) string {
 	return dir
 }
 
-// planFor expands cacheLine for a push to main of build name on platform
-// (one or several, comma-separated), as the action does, and fills in the
-// runner's gha variables from runtime.
-func planFor(t *testing.T, name, platform, cacheLine string, runtime map[string]string) plan.Plan {
+// planFor expands cacheLine and the cache-from lines for a push to main of
+// build name on platform (one or several, comma-separated), as the action
+// does, and fills in the runner's gha variables from runtime.
+func planFor(t *testing.T, name, platform, cacheLine string, runtime map[string]string, cacheFrom ...string) plan.Plan {
 	t.Helper()
 	ev := scope.Event{
 		Name: "push", Ref: "refs/heads/main", Repository: repo,
@@ -92,7 +92,7 @@ func planFor(t *testing.T, name, platform, cacheLine string, runtime map[string]
 	if err != nil {
 		t.Fatalf("derive scope: %v", err)
 	}
-	p, err := plan.Expand([]string{cacheLine}, nil, nil, sp, plan.Options{})
+	p, err := plan.Expand([]string{cacheLine}, cacheFrom, nil, sp, plan.Options{})
 	if err != nil {
 		t.Fatalf("expand: %v", err)
 	}
