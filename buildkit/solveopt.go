@@ -52,7 +52,7 @@ type Request struct {
 	// Imports and Exports are BuildKit's own cache entries (cache-from,
 	// cache-to); Build redacts their secrets from everything it reports.
 	Imports, Exports []client.CacheOptionsEntry
-	Builder          string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
+	Builder          string // a buildx builder name or an address; "" resolves as buildx does (see ResolveBuilder)
 	Progress         string // auto|plain|rawjson|quiet; "" means auto
 	// DockerConfigDir holds config.json with registry credentials; "" means
 	// Docker's default ($DOCKER_CONFIG, else ~/.docker).

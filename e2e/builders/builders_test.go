@@ -68,11 +68,17 @@ func TestTwoPlatforms(t *testing.T) {
 			p := planFor(t, "mp"+id, strings.Join(twoPlatforms, ","), b.line(id), gha.runtime(t))
 			ctxDir := writeContext(t, id)
 			prune(t, env)
-			cold := build(t, "", ctxDir, env.MultiBaseImage, twoPlatforms, p.Imports, p.Exports)
+			out := t.TempDir()
+			cold := build(t, "", ctxDir, env.MultiBaseImage, twoPlatforms, p.Imports, p.Exports, "type=local,dest="+out)
 			requireCold(t, cold, 2*stepsPerPlatform)
-			for _, pl := range twoPlatforms {
+			// Each platform's RUN ran on its own machine: arm64 under QEMU.
+			for pl, machine := range map[string]string{"linux/amd64": "x86_64", "linux/arm64": "aarch64"} {
 				if !hasStep(cold, "["+pl+" ") {
 					t.Errorf("no step ran for %s", pl)
+				}
+				got, err := os.ReadFile(filepath.Join(out, strings.ReplaceAll(pl, "/", "_"), "two"))
+				if err != nil || !strings.Contains(string(got), machine) {
+					t.Errorf("%s: /two = %q (%v), want the machine %s", pl, got, err, machine)
 				}
 			}
 			prune(t, env)

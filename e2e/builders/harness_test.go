@@ -111,24 +111,25 @@ func entries(es []cacheentry.Entry) []client.CacheOptionsEntry {
 }
 
 // build runs one build through builder ("" resolves it as the action
-// does) and fails the test when the build fails.
-func build(t *testing.T, builder, ctxDir, base string, platforms []string, imports, exports []cacheentry.Entry) buildkit.Result {
+// does) and fails the test when the build fails. outputs are buildx
+// --output entries.
+func build(t *testing.T, builder, ctxDir, base string, platforms []string, imports, exports []cacheentry.Entry, outputs ...string) buildkit.Result {
 	t.Helper()
-	res, err := tryBuild(t, builder, ctxDir, base, platforms, imports, exports)
+	res, err := tryBuild(t, builder, ctxDir, base, platforms, imports, exports, outputs...)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
 	return res
 }
 
-func tryBuild(t *testing.T, builder, ctxDir, base string, platforms []string, imports, exports []cacheentry.Entry) (buildkit.Result, error) {
+func tryBuild(t *testing.T, builder, ctxDir, base string, platforms []string, imports, exports []cacheentry.Entry, outputs ...string) (buildkit.Result, error) {
 	t.Helper()
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	res, err := buildkit.Build(ctx, buildkit.Request{
-		Build:   buildkit.BuildOptions{Context: ctxDir, Platforms: platforms, BuildArgs: map[string]string{"BASE": base}},
+		Build:   buildkit.BuildOptions{Context: ctxDir, Platforms: platforms, Outputs: outputs, BuildArgs: map[string]string{"BASE": base}},
 		Imports: entries(imports), Exports: entries(exports), Builder: builder, Progress: "plain",
 	}, buildkit.WithProgressOutput(&out))
 	t.Logf("build on %s (%s): steps=%d cached=%d in %s", res.Builder.Addr, res.Builder.Source, res.Steps, res.Cached, time.Since(start).Round(time.Millisecond))
