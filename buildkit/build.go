@@ -105,18 +105,14 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, redact.Error(err, secrets...)
 	}
 
-	c, release, err := connect(ctx, ep)
+	c, workers, release, err := connect(ctx, ep)
 	if err != nil {
-		return Result{Builder: ep}, fmt.Errorf("connecting to builder %s (from %s): %w", ep.Addr, ep.Source, err)
+		return Result{Builder: ep}, err
 	}
 	defer release()
-	if ep.Docker {
-		if ok, err := dockerCacheSupport(ctx, c); err != nil {
-			return Result{Builder: ep}, fmt.Errorf("builder %s (from %s): %w; is the Docker engine running?", ep.Addr, ep.Source, err)
-		} else if !ok {
-			if w := dropForDocker(&req, ep); w != "" {
-				warnings = append(warnings, w)
-			}
+	if ep.Docker && !dockerCacheExport(workers) {
+		if w := dropForDocker(&req, ep); w != "" {
+			warnings = append(warnings, w)
 		}
 	}
 

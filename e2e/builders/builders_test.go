@@ -127,6 +127,7 @@ func TestTLSBuilder(t *testing.T) {
 		id := unique(t)
 		p := planFor(t, "tls"+id, "", registryLine(env, id), nil)
 		ctxDir := writeContext(t, id)
+		pruneTLS(t, env.TLSAddr, ca, cert, key)
 		cold := build(t, addr, ctxDir, env.MultiBaseImage, nil, p.Imports, p.Exports)
 		requireCold(t, cold, stepsPerPlatform)
 		pruneTLS(t, env.TLSAddr, ca, cert, key)
@@ -266,4 +267,20 @@ func (s *ghaService) runtime(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{"ACTIONS_RUNTIME_TOKEN": tok, "ACTIONS_RESULTS_URL": s.url, "ACTIONS_CACHE_SERVICE_V2": "true"}
+}
+
+// TestStoppedBuilder: a docker-container builder whose container stopped
+// fails before the build, naming the builder and how to start it.
+func TestStoppedBuilder(t *testing.T) {
+	env := setup(t)
+	container := "buildx_buildkit_" + env.BuildxBuilder + "0"
+	docker(t, "stop", container)
+	t.Cleanup(func() { docker(t, "buildx", "inspect", "--bootstrap", env.BuildxBuilder) })
+	_, err := tryBuild(t, env.BuildxBuilder, writeContext(t, "stopped"), env.MultiBaseImage, nil, nil, nil)
+	want := fmt.Sprintf("builder docker-container://%s (from buildx builder %q) does not answer: ", container, env.BuildxBuilder)
+	fix := "start the builder's container: `docker buildx inspect --bootstrap` with its buildx builder " +
+		"(docker/setup-buildx-action does this), or `docker start " + container + "`"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), fix) {
+		t.Fatalf("err = %v\nwant %q … %q", err, want, fix)
+	}
 }

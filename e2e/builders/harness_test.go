@@ -28,7 +28,7 @@ import (
 
 // dockerfile is tiny on purpose: arm64 runs under QEMU. Three counted steps
 // per platform; the first RUN proves which machine ran it.
-const dockerfile = `ARG BASE
+const dockerfile = `ARG BASE=busybox
 FROM ${BASE}
 RUN uname -m > /arch && echo one > /one
 COPY src/ /src/

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 
 	dockercontext "github.com/docker/cli/cli/context/docker"
@@ -11,9 +12,42 @@ import (
 	dockerclient "github.com/moby/moby/client"
 )
 
-// connect returns a BuildKit client for the endpoint and a function that
-// releases what it holds.
-func connect(ctx context.Context, ep Endpoint) (*client.Client, func(), error) {
+// connect returns a BuildKit client for the endpoint, the daemon's
+// workers, and a function that releases what it holds. Asking for the
+// workers proves the builder answers, so a dead one fails here, with the
+// fix, rather than halfway into the solve.
+func connect(ctx context.Context, ep Endpoint) (*client.Client, []*client.WorkerInfo, func(), error) {
+	c, release, err := dial(ctx, ep)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connecting to builder %s (from %s): %w; %s", ep.Addr, ep.Source, err, ep.fix())
+	}
+	workers, err := c.ListWorkers(ctx)
+	if err != nil {
+		release()
+		return nil, nil, nil, fmt.Errorf("builder %s (from %s) does not answer: %w; %s", ep.Addr, ep.Source, err, ep.fix())
+	}
+	return c, workers, release, nil
+}
+
+// fix says what usually brings the builder back.
+func (e Endpoint) fix() string {
+	u, _ := url.Parse(e.Addr)
+	switch {
+	case e.Docker:
+		return "is the Docker engine there running? (or set the builder input to another builder)"
+	case u != nil && u.Scheme == "docker-container":
+		return fmt.Sprintf("start the builder's container: `docker buildx inspect --bootstrap` with its buildx builder "+
+			"(docker/setup-buildx-action does this), or `docker start %s`", u.Host)
+	case u != nil && u.Scheme == "kube-pod":
+		return fmt.Sprintf("is the pod %s running?", u.Host)
+	case e.tls():
+		return "is buildkitd listening there, and did cacert sign its certificate?"
+	default:
+		return "is buildkitd running and listening there?"
+	}
+}
+
+func dial(ctx context.Context, ep Endpoint) (*client.Client, func(), error) {
 	if !ep.Docker {
 		c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
 		if err != nil {
@@ -62,19 +96,15 @@ func dockerAPI(ep Endpoint) (*dockerclient.Client, error) {
 // image store; buildx's docker driver exports cache only then.
 const mobySnapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 
-// dockerCacheSupport reports whether the docker driver's BuildKit can
+// dockerCacheExport reports whether the docker driver's BuildKit can
 // export cache other than inline, as buildx's docker driver decides.
-func dockerCacheSupport(ctx context.Context, c *client.Client) (bool, error) {
-	workers, err := c.ListWorkers(ctx)
-	if err != nil {
-		return false, fmt.Errorf("listing workers: %w", err)
-	}
+func dockerCacheExport(workers []*client.WorkerInfo) bool {
 	for _, w := range workers {
 		if _, ok := w.Labels[mobySnapshotterLabel]; ok {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // dockerImportTypes are the cache importers Docker's embedded BuildKit
