@@ -10,7 +10,8 @@ import (
 // Build rejects bad inputs before it connects to anything.
 func TestBuildInputErrors(t *testing.T) {
 	dir := newContext(t)
-	noEnv := WithGetenv(func(string) string { return "" })
+	// No builder anywhere: not even a Docker engine for buildx's default.
+	noEnv := WithGetenv(fakeEnv(map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}))
 	tests := []struct {
 		name    string
 		req     Request
