@@ -186,7 +186,7 @@ func namedBuilder(source, name string, getenv func(string) string) (Endpoint, er
 	}
 	return Endpoint{}, fmt.Errorf("%s: no buildx builder %q found in %s: create it with docker/setup-buildx-action "+
 		"(its `name` output) or `docker buildx create --name %s`, or give an address such as tcp://host:1234 or unix:///path/buildkitd.sock",
-		source, name, d.store.dir, name)
+		source, name, d.store.where(), name)
 }
 
 // currentBuilder is the builder buildx would use with no --builder: the

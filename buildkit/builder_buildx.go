@@ -25,6 +25,14 @@ import (
 // buildxStore is buildx's builder store directory.
 type buildxStore struct{ dir string }
 
+// where names the store for messages.
+func (s buildxStore) where() string {
+	if s.dir == "" {
+		return "any buildx store (neither DOCKER_CONFIG nor HOME is set)"
+	}
+	return s.dir
+}
+
 // buildxCurrent is buildx's current file.
 type buildxCurrent struct {
 	Key    string
@@ -54,6 +62,9 @@ func (s buildxStore) nodeGroup(name string) (*buildxNodeGroup, error) {
 	if !buildxName.MatchString(name) {
 		return nil, fmt.Errorf("%w %q: it starts with a letter and has only letters, digits and ._-", errInvalidName, name)
 	}
+	if s.dir == "" {
+		return nil, fmt.Errorf("buildx builder %q: no buildx configuration (neither DOCKER_CONFIG nor HOME is set): %w", name, os.ErrNotExist)
+	}
 	path := filepath.Join(s.dir, "instances", strings.ToLower(name))
 	dt, err := os.ReadFile(path)
 	if err != nil {
@@ -75,6 +86,9 @@ func (s buildxStore) nodeGroup(name string) (*buildxNodeGroup, error) {
 // A current builder that was removed is nil too, and its name is stale:
 // buildx falls back.
 func (s buildxStore) current(key string) (ng *buildxNodeGroup, stale string, err error) {
+	if s.dir == "" {
+		return nil, "", nil
+	}
 	path := filepath.Join(s.dir, "current")
 	dt, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -167,7 +181,9 @@ func loadDockerCLI(getenv func(string) string) (dockerCLI, error) {
 	if d.host == "" {
 		d.host = defaultDockerHost
 	}
-	d.store.dir = filepath.Join(d.configDir, "buildx")
+	if d.configDir != "" {
+		d.store.dir = filepath.Join(d.configDir, "buildx")
+	}
 	if dir := getenv("BUILDX_CONFIG"); dir != "" {
 		d.store.dir = dir
 	}

@@ -247,6 +247,20 @@ func TestResolveBuilderDockerContext(t *testing.T) {
 	})
 }
 
+// With neither DOCKER_CONFIG nor HOME there is no buildx store; nothing
+// is read relative to the working directory.
+func TestResolveBuilderNoConfigDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeBuildx(t, ".", `{"Key":"unix:///dev/null","Name":"here"}`, map[string]string{"here": `{"Name":"here","Driver":"remote","Nodes":[{"Name":"h0","Endpoint":"tcp://x:1"}]}`})
+	ep, err := ResolveBuilder("", fakeEnv(map[string]string{"DOCKER_HOST": testDockerHost}))
+	if err != nil || !ep.Docker {
+		t.Errorf("got %+v, %v; want buildx's default builder", ep, err)
+	}
+	if _, err := ResolveBuilder("here", fakeEnv(map[string]string{"DOCKER_HOST": testDockerHost})); err == nil || !strings.Contains(err.Error(), `no buildx builder "here" found`) {
+		t.Errorf("err = %v, want no builder found", err)
+	}
+}
+
 func TestResolveBuilderNoneIsErrNoBuilder(t *testing.T) {
 	_, err := ResolveBuilder("", fakeEnv(map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock", "DOCKER_CONFIG": t.TempDir()}))
 	if !errors.Is(err, ErrNoBuilder) {
