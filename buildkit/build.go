@@ -105,24 +105,27 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, redact.Error(err, secrets...)
 	}
 
-	c, workers, release, err := connect(ctx, ep)
+	c, err := connect(ctx, ep)
 	if err != nil {
 		return Result{Builder: ep}, err
 	}
-	defer release()
-	if ep.Docker && !dockerCacheExport(workers) {
-		if w := dropForDocker(&req, ep); w != "" {
-			warnings = append(warnings, w)
+	defer c.release()
+	if ep.Docker {
+		req.mobyExports = true
+		if !dockerContainerdStore(c.workers) {
+			if w := dropForDocker(&req, ep); w != "" {
+				warnings = append(warnings, w)
+			}
 		}
 	}
 
-	res, rec, err := solve(ctx, c, req, mode, cfg)
+	res, rec, err := solve(ctx, c.Client, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
 			warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured, building without it: %s",
 				redacted(dropped), firstLine(err.Error())))
 			req.Exports = rest
-			res, rec, err = solve(ctx, c, req, mode, cfg)
+			res, rec, err = solve(ctx, c.Client, req, mode, cfg)
 		} else if slow, rest := slowExports(req.Exports); isJobLost(err) && len(slow) > 0 {
 			// buildkitd sets up exporters before it registers the job and
 			// its Status call waits only 6 s (solver/jobs.go); an azblob or
@@ -134,7 +137,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			} else {
 				warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured in time, building without it", names))
 				req.Exports = rest
-				res, rec, err = solve(ctx, c, req, mode, cfg)
+				res, rec, err = solve(ctx, c.Client, req, mode, cfg)
 			}
 		}
 	}
@@ -158,6 +161,12 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			err = fmt.Errorf("cache export %s could not be configured (ignore-error=false): %w", describeExport(m[1], req.Exports), err)
 		}
 		return out, redact.Error(fmt.Errorf("build on %s: %w", ep.Addr, err), secrets...)
+	}
+	if ep.Docker && !dockerContainerdStore(c.workers) {
+		// Docker's moby exporter stored the image but cannot push it.
+		if err := pushWithDocker(ctx, c.docker, req.Build, req.DockerConfigDir); err != nil {
+			return out, fmt.Errorf("build on %s: %w", ep.Addr, err)
+		}
 	}
 	out.Metadata = maps.Clone(res.ExporterResponse)
 	if out.Metadata == nil {

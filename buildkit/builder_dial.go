@@ -2,31 +2,43 @@ package buildkit
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/docker/cli/cli/config"
+	"github.com/moby/moby/api/types/registry"
 
 	dockercontext "github.com/docker/cli/cli/context/docker"
 	"github.com/moby/buildkit/client"
 	dockerclient "github.com/moby/moby/client"
 )
 
-// connect returns a BuildKit client for the endpoint, the daemon's
-// workers, and a function that releases what it holds. Asking for the
-// workers proves the builder answers, so a dead one fails here, with the
-// fix, rather than halfway into the solve.
-func connect(ctx context.Context, ep Endpoint) (*client.Client, []*client.WorkerInfo, func(), error) {
-	c, release, err := dial(ctx, ep)
+// builderConn is a connected builder.
+type builderConn struct {
+	*client.Client
+	workers []*client.WorkerInfo
+	docker  *dockerclient.Client // the Docker API, for the docker driver
+	release func()
+}
+
+// connect returns a client for the endpoint with the daemon's workers.
+// Asking for the workers proves the builder answers, so a dead one fails
+// here, with the fix, rather than halfway into the solve.
+func connect(ctx context.Context, ep Endpoint) (*builderConn, error) {
+	conn, err := dial(ctx, ep)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connecting to builder %s (from %s): %w; %s", ep.Addr, ep.Source, err, ep.fix())
+		return nil, fmt.Errorf("connecting to builder %s (from %s): %w; %s", ep.Addr, ep.Source, err, ep.fix())
 	}
-	workers, err := c.ListWorkers(ctx)
-	if err != nil {
-		release()
-		return nil, nil, nil, fmt.Errorf("builder %s (from %s) does not answer: %w; %s", ep.Addr, ep.Source, err, ep.fix())
+	if conn.workers, err = conn.ListWorkers(ctx); err != nil {
+		conn.release()
+		return nil, fmt.Errorf("builder %s (from %s) does not answer: %w; %s", ep.Addr, ep.Source, err, ep.fix())
 	}
-	return c, workers, release, nil
+	return conn, nil
 }
 
 // fix says what usually brings the builder back.
@@ -47,17 +59,17 @@ func (e Endpoint) fix() string {
 	}
 }
 
-func dial(ctx context.Context, ep Endpoint) (*client.Client, func(), error) {
+func dial(ctx context.Context, ep Endpoint) (*builderConn, error) {
 	if !ep.Docker {
 		c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return c, func() { c.Close() }, nil
+		return &builderConn{Client: c, release: func() { c.Close() }}, nil
 	}
 	dc, err := dockerAPI(ep)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// As buildx's docker driver: gRPC over the API's /grpc upgrade, and
 	// the session (local context, secrets) over /session.
@@ -70,9 +82,9 @@ func dial(ctx context.Context, ep Endpoint) (*client.Client, func(), error) {
 		}))
 	if err != nil {
 		dc.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return c, func() { c.Close(); dc.Close() }, nil
+	return &builderConn{Client: c, docker: dc, release: func() { c.Close(); dc.Close() }}, nil
 }
 
 // dockerAPI is a Docker API client for the endpoint's engine, with the TLS
@@ -96,9 +108,11 @@ func dockerAPI(ep Endpoint) (*dockerclient.Client, error) {
 // image store; buildx's docker driver exports cache only then.
 const mobySnapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 
-// dockerCacheExport reports whether the docker driver's BuildKit can
-// export cache other than inline, as buildx's docker driver decides.
-func dockerCacheExport(workers []*client.WorkerInfo) bool {
+// dockerContainerdStore reports whether the docker driver's engine uses
+// the containerd image store; only then can its BuildKit export cache
+// other than inline and push images itself (buildx's CacheExport and
+// DirectPush features).
+func dockerContainerdStore(workers []*client.WorkerInfo) bool {
 	for _, w := range workers {
 		if _, ok := w.Labels[mobySnapshotterLabel]; ok {
 			return true
@@ -142,4 +156,79 @@ func dropForDocker(req *Request, ep Endpoint) string {
 		"building without cache %s. To keep the cache, run docker/setup-buildx-action before this step "+
 		"(its docker-container builder exports every cache type), or use cache type=inline",
 		ep.Source, strings.Join(dropped, ", "))
+}
+
+// mobyImageExports sends image outputs to Docker's image store, as buildx
+// does for the docker driver: Docker's BuildKit has no "image" exporter,
+// its "moby" exporter stores (and names) the image in the engine.
+func mobyImageExports(exports []client.ExportEntry) {
+	for i := range exports {
+		if exports[i].Type == client.ExporterImage {
+			exports[i].Type = "moby"
+		}
+	}
+}
+
+// pushWithDocker pushes the images that the moby exporter stored, through
+// the Docker API, as buildx does for the docker driver when the engine's
+// BuildKit cannot push (no containerd image store).
+func pushWithDocker(ctx context.Context, dc *dockerclient.Client, b BuildOptions, dockerConfigDir string) error {
+	exps, err := exports(b)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range exps {
+		if e.Type == client.ExporterImage && e.Attrs["push"] == "true" {
+			names = append(names, strings.Split(e.Attrs["name"], ",")...)
+		}
+	}
+	for _, name := range names {
+		auth, err := registryAuth(name, dockerConfigDir)
+		if err != nil {
+			return err
+		}
+		resp, err := dc.ImagePush(ctx, name, dockerclient.ImagePushOptions{RegistryAuth: auth})
+		if err == nil {
+			err = resp.Wait(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("pushing %s through Docker: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// registryAuth is the X-Registry-Auth header for name's registry from the
+// Docker config: base64url JSON of the credentials (Docker's API format;
+// the helper for it lives in docker/cli's command package, too large to
+// import for three lines).
+func registryAuth(name, dockerConfigDir string) (string, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", fmt.Errorf("tags: %q: %w", name, err)
+	}
+	host := reference.Domain(ref)
+	if host == "docker.io" {
+		host = "https://index.docker.io/v1/"
+	}
+	if dockerConfigDir == "" {
+		dockerConfigDir = config.Dir()
+	}
+	cfg, err := config.Load(dockerConfigDir)
+	if err != nil {
+		return "", fmt.Errorf("reading registry credentials: %w", err)
+	}
+	ac, err := cfg.GetAuthConfig(host)
+	if err != nil {
+		return "", fmt.Errorf("reading registry credentials for %s: %w", host, err)
+	}
+	dt, err := json.Marshal(registry.AuthConfig{
+		Username: ac.Username, Password: ac.Password, ServerAddress: ac.ServerAddress,
+		IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken,
+	})
+	if err != nil {
+		return "", err
+	}
+	return base64.URLEncoding.EncodeToString(dt), nil
 }

@@ -57,6 +57,10 @@ type Request struct {
 	// DockerConfigDir holds config.json with registry credentials; "" means
 	// Docker's default ($DOCKER_CONFIG, else ~/.docker).
 	DockerConfigDir string
+
+	// mobyExports is set by Build for the docker driver: images go to
+	// Docker's own image store (see mobyImageExports).
+	mobyExports bool
 }
 
 // OutputTypes are the exporter types accepted in BuildOptions.Outputs.
@@ -104,6 +108,9 @@ func NewSolveOpt(req Request) (client.SolveOpt, error) {
 
 	if opt.Exports, err = exports(b); err != nil {
 		return opt, err
+	}
+	if req.mobyExports {
+		mobyImageExports(opt.Exports)
 	}
 
 	for _, e := range req.Imports {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
+	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/internal/testenv"
 	"github.com/moby/buildkit/client"
 )
@@ -206,6 +207,21 @@ func TestDockerDriver(t *testing.T) {
 		if len(res.Warnings) != 1 || res.Warnings[0] != want {
 			t.Errorf("warnings = %q\nwant exactly [%q]", res.Warnings, want)
 		}
+	})
+
+	t.Run("inline cache and push through Docker", func(t *testing.T) {
+		tag := fmt.Sprintf("%s/e2e-builders/%s-img:main", env.Registry, id)
+		inline := planWith(t, "inline"+id, "", "type=inline", nil, plan.Options{Tags: []string{tag}, HasImageOutput: true})
+		res := build(t, "default", ctxDir, env.BaseImage, nil, inline.Imports, inline.Exports, "type=image,name="+tag+",push=true")
+		if len(res.Warnings) != 0 {
+			t.Errorf("warnings = %q, want none: inline cache works on Docker's own BuildKit", res.Warnings)
+		}
+		// The pushed image carries the inline cache: with Docker's build
+		// cache and the image gone, every step comes from the registry.
+		docker(t, "builder", "prune", "-af")
+		docker(t, "rmi", tag)
+		warm := build(t, "default", ctxDir, env.BaseImage, nil, inline.Imports, nil)
+		requireWarm(t, warm, stepsPerPlatform)
 	})
 
 	t.Run("a removed current builder falls back to it", func(t *testing.T) {

@@ -84,6 +84,12 @@ func writeContext(t *testing.T, body string) string {
 // does, and fills in the runner's gha variables from runtime.
 func planFor(t *testing.T, name, platform, cacheLine string, runtime map[string]string, cacheFrom ...string) plan.Plan {
 	t.Helper()
+	return planWith(t, name, platform, cacheLine, runtime, plan.Options{}, cacheFrom...)
+}
+
+// planWith is planFor with the plan's options (tags, image output).
+func planWith(t *testing.T, name, platform, cacheLine string, runtime map[string]string, opts plan.Options, cacheFrom ...string) plan.Plan {
+	t.Helper()
 	ev := scope.Event{
 		Name: "push", Ref: "refs/heads/main", Repository: repo,
 		Payload: map[string]any{"repository": map[string]any{"default_branch": "main"}},
@@ -92,7 +98,7 @@ func planFor(t *testing.T, name, platform, cacheLine string, runtime map[string]
 	if err != nil {
 		t.Fatalf("derive scope: %v", err)
 	}
-	p, err := plan.Expand([]string{cacheLine}, cacheFrom, nil, sp, plan.Options{})
+	p, err := plan.Expand([]string{cacheLine}, cacheFrom, nil, sp, opts)
 	if err != nil {
 		t.Fatalf("expand: %v", err)
 	}
