@@ -113,6 +113,9 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	if ep.Docker {
 		req.mobyExports = true
 		if !dockerContainerdStore(c.workers) {
+			if err := dockerPlatforms(ep, req.Build.Platforms); err != nil {
+				return Result{Builder: ep}, err
+			}
 			if w := dropForDocker(&req, ep); w != "" {
 				warnings = append(warnings, w)
 			}

@@ -232,3 +232,14 @@ func registryAuth(name, dockerConfigDir string) (string, error) {
 	}
 	return base64.URLEncoding.EncodeToString(dt), nil
 }
+
+// dockerPlatforms refuses what buildx's docker driver refuses without the
+// containerd image store: a build of several platforms.
+func dockerPlatforms(ep Endpoint, platforms []string) error {
+	if len(platforms) < 2 {
+		return nil
+	}
+	return fmt.Errorf("%s cannot build several platforms (%s): Docker's own BuildKit needs the containerd image store for that. "+
+		"Run docker/setup-qemu-action and docker/setup-buildx-action before this step (its docker-container builder builds every platform), "+
+		"or turn on Docker's containerd image store", ep.Source, strings.Join(platforms, ","))
+}

@@ -224,6 +224,16 @@ func TestDockerDriver(t *testing.T) {
 		requireWarm(t, warm, stepsPerPlatform)
 	})
 
+	t.Run("two platforms are refused with the fix", func(t *testing.T) {
+		_, err := tryBuild(t, "default", ctxDir, env.MultiBaseImage, twoPlatforms, nil, nil)
+		want := `builder: buildx builder "default" (docker driver) cannot build several platforms (linux/amd64,linux/arm64): ` +
+			"Docker's own BuildKit needs the containerd image store for that. Run docker/setup-qemu-action and docker/setup-buildx-action " +
+			"before this step (its docker-container builder builds every platform), or turn on Docker's containerd image store"
+		if err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	})
+
 	t.Run("a removed current builder falls back to it", func(t *testing.T) {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "buildx", "instances"), 0o700); err != nil {
