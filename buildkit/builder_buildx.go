@@ -139,8 +139,15 @@ func (ng *buildxNodeGroup) endpoint(d dockerCLI) (Endpoint, error) {
 	case "docker-container":
 		addr := "docker-container://buildx_buildkit_" + node.Name
 		// The node's endpoint is a Docker context name or a Docker host;
-		// the connection helper can select a context but not a host.
-		if ctx := node.Endpoint; ctx != "" && ctx != "default" && !strings.Contains(ctx, "://") {
+		// the connection helper (`docker exec`) can select a context but
+		// takes the host from DOCKER_HOST.
+		switch ctx := node.Endpoint; {
+		case strings.Contains(ctx, "://"):
+			if ctx != d.host {
+				return Endpoint{}, fmt.Errorf("%s runs on the Docker engine at %s, but this step's Docker is %s; "+
+					"set DOCKER_HOST=%s for this step (bkcache reaches the builder with `docker exec`)", source, ctx, d.host, ctx)
+			}
+		case ctx != "" && ctx != "default":
 			addr += "?context=" + url.QueryEscape(ctx)
 		}
 		return Endpoint{Addr: addr, Source: source}, nil
