@@ -11,10 +11,9 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/config"
-	"github.com/moby/moby/api/types/registry"
-
 	dockercontext "github.com/docker/cli/cli/context/docker"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/moby/api/types/registry"
 	dockerclient "github.com/moby/moby/client"
 )
 
