@@ -19,8 +19,10 @@ demo:
 
 testenv-up:
 	scripts/testenv up
+	scripts/testenv-builders up
 
 testenv-down:
+	scripts/testenv-builders down
 	scripts/testenv down
 
 # Cross-compile release binaries into dist/ (VERSION=v1.2.3 make dist).

@@ -35,7 +35,7 @@ var layers = [][]string{
 var unlayered = []string{
 	"bench", "cmd/gha-cache-emulator",
 	"internal/testenv", "internal/ghaction/ghactiontest", "internal/contract",
-	"e2e", "e2e/ghaaction", "ghacache/fidelity",
+	"e2e", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
 }
 
 // public are the packages other modules may use.

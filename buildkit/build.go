@@ -110,20 +110,32 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, redact.Error(err, secrets...)
 	}
 
-	c, err := client.New(ctx, ep.Addr, ep.ClientOpts()...)
+	c, err := connect(ctx, ep)
 	if err != nil {
 		removeCreatedDirs(created)
-		return Result{Builder: ep}, fmt.Errorf("connecting to builder %s (from %s): %w", ep.Addr, ep.Source, err)
+		return Result{Builder: ep}, err
 	}
-	defer c.Close()
+	defer c.release()
+	if ep.Docker {
+		req.mobyExports = true
+		if !dockerContainerdStore(c.workers) {
+			if err := dockerPlatforms(ep, req.Build.Platforms); err != nil {
+				removeCreatedDirs(created)
+				return Result{Builder: ep}, err
+			}
+			if w := dropForDocker(&req, ep); w != "" {
+				warnings = append(warnings, w)
+			}
+		}
+	}
 
-	res, rec, err := solve(ctx, c, req, mode, cfg)
+	res, rec, err := solve(ctx, c.Client, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
 			warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured, building without it: %s",
 				redacted(dropped), firstLine(err.Error())))
 			req.Exports = rest
-			res, rec, err = solve(ctx, c, req, mode, cfg)
+			res, rec, err = solve(ctx, c.Client, req, mode, cfg)
 		} else if slow, rest := slowExports(req.Exports); isJobLost(err) && len(slow) > 0 {
 			// buildkitd sets up exporters before it registers the job and
 			// its Status call waits only 6 s (solver/jobs.go); an azblob or
@@ -135,7 +147,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			} else {
 				warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured in time, building without it", names))
 				req.Exports = rest
-				res, rec, err = solve(ctx, c, req, mode, cfg)
+				res, rec, err = solve(ctx, c.Client, req, mode, cfg)
 			}
 		}
 	}
@@ -160,6 +172,12 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			err = fmt.Errorf("cache export %s could not be configured (ignore-error=false): %w", describeExport(m[1], req.Exports), err)
 		}
 		return out, redact.Error(fmt.Errorf("build on %s: %w", ep.Addr, err), secrets...)
+	}
+	if ep.Docker && !dockerContainerdStore(c.workers) {
+		// Docker's moby exporter stored the image but cannot push it.
+		if err := pushWithDocker(ctx, c.docker, req.Build, cfg.getenv("DOCKER_CONFIG")); err != nil {
+			return out, fmt.Errorf("build on %s: %w", ep.Addr, err)
+		}
 	}
 	out.Metadata = maps.Clone(res.ExporterResponse)
 	if out.Metadata == nil {
@@ -355,7 +373,9 @@ func cacheWarnings(vs []Vertex, req Request, built bool) (warnings, misses []str
 // <url> not found: not found"). BuildKit reports missing s3, azblob and gha
 // names and an empty local directory as no error at all, so they need no
 // match. The status stream carries vertex errors as text only.
-var registryImportMissing = regexp.MustCompile(`^failed to configure registry cache importer: [^\s:]+(:[^\s:]+)*: not found$`)
+// Docker 20.10's embedded BuildKit (the docker driver) says the same
+// without the prefix.
+var registryImportMissing = regexp.MustCompile(`^(failed to configure registry cache importer: )?[^\s:]+(:[^\s:]+)*: not found$`)
 
 // isImportMiss reports whether a cache import vertex failed only because
 // there is nothing at its location yet.

@@ -14,7 +14,8 @@ import (
 // Build rejects bad inputs before it connects to anything.
 func TestBuildInputErrors(t *testing.T) {
 	dir := newContext(t)
-	noEnv := WithGetenv(func(string) string { return "" })
+	// No builder anywhere: not even a Docker engine for buildx's default.
+	noEnv := WithGetenv(fakeEnv(map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}))
 	tests := []struct {
 		name    string
 		req     Request
@@ -49,6 +50,7 @@ func TestIsImportMiss(t *testing.T) {
 	}{
 		{"registry tag not pushed", "failed to configure registry cache importer: 127.0.0.1:5701/imports/74a646e14642:buildkit_main: not found", true},
 		{"docker hub short name", "failed to configure registry cache importer: docker.io/user/app-cache:buildkit_main: not found\n", true},
+		{"registry tag not pushed, docker driver", "127.0.0.1:5001/e2e-builders/cbce8ad5bd-img:main: not found", true},
 		{"docker hub refusal", "failed to configure registry cache importer: pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed", false},
 		{"registry 401", "failed to configure registry cache importer: unexpected status from HEAD request to http://127.0.0.1:44911/v2/private/cache/manifests/buildkit_main: 401 Unauthorized", false},
 		{"manifest blob gone", "content at http://127.0.0.1:5701/v2/x/blobs/sha256:abc not found: not found", false},

@@ -54,8 +54,12 @@ type Request struct {
 	// Imports and Exports are BuildKit's own cache entries (cache-from,
 	// cache-to); Build redacts their secrets from everything it reports.
 	Imports, Exports []client.CacheOptionsEntry
-	Builder          string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
+	Builder          string // a buildx builder name or an address; "" resolves as buildx does (see ResolveBuilder)
 	Progress         string // auto|plain|rawjson|quiet; "" means auto
+
+	// mobyExports is set by Build for the docker driver: images go to
+	// Docker's own image store (see mobyImageExports).
+	mobyExports bool
 }
 
 // OutputTypes are the exporter types accepted in BuildOptions.Outputs.
@@ -103,6 +107,9 @@ func NewSolveOpt(req Request) (client.SolveOpt, error) {
 
 	if opt.Exports, err = exports(b); err != nil {
 		return opt, err
+	}
+	if req.mobyExports {
+		mobyImageExports(opt.Exports)
 	}
 
 	for _, e := range req.Imports {

@@ -36,11 +36,17 @@ type Env struct {
 	AzureAccountURL, AzureAccountName, AzureAccountKey string
 
 	GHAURL string // base URL of the Actions cache emulator (v2, v1 and REST)
+
+	// From scripts/testenv-builders (.testenv/builders.env).
+	DockerHost, DockerConfig string // a dockerd and the Docker CLI config holding buildx's store
+	BuildxBuilder            string // the docker-container builder made current there
+	MultiBaseImage           string // busybox for linux/amd64 and linux/arm64, usable as FROM
+	TLSAddr, TLSDir          string // a buildkitd on tcp:// with TLS; ca.pem, client.pem, client.key
 }
 
 var loadOnce sync.Once
 
-// load reads .testenv/env from the module root into the process
+// load reads .testenv/env and .testenv/builders.env from the module root into the process
 // environment, keeping any value already set.
 func load() { loadOnce.Do(loadEnvFile) }
 
@@ -59,7 +65,13 @@ func loadEnvFile() {
 		}
 		dir = parent
 	}
-	f, err := os.Open(filepath.Join(dir, ".testenv", "env"))
+	for _, name := range []string{"env", "builders.env"} {
+		loadFile(filepath.Join(dir, ".testenv", name))
+	}
+}
+
+func loadFile(path string) {
+	f, err := os.Open(path)
 	if err != nil {
 		return
 	}
@@ -99,12 +111,19 @@ func Get() Env {
 		AzureAccountName: os.Getenv("BKCACHE_TEST_AZURE_ACCOUNT_NAME"),
 		AzureAccountKey:  os.Getenv("BKCACHE_TEST_AZURE_ACCOUNT_KEY"),
 		GHAURL:           os.Getenv("BKCACHE_TEST_GHA_URL"),
+		DockerHost:       os.Getenv("BKCACHE_TEST_DOCKER_HOST"),
+		DockerConfig:     os.Getenv("BKCACHE_TEST_DOCKER_CONFIG"),
+		BuildxBuilder:    os.Getenv("BKCACHE_TEST_BUILDX_BUILDER"),
+		MultiBaseImage:   os.Getenv("BKCACHE_TEST_MULTI_BASE_IMAGE"),
+		TLSAddr:          os.Getenv("BKCACHE_TEST_TLS_ADDR"),
+		TLSDir:           os.Getenv("BKCACHE_TEST_TLS_DIR"),
 	}
 }
 
 // Require returns the environment, or skips the test when a value it needs
 // is missing. With BKCACHE_REQUIRE_E2E=1 a missing value fails the test.
-// need names Env fields: "buildkit", "registry", "s3", "azure", "gha".
+// need names Env fields: "buildkit", "registry", "s3", "azure", "gha",
+// "builders" (scripts/testenv-builders).
 func Require(t testing.TB, need ...string) Env {
 	t.Helper()
 	if testing.Short() && os.Getenv("BKCACHE_REQUIRE_E2E") != "1" {
@@ -134,12 +153,19 @@ func Require(t testing.TB, need ...string) Env {
 			check("BKCACHE_TEST_AZURE_ACCOUNT_KEY", e.AzureAccountKey)
 		case "gha":
 			check("BKCACHE_TEST_GHA_URL", e.GHAURL)
+		case "builders":
+			check("BKCACHE_TEST_DOCKER_HOST", e.DockerHost)
+			check("BKCACHE_TEST_DOCKER_CONFIG", e.DockerConfig)
+			check("BKCACHE_TEST_BUILDX_BUILDER", e.BuildxBuilder)
+			check("BKCACHE_TEST_MULTI_BASE_IMAGE", e.MultiBaseImage)
+			check("BKCACHE_TEST_TLS_ADDR", e.TLSAddr)
+			check("BKCACHE_TEST_TLS_DIR", e.TLSDir)
 		default:
 			t.Fatalf("testenv.Require: unknown need %q", n)
 		}
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("test environment missing %s; run `scripts/testenv up` (or `make test`)", strings.Join(missing, ", "))
+		msg := fmt.Sprintf("test environment missing %s; run `scripts/testenv up` and `scripts/testenv-builders up` (or .ci/run)", strings.Join(missing, ", "))
 		if os.Getenv("BKCACHE_REQUIRE_E2E") == "1" {
 			t.Fatal(msg)
 		}
