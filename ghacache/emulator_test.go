@@ -48,8 +48,13 @@ func (e emuEnv) client(t testing.TB, v2 bool, token string) *Client {
 }
 
 func newEmuEnv(t testing.TB, blobs emulator.BlobStore) emuEnv {
+	return newEmuEnvConfig(t, emulator.Config{Blobs: blobs})
+}
+
+func newEmuEnvConfig(t testing.TB, cfg emulator.Config) emuEnv {
 	t.Helper()
-	emu, err := emulator.New(emulator.Config{Secret: []byte("test-secret-0123456789"), Blobs: blobs})
+	cfg.Secret = []byte("test-secret-0123456789")
+	emu, err := emulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +71,10 @@ func memoryEmu(t testing.TB) emuEnv {
 	return newEmuEnv(t, mem)
 }
 
-func azuriteEmu(t testing.TB) emuEnv {
+func azuriteEmu(t testing.TB) emuEnv { return newEmuEnv(t, azuriteStore(t)) }
+
+func azuriteStore(t testing.TB) *emulator.AzureStore {
+	t.Helper()
 	env := testenv.Require(t, "azure")
 	name := env.AzureAccountName
 	if name == "" {
@@ -79,7 +87,7 @@ func azuriteEmu(t testing.TB) emuEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEmuEnv(t, store)
+	return store
 }
 
 func backends(t *testing.T, f func(t *testing.T, e emuEnv)) {

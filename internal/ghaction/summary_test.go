@@ -33,6 +33,13 @@ func TestRenderSummaryGolden(t *testing.T) {
 			Warnings: []string{"cache export to type=gha failed: 429 Too Many Requests; build kept going (ignore-error=true)"},
 		},
 		"dry-run": {Warnings: []string{"dry run: nothing was built"}},
+		"cleanup": {
+			Cache: &CacheSummary{Used: 3_500_000_000, Quota: 10 << 30, Removed: []string{
+				"deleted 1 superseded index entries of scope buildkit on refs/heads/main (12.0 KiB): only the newest is read",
+				"swept 4 layer blobs of refs/heads/main (96.0 MiB) that its newest index does not name and nobody used since, kept 9: unreferenced blobs push the default branch's cache out at quota",
+			}},
+			Warnings: []string{"the default branch's cache is incomplete: 2 of the 9 layer blobs its index names are gone (evicted); its next build exports them again"},
+		},
 		"hostile": {
 			Builds: []BuildSummary{{
 				Name: "x | y <script>alert(1)</script>", Steps: 1, Cached: 1,
