@@ -85,3 +85,34 @@ func (r *REST) Completeness(ctx context.Context, c *Client, owner, repo, scope, 
 	}
 	return missing, total, true, nil
 }
+
+// KeepAlive looks up every layer blob ref's newest index of gha scope name
+// scope names, which moves their last access to now: the LRU quota then
+// evicts other entries first. It returns how many were found.
+func KeepAlive(ctx context.Context, c *Client, scope, ref string) (touched int, err error) {
+	idx, ok, err := c.LatestIndex(ctx, scope, ref)
+	if err != nil || !ok {
+		return 0, err
+	}
+	cfg, err := c.ReadIndex(ctx, idx)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range IndexBlobs(cfg) {
+		_, found, err := c.Lookup(ctx, BlobKey(d.String()), nil, BuildKitVersion())
+		if err != nil {
+			return touched, err
+		}
+		if found {
+			touched++
+		}
+	}
+	return touched, nil
+}
+
+// NearQuota reports whether a repository using used bytes of quota is
+// past fraction of it: a pull request should then export less (mode=min)
+// so that its layers do not push the default branch's cache out.
+func NearQuota(used, quota int64, fraction float64) bool {
+	return quota > 0 && float64(used) >= fraction*float64(quota)
+}

@@ -271,3 +271,50 @@ func FuzzParseIndex(f *testing.F) {
 		}
 	})
 }
+
+func TestKeepAlive(t *testing.T) {
+	ctx := context.Background()
+	e := newEconomyEnv(t)
+	main := e.job(mainRef)
+	e.saveBlob(main, "a")
+	e.saveBlob(main, "b")
+	e.saveIndex(main, mainRef, "a", "b", "gone")
+	accessed := func() map[string]time.Time {
+		m := map[string]time.Time{}
+		for _, en := range e.emu.Entries("o/r") {
+			m[en.Key] = en.LastAccessedAt
+		}
+		return m
+	}
+	before := accessed()
+	n, err := KeepAlive(ctx, e.job(prRef, mainRef), "app", mainRef)
+	if err != nil || n != 2 {
+		t.Fatalf("KeepAlive = %d, %v; want 2 blobs touched", n, err)
+	}
+	after := accessed()
+	for _, k := range blobKeys("a", "b") {
+		if !after[k].After(before[k]) {
+			t.Errorf("%s: last access %v not moved (was %v)", k, after[k], before[k])
+		}
+	}
+}
+
+func TestNearQuota(t *testing.T) {
+	tests := []struct {
+		name        string
+		used, quota int64
+		want        bool
+	}{
+		{"below", 79, 100, false},
+		{"at the fraction", 80, 100, true},
+		{"over", 120, 100, true},
+		{"quota unknown", 1 << 40, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NearQuota(tt.used, tt.quota, 0.8); got != tt.want {
+				t.Errorf("NearQuota(%d, %d, 0.8) = %v, want %v", tt.used, tt.quota, got, tt.want)
+			}
+		})
+	}
+}

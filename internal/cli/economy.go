@@ -15,8 +15,10 @@ const githubCacheQuota = 10 << 30
 // cleanupExport is cache-cleanup after a gha export: prune the scope's
 // superseded indexes, sweep the ref's blobs no index names (when the
 // runtime token can read the ref's index), delete a merge-queue ref's
-// caches, then report usage and whether the default branch's cache is
-// complete. Failures are warnings: they never fail the build.
+// caches, refresh the default branch's blobs from other refs' builds,
+// then report usage and whether the default branch's cache is complete.
+// Failures are warnings: they never fail the build. bench/churn shows
+// what each of these is worth.
 func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, repo, ref, name string, p planned) {
 	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group"}
 	var c *ghacache.Client
@@ -33,12 +35,23 @@ func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, rep
 	if err != nil {
 		j.rep.Warnf("cache-cleanup: %v", err)
 	}
+	mainRef := ""
+	if p.scopes.DefaultBranch != "" {
+		mainRef = "refs/heads/" + p.scopes.DefaultBranch
+	}
+	if c != nil && mainRef != "" && mainRef != ref {
+		// The default branch's own export looks every blob up already.
+		if n, err := ghacache.KeepAlive(ctx, c, name, mainRef); err != nil {
+			j.rep.Warnf("cache keep-alive: %v", err)
+		} else if n > 0 {
+			j.rep.Infof("cache keep-alive: refreshed %d layer blobs of the default branch's cache: the quota evicts the least recently used first, and this build's layers are newer", n)
+		}
+	}
 	s := ghaction.Summary{Cache: &ghaction.CacheSummary{Quota: githubCacheQuota, Removed: lines}}
 	if _, used, err := rest.Usage(ctx, owner, repo); err == nil {
 		s.Cache.Used = used
 	}
-	if c != nil && p.scopes.DefaultBranch != "" {
-		mainRef := "refs/heads/" + p.scopes.DefaultBranch
+	if c != nil && mainRef != "" {
 		missing, total, found, err := rest.Completeness(ctx, c, owner, repo, name, mainRef)
 		switch {
 		case err != nil:
