@@ -109,10 +109,3 @@ func KeepAlive(ctx context.Context, c *Client, scope, ref string) (touched int, 
 	}
 	return touched, nil
 }
-
-// NearQuota reports whether a repository using used bytes of quota is
-// past fraction of it: a pull request should then export less (mode=min)
-// so that its layers do not push the default branch's cache out.
-func NearQuota(used, quota int64, fraction float64) bool {
-	return quota > 0 && float64(used) >= fraction*float64(quota)
-}

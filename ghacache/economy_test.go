@@ -298,23 +298,3 @@ func TestKeepAlive(t *testing.T) {
 		}
 	}
 }
-
-func TestNearQuota(t *testing.T) {
-	tests := []struct {
-		name        string
-		used, quota int64
-		want        bool
-	}{
-		{"below", 79, 100, false},
-		{"at the fraction", 80, 100, true},
-		{"over", 120, 100, true},
-		{"quota unknown", 1 << 40, 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := NearQuota(tt.used, tt.quota, 0.8); got != tt.want {
-				t.Errorf("NearQuota(%d, %d, 0.8) = %v, want %v", tt.used, tt.quota, got, tt.want)
-			}
-		})
-	}
-}
