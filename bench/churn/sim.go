@@ -107,7 +107,6 @@ type world struct {
 	strategies []*strategy
 	stats      map[*strategy]*stats
 	http       map[*strategy]*countingTransport
-	logf       func(format string, args ...any)
 }
 
 type prState struct {
@@ -134,7 +133,6 @@ func short(parts ...string) string {
 
 // job is one build of one strategy: who it is and what it may touch.
 type job struct {
-	ev        scope.Event
 	ref       string   // GITHUB_REF: the runtime token's writable scope
 	readable  []string // further scopes the token reads, in GitHub's order
 	scopeName string   // gha scope= of the exports and imports
@@ -147,7 +145,7 @@ type job struct {
 // its default gha line through scope.Derive and plan.Expand.
 func (w *world) plan(s *strategy, e event, t tree) (job, error) {
 	ev, readable := w.payload.event(e)
-	j := job{ev: ev, ref: ev.Ref, readable: readable, keys: stepKeys(t)}
+	j := job{ref: ev.Ref, readable: readable, keys: stepKeys(t)}
 	if s.stock {
 		j.scopeName, j.mode = "buildkit", "max"
 		return j, nil

@@ -90,7 +90,6 @@ type stats struct {
 	prHits, prHittable int
 	uploaded           int64 // layer bytes uploaded
 	cleaned            int64 // bytes cleanup deleted
-	evictions          int   // entries the quota evicted (emulator)
 	peakUsage          int64
 	usage              []int64 // at the end of each day
 	apiCalls           int64
