@@ -27,13 +27,14 @@ func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, rep
 			c, o.Sweep = cl, true
 		}
 	}
-	rep, err := rest.CleanupAfterExport(ctx, c, o)
-	lines := cleanupLines(o, rep)
+	var lines []string
+	if rep, err := rest.CleanupAfterExport(ctx, c, o); err != nil {
+		j.rep.Warnf("cache-cleanup: %v", err)
+	} else {
+		lines = cleanupLines(o, rep)
+	}
 	for _, l := range lines {
 		j.rep.Infof("cache-cleanup: %s", l)
-	}
-	if err != nil {
-		j.rep.Warnf("cache-cleanup: %v", err)
 	}
 	mainRef := ""
 	if p.scopes.DefaultBranch != "" {
