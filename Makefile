@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test unit testenv-up testenv-down demo bench dist lint
+.PHONY: test unit testenv-up testenv-down demo bench churn dist lint
 
 # Unit + end-to-end tests against real servers (started by scripts/testenv).
 test: testenv-up
@@ -46,5 +46,13 @@ lint:
 # Benchmarks against the test environment (issue 7); writes BENCHMARKS.md,
 # including the Go micro-benchmarks. Knobs: BENCHFLAGS='-runs 1 -backends registry'
 # (see `go run ./bench -h`).
-bench: testenv-up
+bench: testenv-up churn
 	source .testenv/env && $(GO) run ./bench $(BENCHFLAGS)
+
+# The cache-economy simulation (issue 14): a month of pull-request churn
+# against the gha emulator's LRU quota, three strategies side by side;
+# writes bench/churn/results.md, which `go run ./bench` puts in
+# BENCHMARKS.md. Knobs: CHURNFLAGS='-days 30 -seed 1 -scale 0.1 -ratios 10,3'.
+CHURNFLAGS ?= -ablations
+churn: testenv-up
+	source .testenv/env && $(GO) run ./bench/churn $(CHURNFLAGS)

@@ -33,7 +33,7 @@ var layers = [][]string{
 // unlayered are tools and test support: they may import anything, and no
 // product package may import them.
 var unlayered = []string{
-	"bench", "cmd/gha-cache-emulator",
+	"bench", "bench/churn", "cmd/gha-cache-emulator",
 	"internal/testenv", "internal/ghaction/ghactiontest", "internal/contract",
 	"e2e", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
 }

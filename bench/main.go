@@ -45,6 +45,7 @@ type options struct {
 	out          string
 	raw          string
 	analysis     string
+	churn        string
 	micro        bool
 	keep         bool
 	bkcache      string
@@ -81,6 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write (empty: none)")
 	fs.StringVar(&o.raw, "raw", "", "also write every sample as JSON to this file")
 	fs.StringVar(&o.analysis, "analysis", "bench/analysis.md", "hand-written notes to include in the report, if the file exists")
+	fs.StringVar(&o.churn, "churn", "bench/churn/results.md", "the cache-economy simulation's report (go run ./bench/churn) to include, if the file exists")
 	fs.BoolVar(&o.micro, "micro", true, "also run the Go micro-benchmarks of the parser, planner and scopes")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (builder roots, logs, local caches)")
 	fs.StringVar(&o.bkcache, "bkcache", "", "bkcache binary to measure (default: go build of the module)")

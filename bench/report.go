@@ -277,6 +277,10 @@ func (h *harness) report() string {
 		w("\n## Analysis\n\n%s\n", strings.TrimSpace(string(a)))
 	}
 
+	if c, err := os.ReadFile(h.opts.churn); err == nil {
+		w("\n## Cache economy: a month of pull-request churn at quota\n\n%s\n", strings.TrimSpace(string(c)))
+	}
+
 	if h.micro != "" {
 		w("\n## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem ./internal/... ./scope/...`:\n\n```\n%s\n```\n", strings.TrimSpace(h.micro))
 	}

@@ -48,8 +48,13 @@ func (e emuEnv) client(t testing.TB, v2 bool, token string) *Client {
 }
 
 func newEmuEnv(t testing.TB, blobs emulator.BlobStore) emuEnv {
+	return newEmuEnvConfig(t, emulator.Config{Blobs: blobs})
+}
+
+func newEmuEnvConfig(t testing.TB, cfg emulator.Config) emuEnv {
 	t.Helper()
-	emu, err := emulator.New(emulator.Config{Secret: []byte("test-secret-0123456789"), Blobs: blobs})
+	cfg.Secret = []byte("test-secret-0123456789")
+	emu, err := emulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +71,10 @@ func memoryEmu(t testing.TB) emuEnv {
 	return newEmuEnv(t, mem)
 }
 
-func azuriteEmu(t testing.TB) emuEnv {
-	return newEmuEnv(t, testenv.NewAzuriteStore(t, "ghacache-test"))
+func azuriteEmu(t testing.TB) emuEnv { return newEmuEnv(t, azuriteStore(t)) }
+
+func azuriteStore(t testing.TB) *emulator.AzureStore {
+	return testenv.NewAzuriteStore(t, "ghacache-test")
 }
 
 func backends(t *testing.T, f func(t *testing.T, e emuEnv)) {

@@ -103,7 +103,7 @@ func readableRefs(token string) map[string]bool {
 	return refs
 }
 
-// afterBuild prunes this scope's superseded gha index entries when asked.
+// afterBuild cleans up after a gha export when asked (cleanupExport).
 func (j *job) afterBuild(ctx context.Context, p planned) error {
 	name := ghaScopeName(p.cache.Exports)
 	if !j.cfg.CacheCleanup || name == "" {
@@ -115,14 +115,7 @@ func (j *job) afterBuild(ctx context.Context, p planned) error {
 		return nil
 	}
 	ref := runnerenv.WritableRef(j.getenv("ACTIONS_RUNTIME_TOKEN"), j.getenv("GITHUB_REF"))
-	j.withUsage(ctx, rest, owner, repo, func() {
-		n, freed, err := rest.PruneSuperseded(ctx, owner, repo, ref, ghacache.IndexKey(name, ref), 1)
-		if err != nil {
-			j.rep.Warnf("cache-cleanup: %v", err)
-			return
-		}
-		j.rep.Infof("cache-cleanup: deleted %d superseded index entries of scope %s on %s (%s)", n, name, ref, bytesText(freed))
-	})
+	j.withUsage(ctx, rest, owner, repo, func() { j.cleanupExport(ctx, rest, owner, repo, ref, name, p) })
 	return nil
 }
 

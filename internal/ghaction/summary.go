@@ -9,7 +9,14 @@ import (
 // Summary is what the job summary reports for one action run.
 type Summary struct {
 	Builds   []BuildSummary
+	Cache    *CacheSummary // the repository's gha cache after cleanup; nil when not known
 	Warnings []string
+}
+
+// CacheSummary is the repository's Actions cache as cleanup left it.
+type CacheSummary struct {
+	Used, Quota int64    // bytes; Quota 0 means unknown
+	Removed     []string // what cleanup removed, one line per mechanism
 }
 
 // BuildSummary is one build's cache result. Every figure is one the run
@@ -64,6 +71,17 @@ func RenderSummary(s Summary) string {
 		if len(bs.Exports) > 0 {
 			sections = append(sections, exportTable(bs))
 		}
+	}
+	if c := s.Cache; c != nil {
+		var b strings.Builder
+		fmt.Fprintf(&b, "**Actions cache**: %s used", humanSize(c.Used))
+		if c.Quota > 0 {
+			fmt.Fprintf(&b, " of %s (%d%%)", humanSize(c.Quota), c.Used*100/c.Quota)
+		}
+		for _, r := range c.Removed {
+			fmt.Fprintf(&b, "\n- cleanup %s", markdownText(r))
+		}
+		sections = append(sections, b.String())
 	}
 	if len(s.Warnings) > 0 {
 		var b strings.Builder

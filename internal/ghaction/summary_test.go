@@ -35,6 +35,13 @@ func TestRenderSummary(t *testing.T) {
 			not: []string{"Served by", "saved"},
 		},
 		{
+			name: "actions cache after cleanup",
+			s: Summary{Cache: &CacheSummary{Used: 3_500_000_000, Quota: 10 << 30, Removed: []string{
+				"swept 4 layer blobs of refs/heads/main (96.0 MiB)",
+			}}},
+			want: []string{"**Actions cache**: 3.3 GiB used of 10.0 GiB (32%)", "- cleanup swept 4 layer blobs of refs/heads/main (96.0 MiB)"},
+		},
+		{
 			name: "served by, where known",
 			s:    Summary{Builds: []BuildSummary{func() BuildSummary { b := ran; b.HitScope = "main (default branch)"; return b }()}},
 			want: []string{"| Duration | Served by |", "| 4.3s | main (default branch) |"},

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/bkcache/bkcache/internal/testenv"
+)
+
+// TestScenarioDeterministic: one seed, one month.
+func TestScenarioDeterministic(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	a, b := newScenario(7, 30, start), newScenario(7, 30, start)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("two scenarios from one seed differ")
+	}
+	counts := map[kind]int{}
+	for i, e := range a.events {
+		counts[e.kind]++
+		if i > 0 && e.at.Before(a.events[i-1].at) {
+			t.Fatalf("event %d is out of order", i)
+		}
+	}
+	for _, k := range []kind{pushMain, prBuild, prClosed, mergeGroup, pushTag, baseUpdate} {
+		if counts[k] == 0 {
+			t.Errorf("a month has no %s event", k)
+		}
+	}
+}
+
+// TestDownloads: a build pulls the chain under its first miss, and the
+// image stage when it all hit.
+func TestDownloads(t *testing.T) {
+	keys := stepKeys(tree{})
+	tests := []struct {
+		name string
+		got  []bool
+		want int // layers pulled
+	}{
+		{name: "cold", got: make([]bool, len(dockerfile)), want: 0},
+		{name: "all hit", got: []bool{true, true, true, true, true, true, true, true}, want: 4},
+		{name: "source changed", got: []bool{true, true, false, false, true, true, false, false}, want: 2 + 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := downloads(keys, tt.got); len(got) != tt.want {
+				t.Errorf("downloads = %d layers, want %d", len(got), tt.want)
+			}
+		})
+	}
+}
+
+// TestShortMonth plays a few simulated days against the emulator over
+// Azurite and checks the invariants the full month reports on.
+func TestShortMonth(t *testing.T) {
+	store, err := newAzureStore(context.Background(), testenv.Require(t, "azure"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{days: 3, seed: 3, scale: 0.02}
+	o.quota = 3 * modeMaxSize(o.scale) // tight: the default branch needs the additions
+	res, err := simulate(context.Background(), store, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.strategies {
+		st := res.stats[s]
+		if st.peakUsage > o.quota {
+			t.Errorf("%s: usage %d above the quota %d", s, st.peakUsage, o.quota)
+		}
+		if st.prHits > st.prHittable || st.main.total() == 0 || st.prFirst == 0 {
+			t.Errorf("%s: inconsistent figures %+v", s, st)
+		}
+		if len(st.usage) != o.days {
+			t.Errorf("%s: %d daily usage figures, want %d", s, len(st.usage), o.days)
+		}
+		if st.apiCalls == 0 || st.uploaded == 0 {
+			t.Errorf("%s: no API calls or uploads counted", s)
+		}
+	}
+	// The additions never make things worse than bkcache today (the
+	// month's figures against the target are in BENCHMARKS.md).
+	today, eco := res.stats[res.strategies[1]], res.stats[res.strategies[2]]
+	if eco.main.complete < today.main.complete || eco.mainAtPR.complete < today.mainAtPR.complete {
+		t.Errorf("economy kept the default branch complete less often than today: %+v / %+v against %+v / %+v", eco.main, eco.mainAtPR, today.main, today.mainAtPR)
+	}
+	if eco.prHits < today.prHits {
+		t.Errorf("economy's PR first builds hit %d steps, today's %d", eco.prHits, today.prHits)
+	}
+	if eco.cleaned <= today.cleaned {
+		t.Errorf("economy's cleanup deleted %d bytes, no more than today's %d", eco.cleaned, today.cleaned)
+	}
+	if res.stats[res.strategies[0]].cleaned != 0 {
+		t.Errorf("stock cleaned %d bytes; it has no cleanup", res.stats[res.strategies[0]].cleaned)
+	}
+	if md := res.markdown(); len(md) == 0 {
+		t.Error("empty report")
+	}
+}

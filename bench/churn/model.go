@@ -1,0 +1,189 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// The simulated repository: a two-stage Dockerfile whose steps each make
+// one layer, and a month of events on it.
+
+// class is what makes a step change: a step's key changes when the version
+// of its class changes (or a step before it does).
+type class string
+
+const (
+	classBuilderBase class = "builder-base" // FROM golang: new on the base-image update
+	classDeps        class = "deps"         // go mod download: when go.sum changes
+	classSource      class = "source"       // every commit
+	classRuntimeBase class = "runtime-base" // FROM the runtime image
+	classPackages    class = "packages"     // apt-get install: rarely
+)
+
+// step is one Dockerfile step. Steps of a stage form a layer chain; the
+// last stage is the image, which mode=min exports alone.
+type step struct {
+	name   string
+	class  class
+	mib    float64 // layer size at scale 1
+	final  bool    // in the final (image) stage
+	parent int     // previous step of the same stage, -1 for its FROM
+	from   int     // a step of another stage it copies from, -1 if none
+}
+
+// dockerfile is sized so that its mode=max cache is ~100 MiB, a third of it
+// new on every commit: the ratio the 1 GB quota is scaled against.
+var dockerfile = []step{
+	{name: "FROM golang", class: classBuilderBase, mib: 25, parent: -1, from: -1},
+	{name: "RUN go mod download", class: classDeps, mib: 20, parent: 0, from: -1},
+	{name: "COPY . .", class: classSource, mib: 3, parent: 1, from: -1},
+	{name: "RUN go build", class: classSource, mib: 22, parent: 2, from: -1},
+	{name: "FROM debian-slim", class: classRuntimeBase, mib: 8, final: true, parent: -1, from: -1},
+	{name: "RUN apt-get install", class: classPackages, mib: 12, final: true, parent: 4, from: -1},
+	{name: "COPY --from=build /app", class: classSource, mib: 8, final: true, parent: 5, from: 3},
+	{name: "COPY config", class: classSource, mib: 1, final: true, parent: 6, from: -1},
+}
+
+// tree is the content of one commit: a version per class.
+type tree map[class]string
+
+func (t tree) with(c class, v string) tree {
+	out := tree{}
+	for k, x := range t {
+		out[k] = x
+	}
+	out[c] = v
+	return out
+}
+
+// stepKeys returns each step's cache key: a hash of its class version and
+// the keys of the steps it depends on, as BuildKit's content-addressed
+// cache keys are.
+func stepKeys(t tree) []digest.Digest {
+	keys := make([]digest.Digest, len(dockerfile))
+	for i, s := range dockerfile {
+		in := fmt.Sprintf("%s|%s=%s", s.name, s.class, t[s.class])
+		if s.parent >= 0 {
+			in += "|" + keys[s.parent].String()
+		}
+		if s.from >= 0 {
+			in += "|" + keys[s.from].String()
+		}
+		keys[i] = digest.FromString(in)
+	}
+	return keys
+}
+
+// layerDigest is the digest of the layer step key k makes.
+func layerDigest(k digest.Digest) digest.Digest {
+	h := sha256.Sum256([]byte("layer|" + k.String()))
+	return digest.NewDigestFromBytes(digest.SHA256, h[:])
+}
+
+// kind of event the simulated workflow runs on.
+type kind int
+
+const (
+	pushMain   kind = iota // push to the default branch (a merge)
+	prBuild                // pull_request opened or synchronize
+	prClosed               // pull_request closed (the post step cleans up)
+	mergeGroup             // merge_group checks_requested
+	pushTag                // push of a release tag
+	baseUpdate             // not a build: the base images get a new release
+)
+
+func (k kind) String() string {
+	return [...]string{"push", "pull_request", "pull_request closed", "merge_group", "tag", "base update"}[k]
+}
+
+type event struct {
+	at    time.Time
+	kind  kind
+	pr    int  // pull request number
+	first bool // the pull request's first build
+	seq   int  // tie-breaker, generation order
+	tag   string
+}
+
+type prPlan struct {
+	bumpsDeps bool
+	merged    bool
+}
+
+// scenario is a month of a busy repository's life.
+type scenario struct {
+	events []event
+	prs    map[int]prPlan
+}
+
+// newScenario plays out days of activity from seed: on weekdays a few pull
+// requests open, each is updated a few times over hours to days, most merge
+// through the merge queue, some close unmerged; a tag every week; the base
+// images update once, mid-month.
+func newScenario(seed uint64, days int, start time.Time) scenario {
+	rng := rand.New(rand.NewPCG(seed, 0x6275636b6574))
+	sc := scenario{prs: map[int]prPlan{}}
+	seq := 0
+	add := func(e event) {
+		e.seq = seq
+		seq++
+		sc.events = append(sc.events, e)
+	}
+	pr := 100
+	for d := 0; d < days; d++ {
+		day := start.Add(time.Duration(d) * 24 * time.Hour)
+		if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			if rng.IntN(3) == 0 { // the odd weekend update
+				add(event{at: day.Add(hours(rng, 10, 18)), kind: prBuild, pr: 100 + rng.IntN(max(pr-100, 1))})
+			}
+			continue
+		}
+		if day.Weekday() == time.Friday {
+			add(event{at: day.Add(16 * time.Hour), kind: pushTag, tag: fmt.Sprintf("v1.%d.0", d/7+1)})
+		}
+		if d == days/2 {
+			add(event{at: day.Add(6 * time.Hour), kind: baseUpdate})
+		}
+		for n := 2 + rng.IntN(3); n > 0; n-- {
+			pr++
+			p := prPlan{bumpsDeps: rng.IntN(5) == 0, merged: rng.IntN(7) != 0}
+			sc.prs[pr] = p
+			t := day.Add(hours(rng, 9, 17))
+			add(event{at: t, kind: prBuild, pr: pr, first: true})
+			for u := rng.IntN(5); u > 0; u-- {
+				t = t.Add(hours(rng, 1, 20))
+				add(event{at: t, kind: prBuild, pr: pr})
+			}
+			t = t.Add(hours(rng, 1, 30))
+			if p.merged {
+				add(event{at: t, kind: mergeGroup, pr: pr})
+				add(event{at: t.Add(15 * time.Minute), kind: pushMain, pr: pr})
+			}
+			add(event{at: t.Add(16 * time.Minute), kind: prClosed, pr: pr})
+		}
+	}
+	end := start.Add(time.Duration(days) * 24 * time.Hour)
+	kept := sc.events[:0]
+	for _, e := range sc.events {
+		if e.at.Before(end) {
+			kept = append(kept, e)
+		}
+	}
+	sc.events = kept
+	sort.SliceStable(sc.events, func(i, j int) bool {
+		if !sc.events[i].at.Equal(sc.events[j].at) {
+			return sc.events[i].at.Before(sc.events[j].at)
+		}
+		return sc.events[i].seq < sc.events[j].seq
+	})
+	return sc
+}
+
+func hours(rng *rand.Rand, lo, hi int) time.Duration {
+	return time.Duration(lo)*time.Hour + time.Duration(rng.Int64N(int64(hi-lo)*int64(time.Hour)))
+}

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bkcache/bkcache/ghacache"
+	"github.com/bkcache/bkcache/internal/ghaction"
+)
+
+// githubCacheQuota is GitHub's default per-repository cache limit; the
+// REST API (go-github v57) does not tell a repository's own.
+const githubCacheQuota = 10 << 30
+
+// cleanupExport is cache-cleanup after a gha export: prune the scope's
+// superseded indexes, sweep the ref's blobs no index names (when the
+// runtime token can read the ref's index), delete a merge-queue ref's
+// caches, refresh the default branch's blobs from other refs' builds,
+// then report usage and whether the default branch's cache is complete.
+// Failures are warnings: they never fail the build. bench/churn shows
+// what each of these is worth.
+func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, repo, ref, name string, p planned) {
+	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group"}
+	var c *ghacache.Client
+	if cfg, ok := ghacache.ConfigFromEnv(j.getenv); ok {
+		if cl, err := ghacache.NewClient(cfg); err == nil {
+			c, o.Sweep = cl, true
+		}
+	}
+	var lines []string
+	if rep, err := rest.CleanupAfterExport(ctx, c, o); err != nil {
+		j.rep.Warnf("cache-cleanup: %v", err)
+	} else {
+		lines = cleanupLines(o, rep)
+	}
+	for _, l := range lines {
+		j.rep.Infof("cache-cleanup: %s", l)
+	}
+	mainRef := ""
+	if p.scopes.DefaultBranch != "" {
+		mainRef = "refs/heads/" + p.scopes.DefaultBranch
+	}
+	if c != nil && mainRef != "" && mainRef != ref {
+		// The default branch's own export looks every blob up already.
+		if n, err := ghacache.KeepAlive(ctx, c, name, mainRef); err != nil {
+			j.rep.Warnf("cache keep-alive: %v", err)
+		} else if n > 0 {
+			j.rep.Infof("cache keep-alive: refreshed %d layer blobs of the default branch's cache: the quota evicts the least recently used first, and this build's layers are newer", n)
+		}
+	}
+	s := ghaction.Summary{Cache: &ghaction.CacheSummary{Quota: githubCacheQuota, Removed: lines}}
+	if _, used, err := rest.Usage(ctx, owner, repo); err == nil {
+		s.Cache.Used = used
+	}
+	if c != nil && mainRef != "" {
+		missing, total, found, err := rest.Completeness(ctx, c, owner, repo, name, mainRef)
+		switch {
+		case err != nil:
+			j.rep.Warnf("cache-cleanup: checking the default branch's cache: %v", err)
+		case found && missing > 0:
+			w := fmt.Sprintf("the default branch's cache is incomplete: %d of the %d layer blobs its index names are gone (evicted); its next build exports them again", missing, total)
+			j.rep.Warnf("%s", w)
+			s.Warnings = append(s.Warnings, w)
+		}
+	}
+	j.rep.Summary(s)
+}
+
+// cleanupLines says what cleanup removed, one line per mechanism that
+// ran, each with the reason it runs.
+func cleanupLines(o ghacache.ExportCleanup, r ghacache.CleanupReport) []string {
+	if o.Transient {
+		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s): no later run can read a merge-queue ref's cache", r.Transient, o.Ref, bytesText(r.TransientBytes))}
+	}
+	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, o.Ref, bytesText(r.SupersededBytes))}
+	if o.Sweep {
+		lines = append(lines, fmt.Sprintf("swept %d layer blobs of %s (%s) that its newest index does not name and nobody used since, kept %d: unreferenced blobs push the default branch's cache out at quota", r.Swept.Deleted, o.Ref, bytesText(r.Swept.Freed), r.Swept.Kept))
+	}
+	return lines
+}
