@@ -65,7 +65,7 @@ func TestConfigFromEnv(t *testing.T) {
 func TestBuildKitKeys(t *testing.T) {
 	// Golden values: sha256 computed with sha256sum, matching
 	// buildkit cache/remotecache/gha/gha.go indexKey and go-actions-cache version().
-	if got, want := BuildKitVersion(), "62a072a714ac88c5ef1750707871b1142913392dfa9de1a6a11b95630ad9e951"; got != want {
+	if got, want := BuildKitVersion(), "693bb7016429d80366022f036f84856888c9f13e00145f5f6f4dce303a38d6f2"; got != want {
 		t.Errorf("BuildKitVersion() = %s, want %s", got, want)
 	}
 	tests := []struct{ scope, ref, want string }{

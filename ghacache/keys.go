@@ -17,7 +17,8 @@ import (
 //     looking up the prefix "<index key>#" (the newest wins). Every export
 //     therefore leaves the previous index entries behind: they are the
 //     "superseded" entries PruneSuperseded deletes.
-//   - every entry uses one version: hex(sha256("|go-actions-cache-1.0")).
+//   - every entry uses one version: hex(sha256("|go-actionscache-1.0"))
+//     (go-actions-cache version(); note: no dash in "actionscache").
 const (
 	buildkitKeyVersion = "1"
 	buildkitBlobPrefix = "buildkit-blob-" + buildkitKeyVersion + "-"
@@ -26,7 +27,7 @@ const (
 // BuildKitVersion is the version string BuildKit's gha backend saves and
 // looks up every entry with.
 func BuildKitVersion() string {
-	h := sha256.Sum256([]byte("|go-actions-cache-1.0"))
+	h := sha256.Sum256([]byte("|go-actionscache-1.0"))
 	return hex.EncodeToString(h[:])
 }
 
