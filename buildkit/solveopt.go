@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/docker/cli/cli/config"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
@@ -52,8 +53,12 @@ type Request struct {
 	// Imports and Exports are BuildKit's own cache entries (cache-from,
 	// cache-to); Build redacts their secrets from everything it reports.
 	Imports, Exports []client.CacheOptionsEntry
-	Builder          string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
-	Progress         string // auto|plain|rawjson|quiet; "" means auto
+	// CacheStores serve type=local cache entries from this process over
+	// the BuildKit session, keyed by the entry's src (import) or dest
+	// (export); see sessionstores.go.
+	CacheStores map[string]content.Store
+	Builder     string // see ResolveBuilder; "" means BUILDKIT_HOST or the current buildx builder
+	Progress    string // auto|plain|rawjson|quiet; "" means auto
 	// DockerConfigDir holds config.json with registry credentials; "" means
 	// Docker's default ($DOCKER_CONFIG, else ~/.docker).
 	DockerConfigDir string

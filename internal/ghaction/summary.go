@@ -25,6 +25,10 @@ type BuildSummary struct {
 	HitScope string
 	Exports  []ExportSummary
 	Imports  []string // redacted import entries, in lookup order
+	// Transfers are one line per cache scope whose bytes bkcache moved
+	// itself (the gha data plane): bytes and time up or down, blobs
+	// uploaded or skipped.
+	Transfers []string
 }
 
 // ExportSummary is one cache export: Ref redacted by the caller, Size in
@@ -51,7 +55,7 @@ func RenderSummary(s Summary) string {
 		sections = append(sections, b.String())
 	}
 	for _, bs := range s.Builds {
-		if len(bs.Exports) == 0 && len(bs.Imports) == 0 {
+		if len(bs.Exports) == 0 && len(bs.Imports) == 0 && len(bs.Transfers) == 0 {
 			continue
 		}
 		if len(s.Builds) > 1 {
@@ -62,6 +66,15 @@ func RenderSummary(s Summary) string {
 			b.WriteString("<details><summary>Imports (in lookup order)</summary>\n\n")
 			for _, ref := range bs.Imports {
 				fmt.Fprintf(&b, "- %s\n", markdownText(ref))
+			}
+			b.WriteString("\n</details>")
+			sections = append(sections, b.String())
+		}
+		if len(bs.Transfers) > 0 {
+			var b strings.Builder
+			b.WriteString("<details><summary>Cache transfers</summary>\n\n")
+			for _, t := range bs.Transfers {
+				fmt.Fprintf(&b, "- %s\n", markdownText(t))
 			}
 			b.WriteString("\n</details>")
 			sections = append(sections, b.String())
