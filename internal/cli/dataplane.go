@@ -235,8 +235,10 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	return dp, nil
 }
 
+// redactedEntry names a gha entry by its scope: the runtime values the
+// runner filled in (token, URLs, version) say nothing to the user.
 func redactedEntry(e client.CacheOptionsEntry) string {
-	return cacheentry.Entry(withoutDataPlaneKey([]client.CacheOptionsEntry{e})[0]).Redacted()
+	return "type=gha,scope=" + ghaScope(e)
 }
 
 // ghaClient builds the cache-service client of a gha entry and reads the
