@@ -30,6 +30,7 @@ const mainRef = "refs/heads/main"
 type service struct {
 	emu *emulator.Emulator
 	url string
+	v1  bool // speak the legacy v1 API (GHES) instead of v2
 }
 
 func (s service) client(t *testing.T, write string, read ...string) *ghacache.Client {
@@ -38,15 +39,15 @@ func (s service) client(t *testing.T, write string, read ...string) *ghacache.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ghacache.NewClient(ghacache.Config{ResultsURL: s.url, Token: tok, ServiceV2: true, BlockSize: 4 << 20, MaxRetryWait: time.Second})
+	c, err := ghacache.NewClient(ghacache.Config{ResultsURL: s.url, CacheURL: s.url, Token: tok, ServiceV2: !s.v1, BlockSize: 4 << 20, MaxRetryWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// services runs f against the emulator with blobs in memory and, when the
-// test environment is up, in real Azurite.
+// services runs f against the emulator with blobs in memory (v2 and v1
+// API) and, when the test environment is up, in real Azurite.
 func services(t *testing.T, f func(t *testing.T, s service)) {
 	t.Run("memory", func(t *testing.T) {
 		mem := emulator.NewMemoryStore()
@@ -54,6 +55,15 @@ func services(t *testing.T, f func(t *testing.T, s service)) {
 		t.Cleanup(blobSrv.Close)
 		mem.URL = blobSrv.URL
 		f(t, newService(t, mem))
+	})
+	t.Run("memory-v1", func(t *testing.T) {
+		mem := emulator.NewMemoryStore()
+		blobSrv := httptest.NewServer(mem)
+		t.Cleanup(blobSrv.Close)
+		mem.URL = blobSrv.URL
+		s := newService(t, mem)
+		s.v1 = true
+		f(t, s)
 	})
 	t.Run("azurite", func(t *testing.T) {
 		env := testenv.Require(t, "azure")
@@ -293,12 +303,22 @@ func TestEvictedLayerIsLeftOut(t *testing.T) {
 func TestFailedUploadWritesNoIndex(t *testing.T) {
 	services(t, func(t *testing.T, s service) {
 		ctx := context.Background()
-		if err := s.emu.SetFaults(emulator.Faults{ExpiredURLs: true}); err != nil {
+		// v2 uploads to a signed URL, which the fault hands out expired;
+		// v1 uploads through the service, which fails every request.
+		faults := emulator.Faults{ExpiredURLs: true}
+		if s.v1 {
+			faults = emulator.Faults{FailNext: 1 << 20}
+		}
+		c := s.client(t, mainRef)
+		if err := s.emu.SetFaults(faults); err != nil {
 			t.Fatal(err)
 		}
-		ex := NewExport(ctx, s.client(t, mainRef), "f", mainRef, t.TempDir(), Options{})
+		ex := NewExport(ctx, c, "f", mainRef, t.TempDir(), Options{})
 		exportLikeBuildKit(t, ex, [][]byte{randomBytes(t, 5000)})
 		st, err := ex.Finalize(ctx)
+		if err := s.emu.SetFaults(emulator.Faults{}); err != nil {
+			t.Fatal(err)
+		}
 		if err == nil || st.IndexKey != "" || len(st.Failed) != 1 {
 			t.Fatalf("Finalize = %+v, %v; want an error and no index", st, err)
 		}

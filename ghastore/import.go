@@ -38,9 +38,11 @@ type Import struct {
 }
 
 type layer struct {
-	desc  ocispecs.Descriptor
-	entry ghacache.Entry
-	read  bool
+	desc    ocispecs.Descriptor
+	entry   ghacache.Entry
+	read    bool
+	fetched int64
+	took    time.Duration
 }
 
 // Resolve reads the index that ref wrote for gha scope name scope, and
@@ -176,7 +178,15 @@ func (im *Import) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (conte
 		im.mu.Lock()
 		im.stats.BytesDown += n
 		im.stats.ReadTime += took
+		before := l.fetched
+		l.fetched += n
+		l.took += took
+		done := before < l.desc.Size && l.fetched >= l.desc.Size && l.desc.Size >= largeBlob
+		spent := l.took
 		im.mu.Unlock()
+		if done {
+			im.opt.Logf("gha: downloaded %s (%s) from %s, %s in ranged reads", shortDigest(l.desc.Digest), sizeText(l.desc.Size), im.ref, spent.Round(time.Millisecond))
+		}
 	}), nil
 }
 
