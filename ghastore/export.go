@@ -283,7 +283,6 @@ func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 	if err != nil || mfst == nil {
 		e.uploads.Wait()
 		e.fill(&st)
-		st.IndexMissingOK = err == nil
 		return st, err
 	}
 	descs := map[digest.Digest]ocispecs.Descriptor{}

@@ -7,14 +7,13 @@ import (
 
 // ExportStats is what an export moved.
 type ExportStats struct {
-	Scope, Ref     string // the gha scope name and the writable ref the index was saved for
-	IndexKey       string // the index entry written; "" when none was
-	Uploaded       int    // blobs uploaded
-	Skipped        int    // blobs the cache already held
-	BytesUp        int64
-	UploadTime     time.Duration // wall time from the first upload's start to the last one's end
-	Failed         []string      // blobs whose upload failed (digests)
-	IndexMissingOK bool          // true when Finalize found nothing to export
+	Scope, Ref string // the gha scope name and the writable ref the index was saved for
+	IndexKey   string // the index entry written; "" when none was
+	Uploaded   int    // blobs uploaded
+	Skipped    int    // blobs the cache already held
+	BytesUp    int64
+	UploadTime time.Duration // wall time from the first upload's start to the last one's end
+	Failed     []string      // layers not in the cache, so no index was written (digests)
 }
 
 // ImportStats is what one import scope served.

@@ -136,7 +136,9 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		req.Imports, req.Exports = keepIn, keepOut
 		return dp, nil
 	}
-	root, err := os.MkdirTemp("", "bkcache-gha-")
+	// Blobs are spooled here on their way up: the runner's temp directory
+	// when there is one (it is cleaned after the job).
+	root, err := os.MkdirTemp(getenv("RUNNER_TEMP"), "bkcache-gha-")
 	if err != nil {
 		return nil, fmt.Errorf("gha data plane: %w", err)
 	}
