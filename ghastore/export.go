@@ -331,6 +331,10 @@ func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 		return st, fmt.Errorf("writing the index of scope %s: %w", e.scope, err)
 	}
 	st.IndexKey = key
+	st.Size = int64(len(dt))
+	for _, l := range config.Layers {
+		st.Size += l.Annotations.Size
+	}
 	return st, nil
 }
 

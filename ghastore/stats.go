@@ -14,6 +14,7 @@ type ExportStats struct {
 	BytesUp    int64
 	UploadTime time.Duration // wall time from the first upload's start to the last one's end
 	Failed     []string      // layers not in the cache, so no index was written (digests)
+	Size       int64         // bytes the written index names: its layers and itself
 }
 
 // ImportStats is what one import scope served.

@@ -137,6 +137,7 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 		t.Errorf("warm build: %d of %d cached, want 3 of 3\n%s", cached, steps, r.stdout)
 	}
 	sum := r.files["GITHUB_STEP_SUMMARY"]
+	t.Logf("job summary:\n%s", sum)
 	if !strings.Contains(sum, "Cache transfers") || !strings.Contains(sum, mainRef) {
 		t.Errorf("the summary does not say which scope served the hits:\n%s", sum)
 	}

@@ -366,6 +366,17 @@ func (r dataPlaneResult) addToSummary(s *ghaction.Summary, cached int) {
 	}
 	bs := &s.Builds[0]
 	bs.Transfers = append(bs.Transfers, r.describe()...)
+	// The gha export rows, in plan order, are the data plane's exports.
+	next := 0
+	for i := range bs.Exports {
+		if !strings.HasPrefix(bs.Exports[i].Ref, "type=gha") || strings.Contains(bs.Exports[i].Ref, "dataplane=false") || next >= len(r.Exports) {
+			continue
+		}
+		if st := r.Exports[next]; st.IndexKey != "" {
+			bs.Exports[i].Size = st.Size
+		}
+		next++
+	}
 	if cached > 0 && len(r.Imports) > 0 {
 		bs.HitScope = r.servedBy()
 	}

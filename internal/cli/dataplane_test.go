@@ -66,8 +66,13 @@ func TestDataPlaneSummary(t *testing.T) {
 		Exports: []ghastore.ExportStats{{Scope: "b", Ref: "refs/heads/pr", Uploaded: 2, Skipped: 3, BytesUp: 2 << 20, IndexKey: "index-b-1-x#1"}},
 		Imports: []ghastore.ImportStats{{Scope: "b", Ref: "refs/heads/main", Layers: 5, BlobsServed: 4, BytesDown: 3 << 20}, {Scope: "b", Ref: "refs/heads/dev", Layers: 1}},
 	}
-	s := ghaction.Summary{Builds: []ghaction.BuildSummary{{Name: "b", Steps: 5, Cached: 5}}}
+	r.Exports[0].Size = 5 << 20
+	s := ghaction.Summary{Builds: []ghaction.BuildSummary{{Name: "b", Steps: 5, Cached: 5,
+		Exports: []ghaction.ExportSummary{{Ref: "type=gha,scope=b", Size: -1}}}}}
 	r.addToSummary(&s, 5)
+	if got := s.Builds[0].Exports[0].Size; got != 5<<20 {
+		t.Errorf("export size = %d, want the index's", got)
+	}
 	if got := s.Builds[0].HitScope; got != "refs/heads/main (4 layers)" {
 		t.Errorf("HitScope = %q", got)
 	}
