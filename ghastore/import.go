@@ -187,6 +187,10 @@ func (im *Import) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (conte
 		if done {
 			im.opt.Logf("gha: downloaded %s (%s) from %s, %s in ranged reads", shortDigest(l.desc.Digest), sizeText(l.desc.Size), im.ref, spent.Round(time.Millisecond))
 		}
+	}, func() {
+		im.mu.Lock()
+		im.stats.Gone++
+		im.mu.Unlock()
 	}), nil
 }
 

@@ -3,9 +3,12 @@ package ghastore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/bkcache/bkcache/ghacache"
 )
@@ -30,6 +33,7 @@ type rangeReader struct {
 	r      *ghacache.BlobRanges
 	size   int64
 	report func(n int64, took time.Duration)
+	gone   func() // the blob was evicted after the index was resolved
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -37,11 +41,11 @@ type rangeReader struct {
 	chunks map[int64]*chunk
 }
 
-func newRangeReader(r *ghacache.BlobRanges, size int64, report func(int64, time.Duration)) *rangeReader {
+func newRangeReader(r *ghacache.BlobRanges, size int64, report func(int64, time.Duration), gone func()) *rangeReader {
 	// The daemon's request context ends with each Read call; the fetches
 	// ahead must outlive it, so they run until Close.
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rangeReader{r: r, size: size, report: report, ctx: ctx, cancel: cancel, chunks: map[int64]*chunk{}}
+	return &rangeReader{r: r, size: size, report: report, gone: gone, ctx: ctx, cancel: cancel, chunks: map[int64]*chunk{}}
 }
 
 func (rr *rangeReader) Size() int64 { return rr.size }
@@ -90,6 +94,14 @@ func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 		<-c.done
 		if c.err != nil {
 			rr.drop(i)
+			if errors.Is(c.err, ghacache.ErrNotFound) {
+				// Evicted since the index was resolved. BuildKit's local
+				// importer does not check that a layer exists before it
+				// uses a cached result, so this fails the solve; the
+				// caller sees Gone and builds again without the import.
+				rr.gone()
+				return total, fmt.Errorf("%w: %w", cerrdefs.ErrNotFound, c.err)
+			}
 			return total, c.err
 		}
 		within := off - i*chunkSize

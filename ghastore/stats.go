@@ -22,7 +22,8 @@ type ImportStats struct {
 	Scope, Ref  string
 	IndexKey    string
 	Layers      int // layers the index names
-	Evicted     int // of those, gone from the cache
+	Evicted     int // of those, gone from the cache when the index was resolved (left out)
+	Gone        int // layers found gone while the daemon read them
 	BlobsServed int // layers the daemon read
 	BytesDown   int64
 	ReadTime    time.Duration // summed time spent in ranged reads

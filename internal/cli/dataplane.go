@@ -311,6 +311,25 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	return out, failed
 }
 
+// evictedDuringBuild reports whether a layer an import served was evicted
+// while the daemon read it, after the index was resolved (layers evicted
+// before are left out of the import). BuildKit's local importer, unlike
+// its gha importer, does not check that a layer exists before it uses a
+// cached result (worker FromRemote asks Info of the descriptor, not of
+// the store), so such a layer fails the solve, and the failed lazy record
+// stays in that builder.
+func (dp *dataPlane) evictedDuringBuild() bool {
+	for _, im := range dp.imports {
+		if im.Stats().Gone > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// evictedHint explains a build that failed on an eviction.
+const evictedHint = "gha cache layers were evicted while the build read them; run the job again on a fresh builder, or set dataplane=false"
+
 // close removes the stores' directories.
 func (dp *dataPlane) close() {
 	if dp.root != "" {
@@ -336,6 +355,9 @@ func (r dataPlaneResult) describe() []string {
 			i.Scope, i.Ref, i.BlobsServed, i.Layers, bytesText(i.BytesDown), i.ReadTime.Round(10*time.Millisecond))
 		if i.Evicted > 0 {
 			line += fmt.Sprintf("; %d evicted layers left out", i.Evicted)
+		}
+		if i.Gone > 0 {
+			line += fmt.Sprintf("; %d layers evicted during the build", i.Gone)
 		}
 		lines = append(lines, line)
 	}

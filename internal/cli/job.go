@@ -152,6 +152,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	err = j.rep.Untrusted(func() error {
 		var err error
 		res, err = buildkit.Build(ctx, req, opts...)
+		if err != nil && dp.evictedDuringBuild() {
+			err = fmt.Errorf("%w (%s)", err, evictedHint)
+		}
 		return err
 	})
 	dpr, dpErr := dp.finish(ctx, err == nil)
