@@ -150,8 +150,8 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	type found struct {
-		im  *ghastore.Import
-		pos int
+		im         *ghastore.Import
+		entry, ref int // positions: the import entry, the ref in the token
 	}
 	var got []found
 	for n, e := range todoIn {
@@ -161,7 +161,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 			dp.notes = append(dp.notes, fmt.Sprintf("cache import %s skipped: %v", name, err))
 			continue
 		}
-		var hits int
+		var hits, failed int
 		for i, ref := range refs {
 			wg.Add(1)
 			go func() {
@@ -171,21 +171,27 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 				defer mu.Unlock()
 				switch {
 				case err != nil:
+					failed++
 					dp.notes = append(dp.notes, fmt.Sprintf("cache import %s from %s failed, building without it: %v", name, ref.Ref, err))
 				case im != nil:
 					hits++
-					got = append(got, found{im, n*1000 + i})
+					got = append(got, found{im, n, i})
 				}
 			}()
 		}
 		wg.Wait()
-		if hits == 0 {
+		if hits == 0 && failed == 0 {
 			dp.misses = append(dp.misses, name)
 		}
 	}
 	// Keep the token's order (its own ref first), as BuildKit's gha
 	// importer does.
-	sort.Slice(got, func(i, j int) bool { return got[i].pos < got[j].pos })
+	sort.Slice(got, func(i, j int) bool {
+		if got[i].entry != got[j].entry {
+			return got[i].entry < got[j].entry
+		}
+		return got[i].ref < got[j].ref
+	})
 	for _, f := range got {
 		dir, err := importDir(root, f.im)
 		if err != nil {
