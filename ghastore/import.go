@@ -43,6 +43,10 @@ type layer struct {
 	read    bool
 	fetched int64
 	took    time.Duration
+	// reader is shared by every ReaderAt of this layer: containerd's
+	// content server opens one per Read RPC (one per 1 MiB the daemon
+	// reads), and the read-ahead must carry over from one to the next.
+	reader *rangeReader
 }
 
 // Resolve reads the index that ref wrote for gha scope name scope, and
@@ -169,11 +173,36 @@ func (im *Import) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (conte
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, cerrdefs.ErrNotFound)
 	}
 	im.mu.Lock()
+	defer im.mu.Unlock()
 	if !l.read {
 		l.read = true
 		im.stats.BlobsServed++
 	}
-	im.mu.Unlock()
+	if l.reader == nil {
+		l.reader = im.newLayerReader(l)
+	}
+	return sharedReader{l.reader}, nil
+}
+
+// Close stops the read-ahead of every layer.
+func (im *Import) Close() error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	for _, l := range im.layers {
+		if l.reader != nil {
+			l.reader.Close()
+		}
+	}
+	return nil
+}
+
+// sharedReader is one use of a layer's shared reader: closing it leaves
+// the reader (and its read-ahead) to the next use; Import.Close ends it.
+type sharedReader struct{ *rangeReader }
+
+func (sharedReader) Close() error { return nil }
+
+func (im *Import) newLayerReader(l *layer) *rangeReader {
 	return newRangeReader(im.c.Ranges(l.entry), l.desc.Size, func(n int64, took time.Duration) {
 		im.mu.Lock()
 		im.stats.BytesDown += n
@@ -191,7 +220,7 @@ func (im *Import) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (conte
 		im.mu.Lock()
 		im.stats.Gone++
 		im.mu.Unlock()
-	}), nil
+	})
 }
 
 // The daemon never writes to an import store.

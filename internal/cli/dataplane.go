@@ -338,6 +338,9 @@ const evictedHint = "gha cache layers were evicted while the build read them; ru
 
 // close removes the stores' directories.
 func (dp *dataPlane) close() {
+	for _, im := range dp.imports {
+		_ = im.Close()
+	}
 	if dp.root != "" {
 		_ = os.RemoveAll(dp.root)
 	}
