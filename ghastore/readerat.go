@@ -18,8 +18,8 @@ import (
 // readAhead chunks ahead, in parallel, hides the per-request latency while
 // holding at most (readAhead+1)·chunkSize bytes per open layer.
 const (
-	chunkSize = 4 << 20
-	readAhead = 3
+	chunkSize = 2 << 20
+	readAhead = 4
 )
 
 type chunk struct {
