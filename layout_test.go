@@ -24,6 +24,7 @@ var layers = [][]string{
 	{"."},
 	{"internal/cli"},
 	{"internal/config", "internal/ghaction"},
+	{"ghacache/contentstore"},
 	{"buildkit", "ghacache", "ghacache/emulator"},
 	{"internal/plan"},
 	{"scope", "internal/cacheentry"},
@@ -39,7 +40,7 @@ var unlayered = []string{
 }
 
 // public are the packages other modules may use.
-var public = []string{"buildkit", "ghacache", "ghacache/emulator", "scope"}
+var public = []string{"buildkit", "ghacache", "ghacache/contentstore", "ghacache/emulator", "scope"}
 
 // modulePackages returns the module's packages that have non-test Go
 // files, by directory relative to the module root.

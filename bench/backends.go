@@ -56,8 +56,9 @@ func (h *harness) location(s store) map[string]string {
 // cacheLine is the bkcache --cache input for s.
 func (h *harness) cacheLine(s store) string {
 	a := h.location(s)
+	maps.Copy(a, backendExtra(s.backend))
 	maps.Copy(a, s.extra)
-	return csv(s.backend, a)
+	return csv(backendType(s.backend), a)
 }
 
 // handWritten are the buildctl --import-cache and --export-cache values a
@@ -66,7 +67,7 @@ func (h *harness) cacheLine(s store) string {
 func (h *harness) handWritten(s store, ghaToken string) (imp, exp string) {
 	name := s.scopeName("main")
 	in := h.location(s)
-	switch s.backend {
+	switch backendType(s.backend) {
 	case "registry":
 		in["ref"] += ":" + name
 	case "local":
@@ -89,7 +90,7 @@ func (h *harness) handWritten(s store, ghaToken string) (imp, exp string) {
 	out["mode"] = "max"
 	out["ignore-error"] = "true"
 	maps.Copy(out, s.extra)
-	return csv(s.backend, in), csv(s.backend, out)
+	return csv(backendType(s.backend), in), csv(backendType(s.backend), out)
 }
 
 // csv writes a cache entry in buildx syntax, type first, keys sorted.

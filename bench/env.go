@@ -51,7 +51,8 @@ func loadEnv(o options) (env, error) {
 			need("BKCACHE_TEST_AZURE_ACCOUNT_URL", e.azURL)
 			need("BKCACHE_TEST_AZURE_ACCOUNT_NAME", e.azName)
 			need("BKCACHE_TEST_AZURE_ACCOUNT_KEY", e.azKey)
-		case "gha":
+		case "gha", "gha-stock":
+			need("BKCACHE_TEST_AZURE_ACCOUNT_URL", e.azURL)
 			need("BKCACHE_TEST_GHA_URL", e.ghaURL)
 			need("BKCACHE_TEST_GHA_SECRET_FILE", e.ghaSecretFile)
 		}
@@ -71,7 +72,7 @@ func loadEnv(o options) (env, error) {
 		}
 		e.buildctl = p
 	}
-	if slices.Contains(used, "gha") {
+	if slices.ContainsFunc(used, isGHA) {
 		p, err := exec.LookPath("gha-cache-emulator")
 		if err != nil {
 			return e, fmt.Errorf("gha-cache-emulator not on PATH (source .testenv/env): %w", err)

@@ -27,7 +27,7 @@ import (
 )
 
 var (
-	allBackends  = []string{"registry", "local", "s3", "azblob", "gha"}
+	allBackends  = []string{"registry", "local", "s3", "azblob", "gha", "gha-stock"}
 	allSuites    = []string{"multistage", "heavyrun", "smalllayers", "biglayer"}
 	allScenarios = []string{"cold", "warm", "newbranch", "overhead", "compression"}
 	// compressible lists the backends whose exporters honour compression
@@ -51,6 +51,7 @@ type options struct {
 	bkcache      string
 	s3Root       string
 	reportFrom   string
+	delayMS      int
 }
 
 func main() {
@@ -86,6 +87,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.micro, "micro", true, "also run the Go micro-benchmarks of the parser, planner and scopes")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (builder roots, logs, local caches)")
 	fs.StringVar(&o.bkcache, "bkcache", "", "bkcache binary to measure (default: go build of the module)")
+	fs.IntVar(&o.delayMS, "delay-ms", 0, "latency toxiproxy adds each way in front of Azurite and the gha emulator (gha backends; 0: loopback)")
 	fs.StringVar(&o.reportFrom, "report-from", "", "write the report from a -raw file of an earlier run, building nothing")
 	fs.StringVar(&o.s3Root, "s3-root", "", "directory of the S3 gateway's buckets, to read cache sizes (default: .testenv/s3 next to the buildkitd config)")
 	fs.Usage = func() {
@@ -156,6 +158,9 @@ func run(ctx context.Context, o options) error {
 	h := &harness{opts: o, env: e, work: work, id: runID(), started: time.Now()}
 	defer func() {
 		h.stopBuilders()
+		if h.gha != nil {
+			h.gha.stop()
+		}
 		if o.keep {
 			fmt.Fprintf(os.Stderr, "bench: kept %s\n", work)
 			return
@@ -164,6 +169,11 @@ func run(ctx context.Context, o options) error {
 	}()
 	if err := h.prepare(ctx); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(o.backends, isGHA) {
+		if err := h.startGHA(ctx); err != nil {
+			return err
+		}
 	}
 	h.logf("run %s: runs=%d backends=%s suites=%s scenarios=%s", h.id, o.runs,
 		strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","))

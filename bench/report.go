@@ -122,8 +122,8 @@ func pct(a, b stats) string {
 // command reproduces this run.
 func (h *harness) command() string {
 	o := h.opts
-	return fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
-		o.runs, strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","),
+	return fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -delay-ms %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
+		o.runs, o.delayMS, strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","),
 		strings.Join(o.compBackends, ","), strings.Join(o.compSuites, ","))
 }
 
@@ -272,6 +272,8 @@ func (h *harness) report() string {
 			w("- %s\n", n)
 		}
 	}
+
+	w("%s", h.dataPlaneSection())
 
 	if a, err := os.ReadFile(h.opts.analysis); err == nil {
 		w("\n## Analysis\n\n%s\n", strings.TrimSpace(string(a)))

@@ -23,6 +23,7 @@ type harness struct {
 	bkcache  string
 	builders []*builder
 	tokens   map[string]string
+	gha      *ghaService
 
 	started, finished time.Time
 	samples           []sample
@@ -45,7 +46,9 @@ type sample struct {
 	Hits     int     `json:"hits"`  // cached steps, -1 when unknown (buildctl)
 	Steps    int     `json:"steps"` // steps, -1 when unknown
 	RSSKB    int64   `json:"rss_kb"`
-	Bytes    int64   `json:"cache_bytes"` // -1 when not read
+	Bytes    int64   `json:"cache_bytes"`         // -1 when not read
+	APICalls int     `json:"api_calls,omitempty"` // gha: cache-service requests during the build
+	Uploads  int     `json:"uploads,omitempty"`   // gha: entries created during the build
 	Err      string  `json:"error,omitempty"`
 }
 
@@ -93,6 +96,8 @@ type outcome struct {
 	hits, steps int
 	rssKB       int64
 	err         error
+	// gha backends: requests the emulator logged during the build
+	apiCalls, uploads int
 }
 
 var (
@@ -176,7 +181,14 @@ func (h *harness) buildctlArgv(x build) []string {
 }
 
 func (h *harness) runBkcache(ctx context.Context, x build) outcome {
-	return timed(ctx, h.bkcacheArgv(x), h.bkcacheEnv(x.gha))
+	if h.gha == nil || x.st == nil || !isGHA(x.st.backend) {
+		return timed(ctx, h.bkcacheArgv(x), h.bkcacheEnv(x.gha))
+	}
+	api0, up0 := h.gha.requestLines()
+	o := timed(ctx, h.bkcacheArgv(x), h.bkcacheEnv(x.gha))
+	api1, up1 := h.gha.requestLines()
+	o.apiCalls, o.uploads = api1-api0, up1-up0
+	return o
 }
 
 func (h *harness) runBuildctl(ctx context.Context, x build) outcome {
@@ -185,7 +197,7 @@ func (h *harness) runBuildctl(ctx context.Context, x build) outcome {
 
 func (o outcome) sample(scenario, suite, backend, variant, tool string, run int) sample {
 	s := sample{Scenario: scenario, Suite: suite, Backend: backend, Variant: variant, Tool: tool, Run: run,
-		Seconds: o.dur.Seconds(), Hits: o.hits, Steps: o.steps, RSSKB: o.rssKB, Bytes: -1}
+		Seconds: o.dur.Seconds(), Hits: o.hits, Steps: o.steps, RSSKB: o.rssKB, Bytes: -1, APICalls: o.apiCalls, Uploads: o.uploads}
 	if o.err != nil {
 		s.Err = o.err.Error()
 	}
@@ -310,7 +322,7 @@ func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 		st := store{backend: backend, id: fmt.Sprintf("%s-%s-%s-%d", h.id, suite, backend, i)}
 		var tok string
 		var err error
-		if backend == "gha" {
+		if isGHA(backend) {
 			if tok, err = h.ghaToken(ctx, "refs/heads/main"); err != nil {
 				h.failf("%v", err)
 				return
@@ -343,7 +355,7 @@ func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 			branch := fmt.Sprintf("feat%d", i)
 			ref := "refs/heads/" + branch
 			btok := ""
-			if backend == "gha" {
+			if isGHA(backend) {
 				if btok, err = h.ghaToken(ctx, ref, "refs/heads/main"); err != nil {
 					h.failf("%v", err)
 					continue
@@ -373,7 +385,7 @@ func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 func (h *harness) overhead(ctx context.Context, suite, backend string) {
 	st := store{backend: backend, id: fmt.Sprintf("%s-%s-%s-ovh", h.id, suite, backend)}
 	var tok string
-	if backend == "gha" {
+	if isGHA(backend) {
 		var err error
 		if tok, err = h.ghaToken(ctx, "refs/heads/main"); err != nil {
 			h.failf("%v", err)

@@ -206,6 +206,13 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	if err != nil {
 		return nil, nil, fmt.Errorf("progress: %w", err)
 	}
+	if len(req.CacheStores) > 0 {
+		stop, err := preinitSession(ctx, c, &solveOpt, req.CacheStores)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer stop()
+	}
 	rec := newRecorder()
 	statusCh := make(chan *client.SolveStatus)
 	displayCh := make(chan *client.SolveStatus)

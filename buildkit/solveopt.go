@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/docker/cli/cli/config"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
@@ -54,8 +55,12 @@ type Request struct {
 	// Imports and Exports are BuildKit's own cache entries (cache-from,
 	// cache-to); Build redacts their secrets from everything it reports.
 	Imports, Exports []client.CacheOptionsEntry
-	Builder          string // a buildx builder name or an address; "" resolves as buildx does (see ResolveBuilder)
-	Progress         string // auto|plain|rawjson|quiet; "" means auto
+	// CacheStores serve type=local cache entries from this process over
+	// the BuildKit session, keyed by the entry's src (import) or dest
+	// (export); see sessionstores.go.
+	CacheStores map[string]content.Store
+	Builder     string // a buildx builder name or an address; "" resolves as buildx does (see ResolveBuilder)
+	Progress    string // auto|plain|rawjson|quiet; "" means auto
 
 	// mobyExports is set by Build for the docker driver: images go to
 	// Docker's own image store (see mobyImageExports).

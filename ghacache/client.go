@@ -24,6 +24,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/bkcache/bkcache/internal/redact"
 )
@@ -47,9 +50,10 @@ type Entry struct {
 
 // Client speaks the cache service protocol Config selects.
 type Client struct {
-	cfg  Config
-	base *url.URL
-	r    *retrier
+	cfg     Config
+	base    *url.URL
+	r       *retrier
+	uploads *rate.Limiter
 }
 
 // NewClient checks cfg and returns a client for it.
@@ -70,7 +74,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	return &Client{cfg: cfg, base: u, r: newRetrier(cfg)}, nil
+	// Half the budget as burst, half as rate: no sliding minute ever sees
+	// more than UploadsPerMinute creations.
+	half := max(cfg.UploadsPerMinute/2, 1)
+	uploads := rate.NewLimiter(rate.Every(time.Minute/time.Duration(half)), half)
+	return &Client{cfg: cfg, base: u, r: newRetrier(cfg), uploads: uploads}, nil
 }
 
 // V2 reports whether the client speaks the v2 Twirp API.
@@ -119,6 +127,9 @@ func (c *Client) Save(ctx context.Context, key, version string, r io.ReaderAt, s
 	}
 	if size < 0 {
 		return fmt.Errorf("save %q: negative size", key)
+	}
+	if err := c.uploads.Wait(ctx); err != nil {
+		return fmt.Errorf("save %q: waiting for the upload budget: %w", key, err)
 	}
 	if c.cfg.ServiceV2 {
 		return c.saveV2(ctx, key, version, r, size)

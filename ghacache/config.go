@@ -21,6 +21,9 @@ type Config struct {
 	BlockSize         int64         // Azure block / v1 chunk size, default 32 MiB
 	MaxRetries        int           // retries after the first attempt, default 5
 	MaxRetryWait      time.Duration // longest single wait (Retry-After or backoff) honoured, default 60s
+	// UploadsPerMinute caps the entries this client creates in any minute
+	// (GitHub refuses more than 200 per repository with 429), default 200.
+	UploadsPerMinute int
 }
 
 // Defaults, chosen like the toolkit's (4 parallel 32 MiB chunks; 5 attempts).
@@ -29,6 +32,7 @@ const (
 	DefaultBlockSize         = 32 << 20
 	DefaultMaxRetries        = 5
 	DefaultMaxRetryWait      = 60 * time.Second
+	DefaultUploadsPerMinute  = 200
 )
 
 func (c Config) withDefaults() Config {
@@ -43,6 +47,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetries <= 0 {
 		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.UploadsPerMinute <= 0 {
+		c.UploadsPerMinute = DefaultUploadsPerMinute
 	}
 	if c.MaxRetryWait <= 0 {
 		c.MaxRetryWait = DefaultMaxRetryWait

@@ -78,7 +78,7 @@ func (e economyEnv) saveIndex(c *Client, ref string, names ...string) {
 			Annotations: &cacheimporttypes.LayerAnnotations{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", DiffID: layer("diff " + n), Size: int64(len("layer " + n))}})
 		cfg.Records = append(cfg.Records, cacheimporttypes.CacheRecord{Digest: layer("step " + n), Results: []cacheimporttypes.CacheResult{{LayerIndex: i}}})
 	}
-	if err := c.SaveIndex(context.Background(), "app", ref, cfg); err != nil {
+	if err := c.SaveIndexConfig(context.Background(), "app", ref, cfg); err != nil {
 		e.t.Fatal(err)
 	}
 }

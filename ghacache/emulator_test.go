@@ -290,3 +290,55 @@ func TestEmulatorREST(t *testing.T) {
 		}
 	})
 }
+
+func TestBlobRanges(t *testing.T) {
+	backends(t, func(t *testing.T, e emuEnv) {
+		ctx, v := context.Background(), BuildKitVersion()
+		c := e.client(t, true, e.token(t, "refs/heads/main"))
+		data := make([]byte, 5<<20+3)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		if err := c.Save(ctx, BlobKey("sha256:r"), v, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		ent, ok, err := c.BlobEntry(ctx, "sha256:r")
+		if err != nil || !ok {
+			t.Fatalf("BlobEntry: %v, %v", ok, err)
+		}
+		if _, ok, _ := c.BlobEntry(ctx, "sha256:absent"); ok {
+			t.Errorf("BlobEntry found an absent blob")
+		}
+		r := c.Ranges(ent)
+		for _, tc := range []struct{ off, n int }{{0, 10}, {1 << 20, 3 << 20}, {len(data) - 5, 5}, {len(data) - 2, 10}} {
+			p := make([]byte, tc.n)
+			n, err := r.ReadRange(ctx, p, int64(tc.off))
+			want := min(tc.n, len(data)-tc.off)
+			if n != want || !bytes.Equal(p[:n], data[tc.off:tc.off+n]) {
+				t.Errorf("ReadRange(%d, %d) = %d bytes, want %d", tc.off, tc.n, n, want)
+			}
+			if n < tc.n && !errors.Is(err, io.EOF) {
+				t.Errorf("short read at the end: %v, want EOF", err)
+			} else if n == tc.n && err != nil {
+				t.Errorf("ReadRange(%d, %d): %v", tc.off, tc.n, err)
+			}
+		}
+		// Signed URLs that expire: one refresh, then a clear error.
+		if err := e.emu.SetFaults(emulator.Faults{ExpiredURLs: true}); err != nil {
+			t.Fatal(err)
+		}
+		expired, _, err := c.BlobEntry(ctx, "sha256:r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Ranges(expired).ReadRange(ctx, make([]byte, 4), 0); err == nil {
+			t.Errorf("an expired URL read without error")
+		}
+		if err := e.emu.SetFaults(emulator.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Ranges(expired).ReadRange(ctx, make([]byte, 4), 0); err != nil {
+			t.Errorf("an expired URL was not refreshed: %v", err)
+		}
+	})
+}

@@ -17,7 +17,8 @@ import (
 //     looking up the prefix "<index key>#" (the newest wins). Every export
 //     therefore leaves the previous index entries behind: they are the
 //     "superseded" entries PruneSuperseded deletes.
-//   - every entry uses one version: hex(sha256("|go-actionscache-1.0")).
+//   - every entry uses one version: hex(sha256("|go-actionscache-1.0"))
+//     (go-actions-cache version(); note: no dash in "actionscache").
 const (
 	buildkitKeyVersion = "1"
 	buildkitBlobPrefix = "buildkit-blob-" + buildkitKeyVersion + "-"

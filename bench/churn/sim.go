@@ -463,7 +463,7 @@ func (w *world) export(ctx context.Context, s *strategy, c *ghacache.Client, res
 		}
 		w.stats[s].uploaded += size
 	}
-	return c.SaveIndex(ctx, j.scopeName, j.ref, cfg)
+	return c.SaveIndexConfig(ctx, j.scopeName, j.ref, cfg)
 }
 
 // cacheState is the default branch's cache as a build finds it.

@@ -453,6 +453,7 @@ func TestActionGHAFaults(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
 	for _, tc := range []struct {
 		name   string
+		cache  string // the cache input: BuildKit's gha backend or bkcache's data plane
 		faults emulator.Faults
 		// wantWarning: a cache operation failed for good and must say so.
 		// wantExport: the export still completes, because a 429 is retried
@@ -460,12 +461,16 @@ func TestActionGHAFaults(t *testing.T) {
 		wantWarning, wantExport bool
 	}{
 		// Each upload after the first in a minute gets a 429.
-		{"429 upload rate", emulator.Faults{UploadsPerMinute: 1}, false, true},
+		{"429 upload rate", stockGHA, emulator.Faults{UploadsPerMinute: 1}, false, true},
 		// The import's index lookup and the export's first call fail;
 		// BuildKit does not retry a 5xx.
-		{"5xx burst", emulator.Faults{FailNext: 2, FailStatus: 503}, true, false},
+		{"5xx burst", stockGHA, emulator.Faults{FailNext: 2, FailStatus: 503}, true, false},
 		// The import fails on a 500, then the export runs into 429s.
-		{"429 and 5xx", emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, true, true},
+		{"429 and 5xx", stockGHA, emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, true, true},
+		// The data plane retries 5xx as well as 429: nothing is lost.
+		{"data plane 429 upload rate", "type=gha", emulator.Faults{UploadsPerMinute: 1}, false, true},
+		{"data plane 5xx burst", "type=gha", emulator.Faults{FailNext: 2, FailStatus: 503}, false, true},
+		{"data plane 429 and 5xx", "type=gha", emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// One emulated minute per second: the rate-limit window passes
@@ -476,7 +481,7 @@ func TestActionGHAFaults(t *testing.T) {
 			}
 			image := filepath.Join(t.TempDir(), "image.tar")
 			r := runAction(t, s, s.token(t, mainRef), pushMain,
-				buildInputs(testenv.NewBuildkitd(t), writeContext(t, env), "outputs", "type=oci,dest="+image))
+				buildInputs(testenv.NewBuildkitd(t), writeContext(t, env), "outputs", "type=oci,dest="+image, "cache", tc.cache))
 			mustSucceed(t, r)
 			fiveXX := s.served(500) + s.served(503)
 			t.Logf("served %d×429, %d×5xx; warnings:\n%s", s.served(http.StatusTooManyRequests), fiveXX, strings.Join(warnings(r.stdout), "\n"))

@@ -61,6 +61,11 @@ type backend struct {
 	importUnsupportedMsg string // set when BuildKit has no importer
 }
 
+// DataPlaneKey is the gha attribute that selects who moves the bytes:
+// bkcache over the BuildKit session (true, the default) or BuildKit's own
+// gha backend (false). bkcache removes it before BuildKit sees the entry.
+const DataPlaneKey = "dataplane"
+
 // exportCommon are read by control.go for every exporter.
 var exportCommon = map[string]key{
 	"mode":         {onExport, enum("min", "max")},
@@ -118,6 +123,9 @@ var backends = map[string]backend{
 			"repository": {both, nil},
 			"ghtoken":    {both, nil},
 			"version":    {both, enum("1", "2")},
+			// bkcache's own: false hands the entry to BuildKit's gha
+			// backend instead of bkcache's data plane (internal/cli).
+			DataPlaneKey: {both, boolean},
 		}),
 	},
 	TypeS3: {

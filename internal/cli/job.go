@@ -142,6 +142,13 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
+	dp, err := startDataPlane(ctx, &req, j.getenv, j.rep.Infof)
+	if dp != nil {
+		defer dp.close()
+	}
+	if err != nil {
+		return buildkit.Result{}, err
+	}
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
@@ -154,13 +161,25 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	// The progress display prints what RUN steps print: the Dockerfile of a
 	// pull request must not issue workflow commands.
-	err := j.rep.Untrusted(func() error {
+	err = j.rep.Untrusted(func() error {
 		var err error
 		res, err = buildkit.Build(ctx, req, opts...)
+		if err != nil && dp.evictedDuringBuild() {
+			err = fmt.Errorf("%w (%s)", err, evictedHint)
+		}
 		return err
 	})
 	if j.bkLog != nil {
 		j.bkLog.flush(j.rep)
+	}
+	dpr, dpErr := dp.finish(ctx, err == nil)
+	res.Misses = append(res.Misses, dp.misses...)
+	res.Warnings = append(append(dp.notes, res.Warnings...), dpr.Warnings...)
+	for _, l := range dpr.describe() {
+		j.rep.Infof("%s", l)
+	}
+	if err == nil {
+		err = dpErr
 	}
 	for _, m := range res.Misses {
 		j.rep.Infof("cache import %s: nothing there yet", m)
@@ -186,7 +205,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	j.rep.Summary(j.summary(ctx, p, res, elapsed))
+	sum := j.summary(ctx, p, res, elapsed)
+	dpr.addToSummary(&sum, res.Cached)
+	j.rep.Summary(sum)
 	return res, nil
 }
 

@@ -35,6 +35,10 @@ type BuildSummary struct {
 	HitScope string
 	Imports  []ImportSummary
 	Exports  []ExportSummary
+	// Transfers are one line per cache scope whose bytes bkcache moved
+	// itself (the gha data plane): bytes and time up or down, blobs
+	// uploaded or skipped.
+	Transfers []string
 }
 
 // ImportSummary is one cache import, Ref redacted by the caller. Missed:
@@ -62,11 +66,20 @@ func RenderSummary(s Summary) string {
 	for _, bs := range s.Builds {
 		if bs.DryRun {
 			sections = append(sections, fmt.Sprintf("**%s**: dry run, nothing was built. The plan:", orDash(markdownText(bs.Name))))
-		} else if len(s.Builds) > 1 && (len(bs.Exports) > 0 || len(bs.Imports) > 0) {
+		} else if len(s.Builds) > 1 && (len(bs.Exports) > 0 || len(bs.Imports) > 0 || len(bs.Transfers) > 0) {
 			sections = append(sections, "**"+orDash(markdownText(bs.Name))+"**")
 		}
 		if len(bs.Imports) > 0 {
 			sections = append(sections, importList(bs))
+		}
+		if len(bs.Transfers) > 0 {
+			var b strings.Builder
+			b.WriteString("<details><summary>Cache transfers</summary>\n\n")
+			for _, t := range bs.Transfers {
+				fmt.Fprintf(&b, "- %s\n", markdownText(t))
+			}
+			b.WriteString("\n</details>")
+			sections = append(sections, b.String())
 		}
 		if len(bs.Exports) > 0 {
 			sections = append(sections, exportTable(bs))

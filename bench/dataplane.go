@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The gha data-plane comparison (issue 11): backend "gha" is bkcache's data
+// plane (the default for type=gha), "gha-stock" is BuildKit's own gha
+// exporter (dataplane=false) with the same scopes. For both, the harness
+// runs its own gha-cache-emulator, whose request log counts the API calls
+// and uploads of each build; with -delay-ms it puts toxiproxy, adding that
+// latency each way, in front of Azurite and of the emulator.
+
+// isGHA reports whether backend talks to the Actions cache.
+func isGHA(backend string) bool { return backend == "gha" || backend == "gha-stock" }
+
+// backendType is the cache line's type= for a bench backend.
+func backendType(backend string) string {
+	if isGHA(backend) {
+		return "gha"
+	}
+	return backend
+}
+
+// backendExtra are the attributes a bench backend adds to its cache line.
+func backendExtra(backend string) map[string]string {
+	if backend == "gha-stock" {
+		return map[string]string{"dataplane": "false"}
+	}
+	return nil
+}
+
+// ghaService is the harness's own emulator (and toxiproxy, if delayed).
+type ghaService struct {
+	log   string // the emulator's request log
+	procs []*exec.Cmd
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startGHA starts the emulator (behind toxiproxy when delayMS > 0) and
+// points h.env.ghaURL at it.
+func (h *harness) startGHA(ctx context.Context) error {
+	az, err := url.Parse(h.env.azURL)
+	if err != nil || az.Host == "" {
+		return fmt.Errorf("BKCACHE_TEST_AZURE_ACCOUNT_URL %q: not a URL", h.env.azURL)
+	}
+	g := &ghaService{log: filepath.Join(h.work, "gha-emulator.log")}
+	h.gha = g
+	emuAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	blobURL, serviceAddr := *az, emuAddr
+	if h.opts.delayMS > 0 {
+		api, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		tp := exec.CommandContext(ctx, "toxiproxy-server", "-host", "127.0.0.1", "-port", strings.Split(api, ":")[1])
+		tp.Stdout, tp.Stderr = nil, nil
+		if err := tp.Start(); err != nil {
+			return fmt.Errorf("toxiproxy-server (source .testenv/env): %w", err)
+		}
+		g.procs = append(g.procs, tp)
+		if err := waitHTTP(ctx, "http://"+api+"/version"); err != nil {
+			return err
+		}
+		azProxy, err := h.toxiproxy(api, "azurite", az.Host)
+		if err != nil {
+			return err
+		}
+		blobURL.Host = azProxy
+		if serviceAddr, err = h.toxiproxy(api, "emulator", emuAddr); err != nil {
+			return err
+		}
+	}
+	logf, err := os.Create(g.log)
+	if err != nil {
+		return err
+	}
+	emu := exec.CommandContext(ctx, h.env.ghaCLI, "serve", "--listen", emuAddr,
+		"--blob-account-url", blobURL.String(), "--blob-account-name", h.env.azName, "--blob-account-key", h.env.azKey,
+		"--container", "bench-"+h.id, "--secret-file", h.env.ghaSecretFile)
+	emu.Stdout, emu.Stderr = logf, logf
+	if err := emu.Start(); err != nil {
+		return err
+	}
+	g.procs = append(g.procs, emu)
+	if err := waitHTTP(ctx, "http://"+emuAddr+"/healthz"); err != nil {
+		return err
+	}
+	h.env.ghaURL = "http://" + serviceAddr + "/"
+	h.logf("gha: own emulator on %s (service URL %s, blobs %s, delay %d ms each way)", emuAddr, h.env.ghaURL, blobURL.Host, h.opts.delayMS)
+	return nil
+}
+
+// toxiproxy creates a proxy to upstream with delayMS latency each way and
+// returns its listen address.
+func (h *harness) toxiproxy(api, name, upstream string) (string, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	post := func(path string, v any) error {
+		b, _ := json.Marshal(v)
+		resp, err := http.Post("http://"+api+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("toxiproxy %s: %s", path, resp.Status)
+		}
+		return nil
+	}
+	if err := post("/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}); err != nil {
+		return "", err
+	}
+	for _, stream := range []string{"upstream", "downstream"} {
+		if err := post("/proxies/"+name+"/toxics", map[string]any{"name": name + "-" + stream, "type": "latency", "stream": stream,
+			"attributes": map[string]int{"latency": h.opts.delayMS}}); err != nil {
+			return "", err
+		}
+	}
+	return listen, nil
+}
+
+func waitHTTP(ctx context.Context, u string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not answer within 30s", u)
+}
+
+func (g *ghaService) stop() {
+	for _, p := range g.procs {
+		if p.Process != nil {
+			_ = p.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = p.Process.Kill()
+			}
+		}
+	}
+}
+
+// requestLines is how many requests the emulator has logged.
+func (g *ghaService) requestLines() (api, uploads int) {
+	f, err := os.Open(g.log)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "/twirp/") || strings.Contains(l, "/_apis/") {
+			api++
+		}
+		if strings.Contains(l, "CreateCacheEntry") {
+			uploads++
+		}
+	}
+	return api, uploads
+}
+
+// dataPlaneSection is the report's gha data-plane table: per suite and
+// backend, export cost (cold minus cold without export), warm import time,
+// the cache-service API calls and uploads of the cold and the warm (a
+// re-export of an unchanged build) runs, and bkcache's peak RSS.
+func (h *harness) dataPlaneSection() string {
+	var have bool
+	for _, s := range h.samples {
+		have = have || s.Backend == "gha-stock"
+	}
+	if !have {
+		return ""
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("\n## gha data plane (delay %d ms each way)\n\n", h.opts.delayMS)
+	w("| Suite | Backend | Cold | Export cost | Warm | Warm hits | API calls cold / warm | Uploads cold / warm | Peak RSS cold / warm |\n")
+	w("|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, suite := range h.opts.suites {
+		noexp := h.time(filter{scenario: "cold-noexport", suite: suite})
+		for _, backend := range h.opts.backends {
+			cold := h.time(filter{scenario: "cold", suite: suite, backend: backend})
+			warm := h.time(filter{scenario: "warm", suite: suite, backend: backend})
+			cost := "–"
+			if cold.ok() && noexp.ok() {
+				cost = fmt.Sprintf("%+.2fs", cold.median-noexp.median)
+			}
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", suite, backend, cold.secs(), cost, warm.secs(),
+				h.hitText(filter{scenario: "warm", suite: suite, backend: backend}),
+				h.calls(suite, backend, false), h.calls(suite, backend, true),
+				h.rss(filter{scenario: "cold", suite: suite, backend: backend}), h.rss(filter{scenario: "warm", suite: suite, backend: backend}))
+		}
+	}
+	return b.String()
+}
+
+// calls is "cold / warm" API calls (uploads when uploads is set), the
+// highest over runs; "–" for backends that do not use the Actions cache.
+func (h *harness) calls(suite, backend string, uploads bool) string {
+	if !isGHA(backend) {
+		return "–"
+	}
+	out := []string{}
+	for _, sc := range []string{"cold", "warm"} {
+		n := -1
+		for _, s := range h.pick(filter{scenario: sc, suite: suite, backend: backend}) {
+			v := s.APICalls
+			if uploads {
+				v = s.Uploads
+			}
+			n = max(n, v)
+		}
+		if n < 0 {
+			out = append(out, "–")
+		} else {
+			out = append(out, fmt.Sprint(n))
+		}
+	}
+	return strings.Join(out, " / ")
+}
