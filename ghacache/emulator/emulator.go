@@ -52,6 +52,12 @@ type Faults struct {
 	FailStatus int `json:"fail_status"`
 	// ExpiredURLs hands out signed URLs that have already expired.
 	ExpiredURLs bool `json:"expired_urls"`
+	// EvictAfterLookup, when set, is a key prefix: a lookup that finds an
+	// entry whose key starts with it answers, then evicts the entry (and
+	// deletes its blob), as a quota eviction between a client's lookup and
+	// its download would. Each key is evicted so once per SetFaults, so a
+	// later re-upload of it stays.
+	EvictAfterLookup string `json:"evict_after_lookup"`
 }
 
 // Config configures an Emulator.
@@ -84,6 +90,8 @@ type Emulator struct {
 	mu     sync.Mutex
 	ix     *index
 	faults Faults
+	// lookupEvicted are the keys the EvictAfterLookup fault has evicted.
+	lookupEvicted map[string]bool
 }
 
 // New checks cfg and returns an Emulator.
@@ -136,8 +144,23 @@ func (e *Emulator) SetFaults(f Faults) error {
 	}
 	e.mu.Lock()
 	e.faults = f
+	e.lookupEvicted = nil
 	e.mu.Unlock()
 	return nil
+}
+
+// evictAfterLookup applies the EvictAfterLookup fault to the entry a
+// lookup just found, returning the blob to delete. e.mu is held.
+func (e *Emulator) evictAfterLookup(en *Entry) []string {
+	p := e.faults.EvictAfterLookup
+	if p == "" || !strings.HasPrefix(en.Key, p) || e.lookupEvicted[en.Key] {
+		return nil
+	}
+	if e.lookupEvicted == nil {
+		e.lookupEvicted = map[string]bool{}
+	}
+	e.lookupEvicted[en.Key] = true
+	return e.ix.remove(en)
 }
 
 // Token mints a runtime token signed with this emulator's secret.

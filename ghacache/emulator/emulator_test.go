@@ -553,3 +553,37 @@ func TestFaultExpiredURLs(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// TestFaultEvictAfterLookup: a lookup under the prefix answers, then the
+// entry and its blob are gone (the signed URL it handed out 404s); other
+// keys are untouched, and a key evicted once stays when uploaded again.
+func TestFaultEvictAfterLookup(t *testing.T) {
+	h := newHarness(t, Faults{})
+	tok := h.token("o/r", "refs/heads/main")
+	h.save(tok, "blob-a", "v", []byte("aaaa"))
+	h.save(tok, "index", "v", []byte("iiii"))
+	if err := h.emu.SetFaults(Faults{EvictAfterLookup: "blob-"}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.twirp(tok, "GetCacheEntryDownloadURL", map[string]any{"key": "blob-a", "version": "v"})
+	if r.status != 200 || r.body["ok"] != true {
+		t.Fatalf("lookup: %d %s", r.status, r.raw)
+	}
+	if st, _ := get(t, r.body["signed_download_url"].(string)); st != http.StatusNotFound {
+		t.Fatalf("download after the evicting lookup: %d, want 404", st)
+	}
+	if got := h.lookup(tok, "blob-a", nil, "v"); got != "" {
+		t.Fatalf("evicted entry still found: %q", got)
+	}
+	for range 2 {
+		if got := h.lookup(tok, "index", nil, "v"); got != "index" {
+			t.Fatalf("index lookup = %q, want it untouched", got)
+		}
+	}
+	h.save(tok, "blob-a", "v", []byte("aaaa"))
+	for range 2 {
+		if got := h.lookup(tok, "blob-a", nil, "v"); got != "blob-a" {
+			t.Fatalf("re-uploaded entry lookup = %q, want it kept", got)
+		}
+	}
+}

@@ -154,7 +154,7 @@ func (e *Emulator) twirp(r *http.Request) (any, error) {
 	case "FinalizeCacheEntryUpload":
 		return e.finalizeCacheEntryUpload(r, id, req)
 	case "GetCacheEntryDownloadURL":
-		return e.getCacheEntryDownloadURL(id, req)
+		return e.getCacheEntryDownloadURL(r, id, req)
 	}
 	return nil, twerr("bad_route", "no handler for path %q", r.URL.Path)
 }
@@ -269,7 +269,7 @@ func (e *Emulator) finalize(en *Entry, size int64) (int64, []string, error) {
 	return en.ID, e.ix.evict(en.Repo, e.faults.QuotaBytes), nil
 }
 
-func (e *Emulator) getCacheEntryDownloadURL(id Identity, req twirpRequest) (any, error) {
+func (e *Emulator) getCacheEntryDownloadURL(r *http.Request, id Identity, req twirpRequest) (any, error) {
 	if err := checkKeyVersion(req.Key, req.Version); err != nil {
 		return nil, err
 	}
@@ -281,15 +281,18 @@ func (e *Emulator) getCacheEntryDownloadURL(id Identity, req twirpRequest) (any,
 	e.mu.Lock()
 	en := e.ix.match(id.Repo, scopes, req.Key, req.RestoreKeys, req.Version)
 	var blob, key string
+	var evicted []string
 	if en != nil {
 		en.LastAccessedAt = e.cfg.Now()
 		blob, key = en.Blob, en.Key
+		evicted = e.evictAfterLookup(en)
 	}
 	expired := e.faults.ExpiredURLs
 	e.mu.Unlock()
 	if en == nil {
 		return downloadResponse{}, nil
 	}
+	e.deleteBlobs(r, evicted)
 	u, err := e.signedURL(blob, AccessRead, expired)
 	if err != nil {
 		return nil, twerr("internal", "%v", err)

@@ -94,10 +94,12 @@ func (e *Emulator) v1Lookup(w http.ResponseWriter, r *http.Request, id Identity)
 	en := e.ix.match(id.Repo, scopes, keys[0], keys[1:], version)
 	var out v1Entry
 	var blob string
+	var evicted []string
 	if en != nil {
 		en.LastAccessedAt = e.cfg.Now()
 		out = toV1Entry(en)
 		blob = en.Blob
+		evicted = e.evictAfterLookup(en)
 	}
 	expired := e.faults.ExpiredURLs
 	e.mu.Unlock()
@@ -105,6 +107,7 @@ func (e *Emulator) v1Lookup(w http.ResponseWriter, r *http.Request, id Identity)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	e.deleteBlobs(r, evicted)
 	u, err := e.signedURL(blob, AccessRead, expired)
 	if err != nil {
 		v1Error(w, http.StatusInternalServerError, "", err.Error())
