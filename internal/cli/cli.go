@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/bkcache/bkcache/internal/mountarchive"
 )
 
 // Version is stamped at release time (-X main.version, passed through).
@@ -58,6 +60,8 @@ func Main(ctx context.Context, e Env) int {
 	switch cmd := e.Args[0]; cmd {
 	case "plan", "build":
 		err = runCLI(ctx, e, cmd, e.Args[1:])
+	case mountarchive.HelperCommand: // runs inside the builder; see buildkit.MountHelper
+		err = mountarchive.RunHelper(ctx, e.Args[1:])
 	case "version", "--version":
 		fmt.Fprintln(e.Stdout, "bkcache", Version)
 	case "help", "-h", "--help":
