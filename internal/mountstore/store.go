@@ -1,0 +1,58 @@
+// Package mountstore keeps cache mount archives in the store the build
+// cache uses: a local directory, the GitHub Actions cache, S3 or Azure Blob
+// Storage. One Store per planned cache entry; the entry's scope names the
+// archive, so mounts follow the build cache's scopes and trust rules.
+package mountstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/bkcache/bkcache/internal/cacheentry"
+)
+
+// Store holds archives by key.
+type Store interface {
+	// Get opens the archive saved under key. It returns ErrNotFound when
+	// there is none.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Put saves size bytes of r under key, replacing what was there.
+	Put(ctx context.Context, key string, r io.ReaderAt, size int64) error
+	// String names the store and scope for the log, without secrets.
+	String() string
+}
+
+// ErrNotFound says a store has no archive under a key.
+var ErrNotFound = errors.New("no archive")
+
+// ErrUnsupported says a cache type carries no cache mounts.
+var ErrUnsupported = errors.New("cache type carries no cache mounts")
+
+// ArchiveName is the object name of a mount's archive under a scope.
+func ArchiveName(mountKey string) string { return mountKey + ".tar.zst" }
+
+// FromEntry opens the store a planned cache entry points at. Imports and
+// exports of the same scope give the same store. getenv supplies what the
+// runtime provides (the gha token, AWS and Azure defaults).
+func FromEntry(ctx context.Context, e cacheentry.Entry, getenv func(string) string) (Store, error) {
+	switch e.Type {
+	case cacheentry.TypeLocal:
+		dir := e.Attrs["dest"]
+		if dir == "" {
+			dir = e.Attrs["src"]
+		}
+		return NewLocal(dir + ".mounts"), nil
+	case cacheentry.TypeGHA:
+		return newGHA(e.Attrs, getenv)
+	case cacheentry.TypeS3:
+		return newS3(ctx, e.Attrs)
+	case cacheentry.TypeAzblob:
+		return newAzblob(e.Attrs, getenv)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnsupported, e.Type)
+}
+
+// section reads the first size bytes of r as a stream.
+func section(r io.ReaderAt, size int64) *io.SectionReader { return io.NewSectionReader(r, 0, size) }
