@@ -27,6 +27,7 @@ var listInputs = map[string]bool{
 	config.InputBuildArgs: true, config.InputTags: true, config.InputLabels: true,
 	config.InputOutputs: true, config.InputPlatforms: true, config.InputSecrets: true,
 	config.InputCacheFrom: true, config.InputCacheTo: true, config.InputCache: true,
+	config.InputCacheMounts: true,
 }
 
 var boolInputs = map[string]bool{
@@ -58,6 +59,8 @@ var inputHelp = map[string]string{
 	config.InputGitHubToken:  "GitHub `token` for cache reports and cleanup",
 	config.InputUntrusted:    "let untrusted events export to their own PR scope",
 	config.InputDefaultBr:    "default `branch` to import from (default: origin's HEAD, if known)",
+	config.InputCacheMounts:  "Dockerfile cache `mounts` to carry: auto, none, or mount ids (repeatable)",
+	config.InputMountsMax:    "largest cache mount `size` to save, e.g. 500MB (default 2GiB)",
 }
 
 type multiValue struct {

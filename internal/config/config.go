@@ -8,8 +8,11 @@ package config
 import (
 	"encoding/csv"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	units "github.com/docker/go-units"
 )
 
 // Input names, as written in action.yml. The ones shared with
@@ -38,6 +41,8 @@ const (
 	InputGitHubToken  = "github-token"
 	InputUntrusted    = "allow-untrusted-export"
 	InputDefaultBr    = "default-branch"
+	InputCacheMounts  = "cache-mounts"
+	InputMountsMax    = "cache-mounts-max-size"
 )
 
 // Inputs lists every input name, for help text and for the tests that keep
@@ -47,7 +52,7 @@ var Inputs = []string{
 	InputPush, InputOutputs, InputPlatforms, InputSecrets, InputNoCache, InputPull,
 	InputBuilder, InputCacheFrom, InputCacheTo, InputCache, InputCacheScope,
 	InputDryRun, InputProgress, InputCacheCleanup, InputGitHubToken, InputUntrusted,
-	InputDefaultBr,
+	InputDefaultBr, InputCacheMounts, InputMountsMax,
 }
 
 // Progress display modes.
@@ -80,7 +85,16 @@ type Config struct {
 	GitHubToken   string
 	AllowUntrust  bool
 	DefaultBranch string
+
+	// CacheMounts is "auto", "none", or the ids of the Dockerfile cache
+	// mounts to carry; CacheMountsMaxSize caps one mount's file data.
+	CacheMounts        []string
+	CacheMountsMaxSize int64
 }
+
+// DefaultCacheMountsMaxSize keeps one mount well inside the Actions cache's
+// 10 GB per repository.
+const DefaultCacheMountsMaxSize = 2 << 30
 
 // Parse reads and validates every input. get returns the raw value of an
 // input ("" when unset).
@@ -110,6 +124,9 @@ func Parse(get func(name string) string) (Config, error) {
 		GitHubToken:   p.str(InputGitHubToken, ""),
 		AllowUntrust:  p.boolean(InputUntrusted, false),
 		DefaultBranch: p.str(InputDefaultBr, ""),
+
+		CacheMounts:        p.cacheMounts(),
+		CacheMountsMaxSize: p.size(InputMountsMax, DefaultCacheMountsMaxSize),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -240,6 +257,33 @@ func (p *parser) keyValues(name string) map[string]string {
 		m[strings.TrimSpace(k)] = v
 	}
 	return m
+}
+
+// cacheMounts reads the cache-mounts input: auto (the default), none, or a
+// list of mount ids.
+func (p *parser) cacheMounts() []string {
+	ids := p.list(InputCacheMounts, true)
+	if len(ids) == 0 {
+		return []string{"auto"}
+	}
+	if len(ids) > 1 && (slices.Contains(ids, "auto") || slices.Contains(ids, "none")) {
+		p.fail(fmt.Errorf("input %q: auto and none stand alone (allowed: auto, none, or a list of cache mount ids)", InputCacheMounts))
+	}
+	return ids
+}
+
+// size reads a byte count such as 500MB or 2GiB (docker's units).
+func (p *parser) size(name string, def int64) int64 {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		p.fail(fmt.Errorf("input %q: %q is not a size (allowed: a positive size such as 500MB or 2GiB)", name, v))
+		return def
+	}
+	return n
 }
 
 // SortedKeys returns the keys of m in order, for deterministic output.
