@@ -48,8 +48,8 @@ type Mount struct {
 	Mode    uint32
 	Sharing string
 	Stage   string // the first stage that uses it
-	// Targets are the targets of every RUN that mounts this cache; a
-	// build step that names one used the mount.
+	// Targets are the targets of every RUN that mounts this cache, as
+	// written; a build step whose name has one used the mount.
 	Targets []string
 }
 
@@ -116,8 +116,8 @@ func Discover(dockerfile []byte, target string) (Found, error) {
 				}
 				id := mnt.identity()
 				if j, ok := byIdentity[id]; ok {
-					if !slices.Contains(f.Mounts[j].Targets, mnt.Target) {
-						f.Mounts[j].Targets = append(f.Mounts[j].Targets, mnt.Target)
+					if !slices.Contains(f.Mounts[j].Targets, m.Target) {
+						f.Mounts[j].Targets = append(f.Mounts[j].Targets, m.Target)
 					}
 					continue
 				}
@@ -158,7 +158,7 @@ func fromInstruction(m *instructions.Mount, stage string) (Mount, string) {
 	if mnt.ID == "" {
 		mnt.ID = mnt.Target
 	}
-	mnt.Targets = []string{mnt.Target}
+	mnt.Targets = []string{m.Target}
 	switch m.CacheSharing {
 	case instructions.MountSharingPrivate:
 		mnt.Sharing = SharingPrivate

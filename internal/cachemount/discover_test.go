@@ -44,7 +44,7 @@ RUN --mount=type=cache,target=/final true
 `,
 			target: "BUILD",
 			want: []Mount{
-				{ID: "/root/.npm", Target: "/root/.npm", Mode: DefaultMode, Sharing: SharingShared, Stage: "deps", Targets: []string{"/root/.npm"}},
+				{ID: "/root/.npm", Target: "/root/.npm", Mode: DefaultMode, Sharing: SharingShared, Stage: "deps", Targets: []string{"/root/.npm", "/root/.npm/"}},
 				{ID: "/tools", Target: "/tools", Owned: true, GID: 5, Mode: 0o700, Sharing: SharingShared, Stage: "tools", Targets: []string{"/tools"}},
 			},
 		},
@@ -182,4 +182,25 @@ func FuzzDiscover(f *testing.F) {
 			keys[m.Key()] = true
 		}
 	})
+}
+
+func TestUsedBy(t *testing.T) {
+	m := Mount{Targets: []string{"/c", "/root/.npm/"}}
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"[stage-0 2/3] RUN --mount=type=cache,target=/c make", true},
+		{"[2/3] RUN --mount=type=cache,id=x,target=/c,uid=1 make", true},
+		{"[2/3] RUN --mount=type=cache,dst=/root/.npm/ npm ci", true},
+		{"[2/3] RUN --mount=type=cache,target=/cache make", false},
+		{"[2/3] RUN echo target=/c", false},
+		{"[2/3] RUN --mount=type=cache,target=/d make target=/c/x", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := m.UsedBy(tc.name); got != tc.want {
+				t.Errorf("UsedBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -87,6 +87,7 @@ func (j *job) report(p planned) error {
 	for _, n := range p.cache.Notes {
 		j.rep.Infof("note: %s", n)
 	}
+	j.reportMounts(p)
 	exportScope := ""
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
@@ -133,6 +134,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
+	mounts := j.restoreMounts(ctx, p)
+	defer mounts.close()
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
@@ -171,7 +174,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	j.rep.Summary(j.summary(p, res, elapsed))
+	sum := j.summary(p, res, elapsed)
+	sum.Mounts = j.saveMounts(ctx, mounts, res)
+	j.rep.Summary(sum)
 	return res, nil
 }
 

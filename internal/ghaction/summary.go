@@ -10,6 +10,9 @@ import (
 type Summary struct {
 	Builds   []BuildSummary
 	Warnings []string
+	// Mounts has one line per Dockerfile cache mount: where it was
+	// restored from, and whether it was saved.
+	Mounts []string
 }
 
 // BuildSummary is one build's cache result.
@@ -74,6 +77,14 @@ func RenderSummary(s Summary) string {
 			}
 			sections = append(sections, b.String())
 		}
+	}
+	if len(s.Mounts) > 0 {
+		var b strings.Builder
+		b.WriteString("**Cache mounts**\n")
+		for _, m := range s.Mounts {
+			fmt.Fprintf(&b, "\n- %s", markdownText(m))
+		}
+		sections = append(sections, b.String())
 	}
 	if len(s.Warnings) > 0 {
 		var b strings.Builder
