@@ -114,7 +114,7 @@ func (mp *mountPlan) describe() []string {
 	for _, m := range mp.mounts {
 		line := fmt.Sprintf("cache mount %s: restore from %s", m, entryList(mp.imports))
 		if mp.export != nil {
-			line += "; save to " + mp.export.Redacted()
+			line += "; save to " + mountstore.Describe(*mp.export)
 		} else {
 			line += "; no save: " + mp.noSave
 		}
@@ -132,7 +132,7 @@ func entryList(es []cacheentry.Entry) string {
 		if i > 0 {
 			s += ", then "
 		}
-		s += e.Redacted()
+		s += mountstore.Describe(e)
 	}
 	return s
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
@@ -55,7 +54,7 @@ func newAzblob(a map[string]string, getenv func(string) string) (*Azblob, error)
 	}
 	return &Azblob{
 		c:    svc.ServiceClient().NewContainerClient(cont),
-		base: a["prefix"] + path.Join("cache-mounts", a["name"]) + "/",
+		base: objectBase(a),
 	}, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -40,7 +39,7 @@ func newS3(ctx context.Context, a map[string]string) (*S3, error) {
 			o.BaseEndpoint = aws.String(a["endpoint_url"])
 		}
 	})
-	return &S3{c: c, bucket: a["bucket"], base: a["prefix"] + path.Join("cache-mounts", a["name"]) + "/"}, nil
+	return &S3{c: c, bucket: a["bucket"], base: objectBase(a)}, nil
 }
 
 func (s *S3) String() string { return "s3 " + s.bucket + "/" + s.base }

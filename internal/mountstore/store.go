@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 
 	"github.com/bkcache/bkcache/internal/cacheentry"
 )
@@ -52,6 +53,32 @@ func FromEntry(ctx context.Context, e cacheentry.Entry, getenv func(string) stri
 		return newAzblob(e.Attrs, getenv)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnsupported, e.Type)
+}
+
+// Describe names where FromEntry(e) keeps archives, for the log and dry
+// runs, without opening anything or showing secrets.
+func Describe(e cacheentry.Entry) string {
+	a := e.Attrs
+	switch e.Type {
+	case cacheentry.TypeLocal:
+		dir := a["dest"]
+		if dir == "" {
+			dir = a["src"]
+		}
+		return "local " + dir + ".mounts"
+	case cacheentry.TypeGHA:
+		return "gha scope " + a["scope"]
+	case cacheentry.TypeS3:
+		return "s3 " + a["bucket"] + "/" + objectBase(a)
+	case cacheentry.TypeAzblob:
+		return "azblob " + objectBase(a)
+	}
+	return e.Type
+}
+
+// objectBase is the S3 and Azure object prefix of a scope's archives.
+func objectBase(a map[string]string) string {
+	return a["prefix"] + path.Join("cache-mounts", a["name"]) + "/"
 }
 
 // section reads the first size bytes of r as a stream.
