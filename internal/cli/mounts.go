@@ -16,6 +16,7 @@ import (
 	"github.com/bkcache/bkcache/internal/cachemount"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/distribution/reference"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -28,7 +29,7 @@ type mountPlan struct {
 }
 
 // mountStoreTypes are the cache types that carry mount archives.
-var mountStoreTypes = []string{cacheentry.TypeLocal, cacheentry.TypeGHA, cacheentry.TypeS3, cacheentry.TypeAzblob}
+var mountStoreTypes = []string{cacheentry.TypeLocal, cacheentry.TypeGHA, cacheentry.TypeS3, cacheentry.TypeAzblob, cacheentry.TypeRegistry}
 
 // planMounts finds the cache mounts the target uses and the stores that
 // carry them: the build cache's own, with its scopes and trust rules. A
@@ -61,24 +62,23 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		return nil, notes, nil
 	}
 	mp := &mountPlan{mounts: sel}
-	imports := plan.AddGitHubRuntime(p.cache.Imports, j.getenv)
-	exports := plan.AddGitHubRuntime(p.cache.Exports, j.getenv)
-	for _, e := range imports {
-		if slices.Contains(mountStoreTypes, e.Type) && active(e) {
+	carries := mountCarrier(j.cfg.Cache)
+	for _, e := range plan.AddGitHubRuntime(p.cache.Imports, j.getenv) {
+		if carries(e) {
 			mp.imports = append(mp.imports, e)
 		}
 	}
-	for _, e := range exports {
-		if slices.Contains(mountStoreTypes, e.Type) && active(e) {
+	for _, e := range plan.AddGitHubRuntime(p.cache.Exports, j.getenv) {
+		if carries(e) {
 			mp.export = &e
 			break
 		}
 	}
 	if len(mp.imports) == 0 && mp.export == nil {
-		// Inline and registry caches have no place for an archive: use
-		// the Actions cache when the runtime is there.
+		// An inline cache has no place for an archive: use the Actions
+		// cache when the runtime is there.
 		if _, ok := ghaRuntime(j.getenv); !ok {
-			notes = append(notes, "cache mounts found, but no cache store carries them (inline and registry do not): add a local, gha, s3 or azblob cache line")
+			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
 			return nil, notes, nil
 		}
 		gha := cacheentry.Entry{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}
@@ -95,6 +95,31 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		mp.noSave = "no cache export to a store that carries mounts"
 	}
 	return mp, notes, nil
+}
+
+// mountCarrier tells the planned entries that can hold mount archives:
+// those of a store type that has room for files, and for registries only
+// the repositories of registry cache lines (an inline cache imports the
+// image tags as registry entries, and archives do not belong there).
+func mountCarrier(cacheLines []string) func(cacheentry.Entry) bool {
+	repos := map[string]bool{}
+	for _, line := range cacheLines {
+		if e, err := cacheentry.ParseSyntax(line); err == nil && e.Type == cacheentry.TypeRegistry {
+			if n, err := reference.ParseNormalizedNamed(e.Attrs["ref"]); err == nil {
+				repos[n.Name()] = true
+			}
+		}
+	}
+	return func(e cacheentry.Entry) bool {
+		if !slices.Contains(mountStoreTypes, e.Type) || !active(e) {
+			return false
+		}
+		if e.Type != cacheentry.TypeRegistry {
+			return true
+		}
+		n, err := reference.ParseNormalizedNamed(e.Attrs["ref"])
+		return err == nil && repos[n.Name()]
+	}
 }
 
 // active drops gha entries without a runtime, as the build does.

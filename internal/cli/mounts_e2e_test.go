@@ -93,6 +93,9 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			return fmt.Sprintf("type=azblob,account_url=%s,account_name=%s,secret_access_key=%s,prefix=mounts-%s/",
 				env.AzureAccountURL, env.AzureAccountName, env.AzureAccountKey, randomHex(t))
 		}},
+		{"registry", []string{"registry"}, func(string) string {
+			return "type=registry,ref=" + env.Registry + "/bkcache-e2e/mounts-" + randomHex(t)
+		}},
 		{"gha", []string{"gha"}, func(string) string { return "type=gha" }},
 	} {
 		t.Run(tc.store, func(t *testing.T) {

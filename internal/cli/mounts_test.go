@@ -44,7 +44,7 @@ func TestActionPlanMounts(t *testing.T) {
 		{
 			name: "inline alone without the runtime", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
 			inputs:  map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
-			want:    []string{"no cache store carries them (inline and registry do not)"},
+			want:    []string{"no cache store carries them (inline does not)"},
 			notWant: []string{"cache mount dl"},
 		},
 		{
@@ -52,6 +52,12 @@ func TestActionPlanMounts(t *testing.T) {
 			inputs: map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
 			vars:   ghaVars,
 			want:   []string{"cache mount dl (/dl) sharing=locked: restore from gha scope buildkit; save to gha scope buildkit"},
+		},
+		{
+			name: "a registry cache line carries them as artifacts", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
+			inputs: map[string]string{"cache": "type=registry,ref=example.com/app-cache"},
+			want: []string{"cache mount dl (/dl) sharing=locked: restore from registry example.com/app-cache:buildkit_feature-login-form--d51d2737-mount-<mount>, " +
+				"then registry example.com/app-cache:buildkit_develop-mount-<mount>; save to registry example.com/app-cache:buildkit_feature-login-form--d51d2737-mount-<mount>"},
 		},
 		{
 			name: "a list of ids", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",

@@ -1,6 +1,6 @@
 // Package mountstore keeps cache mount archives in the store the build
 // cache uses: a local directory, the GitHub Actions cache, S3 or Azure Blob
-// Storage. One Store per planned cache entry; the entry's scope names the
+// Storage, or a registry. One Store per planned cache entry; the entry's scope names the
 // archive, so mounts follow the build cache's scopes and trust rules.
 package mountstore
 
@@ -51,6 +51,8 @@ func FromEntry(ctx context.Context, e cacheentry.Entry, getenv func(string) stri
 		return newS3(ctx, e.Attrs)
 	case cacheentry.TypeAzblob:
 		return newAzblob(e.Attrs, getenv)
+	case cacheentry.TypeRegistry:
+		return newRegistry(e.Attrs)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnsupported, e.Type)
 }
@@ -72,6 +74,8 @@ func Describe(e cacheentry.Entry) string {
 		return "s3 " + a["bucket"] + "/" + objectBase(a)
 	case cacheentry.TypeAzblob:
 		return "azblob " + objectBase(a)
+	case cacheentry.TypeRegistry:
+		return "registry " + a["ref"] + "-mount-<mount>"
 	}
 	return e.Type
 }

@@ -40,6 +40,9 @@ func TestStoresRoundTrip(t *testing.T) {
 				"name": name, "container": "bkcache-mounts-test",
 			}}, noEnv
 		}},
+		{"registry", "registry", func(e testenv.Env) (cacheentry.Entry, func(string) string) {
+			return cacheentry.Entry{Type: "registry", Attrs: map[string]string{"ref": e.Registry + "/bkcache-mounts/test:" + name}}, noEnv
+		}},
 		{"gha", "gha", func(e testenv.Env) (cacheentry.Entry, func(string) string) {
 			return cacheentry.Entry{Type: "gha", Attrs: map[string]string{"scope": name}}, GHAEnv(t, e, "refs/heads/main")
 		}},
