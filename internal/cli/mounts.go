@@ -38,6 +38,10 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if slices.Equal(j.cfg.CacheMounts, []string{cachemount.None}) {
 		return nil, nil, nil
 	}
+	if j.cfg.NoCache {
+		// BuildKit empties the cache mounts of steps it runs without cache.
+		return nil, []string{"no-cache: cache mounts are neither restored nor saved"}, nil
+	}
 	file := j.cfg.File
 	if file == "" {
 		file = filepath.Join(j.cfg.Context, "Dockerfile")

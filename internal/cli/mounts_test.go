@@ -66,6 +66,12 @@ func TestActionPlanMounts(t *testing.T) {
 			notWant: []string{"cache mount /home/u/.cache"},
 		},
 		{
+			name: "no-cache", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
+			inputs:  map[string]string{"cache": "type=local,dest=" + cacheDir, "no-cache": "true"},
+			want:    []string{"no-cache: cache mounts are neither restored nor saved"},
+			notWant: []string{"cache mount dl"},
+		},
+		{
 			name: "none", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
 			inputs:  map[string]string{"cache": "type=local,dest=" + cacheDir, "cache-mounts": "none"},
 			notWant: []string{"cache mount"},
