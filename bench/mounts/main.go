@@ -1,18 +1,19 @@
 // Command mounts measures carrying a Dockerfile cache mount between fresh
 // builders (BENCHMARKS.md, "Cache mounts"), on the test environment:
 //
-//		source .testenv/env && go run ./bench/mounts [-mb 500] [-runs 2]
+//	source .testenv/env && go run ./bench/mounts [-mb 500] [-runs 2]
 //
-//	  - round trip: bkcache's restore into and save out of a cache mount of a
-//	    fresh builder, against plain `tar | zstd` + `zstd -d | tar x` of the
-//	    same tree on this machine, and against buildkit-cache-dance's method
-//	    (a build that copies the build context into the mount; a build that
-//	    copies the mount into an output, exported to a directory, then
-//	    `tar | zstd`). Store uploads and downloads are left out of all three.
-//	  - a RUN step whose work is skipped when its mount is warm: cold build on
-//	    a fresh builder, then restore and warm build on another fresh one.
-//	  - an unchanged mount: `bkcache build` of an all-cached build with
-//	    cache-mounts auto against none, on the same builder.
+// It measures three things:
+//   - The round trip: bkcache's restore into and save out of a cache mount
+//     of a fresh builder, against plain `tar | zstd` + `zstd -d | tar x` of
+//     the same tree on this machine, and against buildkit-cache-dance's
+//     method (a build that copies the build context into the mount; a build
+//     that copies the mount into an output exported to a directory, then
+//     `tar | zstd`). Store uploads and downloads are left out of all three.
+//   - A RUN step whose work is skipped when its mount is warm: a cold build
+//     on a fresh builder, then restore and a warm build on another one.
+//   - An unchanged mount: an all-cached `bkcache build` with cache-mounts
+//     auto against none, on the same builder.
 package main
 
 import (
