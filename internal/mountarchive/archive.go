@@ -1,12 +1,13 @@
 // Package mountarchive packs a cache mount's directory into a zstd tar and
 // unpacks it again, keeping owners, modes, mtimes, symlinks and hardlinks.
 //
-// bkcache runs it inside the builder (see Helper): the tar is written and
-// read with containerd's archive package, which BuildKit itself uses for
-// layers, so hardlinks and ownership behave as they do in images.
+// bkcache runs it inside the builder (see RunHelper): the tar is written
+// with containerd's archive package, which BuildKit itself uses for layers,
+// so hardlinks and ownership are recorded as in images.
 package mountarchive
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string) error {
 		return err
 	}
 	defer zr.Close()
-	if _, err := archive.Apply(ctx, dir, zr); err != nil {
+	if err := extract(ctx, tar.NewReader(zr), dir); err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dir, err)
 	}
 	return nil

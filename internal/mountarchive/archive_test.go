@@ -1,14 +1,18 @@
 package mountarchive
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -117,5 +121,43 @@ func TestHelper(t *testing.T) {
 	}
 	if err := RunHelper(ctx, []string{"bogus"}); err == nil {
 		t.Error("no usage error")
+	}
+}
+
+// An archive cannot write through a symlink it created: every write stays
+// inside the mount.
+func TestUnpackRefusesPathsThroughSymlinks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []tar.Header
+	}{
+		{"file under a symlink", []tar.Header{
+			{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/tmp"},
+			{Name: "out/evil", Typeflag: tar.TypeReg, Mode: 0o644},
+		}},
+		{"hardlink through a symlink", []tar.Header{
+			{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "out/passwd"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			zw, err := zstd.NewWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tw := tar.NewWriter(zw)
+			for _, h := range tc.entries {
+				if err := tw.WriteHeader(&h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tw.Close()
+			zw.Close()
+			err = Unpack(context.Background(), &buf, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), "symlink") {
+				t.Fatalf("err = %v, want a refusal", err)
+			}
+		})
 	}
 }
