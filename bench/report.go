@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -275,6 +276,11 @@ func (h *harness) report() string {
 
 	if a, err := os.ReadFile(h.opts.analysis); err == nil {
 		w("\n## Analysis\n\n%s\n", strings.TrimSpace(string(a)))
+	}
+
+	// bench/mounts writes its own section (go run ./bench/mounts).
+	if m, err := os.ReadFile(filepath.Join(filepath.Dir(h.opts.analysis), "mounts", "results.md")); err == nil {
+		w("\n## Cache mounts\n%s\n", strings.TrimRight(string(m), "\n"))
 	}
 
 	if h.micro != "" {

@@ -42,8 +42,9 @@ func main() {
 	mb := flag.Int("mb", 500, "size of the mixed-files tree in MB")
 	runs := flag.Int("runs", 2, "runs per measurement")
 	work := flag.String("dir", filepath.Join(os.TempDir(), "bkcache-bench-mounts"), "work directory")
+	out := flag.String("out", "bench/mounts/results.md", "where to write the report (bench includes it in BENCHMARKS.md)")
 	flag.Parse()
-	if err := run(context.Background(), *mb, *runs, *work); err != nil {
+	if err := run(context.Background(), *mb, *runs, *work, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/mounts:", err)
 		os.Exit(1)
 	}
@@ -53,7 +54,7 @@ type bench struct {
 	work, helper, bkcache, base string
 }
 
-func run(ctx context.Context, mb, runs int, work string) error {
+func run(ctx context.Context, mb, runs int, work, out string) error {
 	for _, v := range []string{"BKCACHE_TEST_BUILDKITD", "BKCACHE_TEST_BUILDKITD_CONFIG", "BKCACHE_TEST_BASE_IMAGE"} {
 		if os.Getenv(v) == "" {
 			return fmt.Errorf("%s is not set: source .testenv/env", v)
@@ -109,8 +110,9 @@ func run(ctx context.Context, mb, runs int, work string) error {
 		fmt.Printf("unchanged run %d: all-cached build with cache-mounts auto %s, none %s\n", i+1, r[0], r[1])
 		un = append(un, r)
 	}
-	report(st, runs, rt, wc, un)
-	return nil
+	md := report(st, runs, rt, wc, un)
+	fmt.Print(md)
+	return os.WriteFile(out, []byte(md), 0o644)
 }
 
 func goBuild(out string) ([]byte, error) {
@@ -523,24 +525,28 @@ func col(rows [][]time.Duration, i int) time.Duration {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
-func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) {
+func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) string {
+	var b strings.Builder
+	printf := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	line := func(s string) { b.WriteString(s + "\n") }
 	bk := col(rt, 0) + col(rt, 1)
 	plain := col(rt, 2) + col(rt, 3)
 	dance := col(rt, 4) + col(rt, 5)
-	fmt.Printf("\n### Round trip of a %.0f MiB cache mount (%d files), median of %d runs\n\n", float64(st.Bytes)/(1<<20), st.Files, runs)
-	fmt.Println("| Method | Into the mount | Out of the mount | Round trip | vs plain tar \\| zstd |")
-	fmt.Println("|:--|--:|--:|--:|--:|")
-	fmt.Printf("| bkcache (helper builds, zstd fastest) | %s | %s | %s | %.2f× |\n", secs(col(rt, 0)), secs(col(rt, 1)), secs(bk), bk.Seconds()/plain.Seconds())
-	fmt.Printf("| plain `tar \\| zstd -T0` on the runner | %s | %s | %s | 1.00× |\n", secs(col(rt, 3)), secs(col(rt, 2)), secs(plain))
-	fmt.Printf("| cache-dance method | %s | %s | %s | %.2f× |\n", secs(col(rt, 4)), secs(col(rt, 5)), secs(dance), dance.Seconds()/plain.Seconds())
-	fmt.Printf("\nbkcache is %.1f× faster than the cache-dance method.\n", dance.Seconds()/bk.Seconds())
-	fmt.Printf("\n### RUN step with a warm cache mount on a fresh builder, median of %d runs\n\n", runs)
-	fmt.Println("| Cold build | Save | Restore | Warm build | Warm / cold | (Restore + warm) / cold |")
-	fmt.Println("|--:|--:|--:|--:|--:|--:|")
-	fmt.Printf("| %s | %s | %s | %s | %.2f | %.2f |\n", secs(col(wc, 0)), secs(col(wc, 1)), secs(col(wc, 2)), secs(col(wc, 3)),
+	printf("\n### Round trip of a %.0f MiB cache mount (%d files), median of %d runs\n\n", float64(st.Bytes)/(1<<20), st.Files, runs)
+	line("| Method | Into the mount | Out of the mount | Round trip | vs plain tar \\| zstd |")
+	line("|:--|--:|--:|--:|--:|")
+	printf("| bkcache (helper builds, zstd fastest) | %s | %s | %s | %.2f× |\n", secs(col(rt, 0)), secs(col(rt, 1)), secs(bk), bk.Seconds()/plain.Seconds())
+	printf("| plain `tar \\| zstd -T0` on the runner | %s | %s | %s | 1.00× |\n", secs(col(rt, 3)), secs(col(rt, 2)), secs(plain))
+	printf("| cache-dance method | %s | %s | %s | %.2f× |\n", secs(col(rt, 4)), secs(col(rt, 5)), secs(dance), dance.Seconds()/plain.Seconds())
+	printf("\nCache-dance round trip / bkcache round trip: %.2f×.\n", dance.Seconds()/bk.Seconds())
+	printf("\n### RUN step with a warm cache mount on a fresh builder, median of %d runs\n\n", runs)
+	line("| Cold build | Save | Restore | Warm build | Warm / cold | (Restore + warm) / cold |")
+	line("|--:|--:|--:|--:|--:|--:|")
+	printf("| %s | %s | %s | %s | %.2f | %.2f |\n", secs(col(wc, 0)), secs(col(wc, 1)), secs(col(wc, 2)), secs(col(wc, 3)),
 		col(wc, 3).Seconds()/col(wc, 0).Seconds(), (col(wc, 2)+col(wc, 3)).Seconds()/col(wc, 0).Seconds())
-	fmt.Printf("\n### Unchanged mount, median of %d runs\n\n", runs)
-	fmt.Println("| all-cached `bkcache build`, cache-mounts auto | same, none | cost of the mounts |")
-	fmt.Println("|--:|--:|--:|")
-	fmt.Printf("| %s | %s | %s |\n", secs(col(un, 0)), secs(col(un, 1)), secs(col(un, 0)-col(un, 1)))
+	printf("\n### Unchanged mount, median of %d runs\n\n", runs)
+	line("| all-cached `bkcache build`, cache-mounts auto | same, none | cost of the mounts |")
+	line("|--:|--:|--:|")
+	printf("| %s | %s | %s |\n", secs(col(un, 0)), secs(col(un, 1)), secs(col(un, 0)-col(un, 1)))
+	return b.String()
 }
