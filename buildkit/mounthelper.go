@@ -125,6 +125,21 @@ func (h *MountHelper) Save(ctx context.Context, m CacheMount, maxBytes int64, w 
 	return h.solve(ctx, out, nil, w)
 }
 
+// Probe counts what the mount holds, so that a builder that kept its
+// mounts is not sent an archive it would not use.
+func (h *MountHelper) Probe(ctx context.Context, m CacheMount) (mountarchive.Report, error) {
+	opts, src, err := m.mountOptions()
+	if err != nil {
+		return mountarchive.Report{}, err
+	}
+	run := h.helper().Run(
+		llb.Args([]string{"/" + h.binName, mountarchive.HelperCommand, "probe", "/cache", "/out"}),
+		runAgain(),
+		llb.WithCustomNamef("[bkcache] probing cache mount %s", m.CacheID))
+	run.AddMount("/cache", src, opts...)
+	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), nil, nil)
+}
+
 // Restore unpacks the archive at archivePath into the mount when the mount
 // is empty; a mount with contents is left alone (Restored false).
 func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string) (mountarchive.Report, error) {

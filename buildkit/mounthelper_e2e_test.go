@@ -65,11 +65,17 @@ func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 			if err := os.Rename(filepath.Join(filepath.Dir(archive), "1-archive.tar.zst"), archive); err != nil {
 				t.Fatal(err)
 			}
+			if rep, err := h.Probe(ctx, tc.mount); err != nil || rep.Files != 0 {
+				t.Fatalf("probe of a fresh mount: %+v %v", rep, err)
+			}
 			rep, err := h.Restore(ctx, tc.mount, archive)
 			if err != nil || !rep.Restored {
 				t.Fatalf("restore: %+v %v", rep, err)
 			}
 
+			if rep, err := h.Probe(ctx, tc.mount); err != nil || rep.Files != 1 {
+				t.Fatalf("probe after the restore: %+v %v", rep, err)
+			}
 			// A second restore finds the mount full and keeps it.
 			if rep, err := h.Restore(ctx, tc.mount, archive); err != nil || rep.Restored || rep.Files != 1 {
 				t.Fatalf("second restore: %+v %v", rep, err)

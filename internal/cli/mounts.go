@@ -236,6 +236,13 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 }
 
 func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Mount) string {
+	// A builder that kept the mount (not a fresh runner) needs no archive.
+	if rep, err := run.helper.Probe(ctx, j.cacheMount(m)); err != nil {
+		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, err)
+		return "not restored (failed)"
+	} else if rep.Files > 0 {
+		return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+	}
 	for _, e := range run.plan.imports {
 		start := time.Now()
 		s, err := mountstore.FromEntry(ctx, e, j.getenv)

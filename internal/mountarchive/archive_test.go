@@ -119,6 +119,13 @@ func TestHelper(t *testing.T) {
 			}
 		})
 	}
+	probe := t.TempDir()
+	if err := RunHelper(ctx, []string{"probe", src, probe}); err != nil {
+		t.Fatal(err)
+	}
+	if dt, err := os.ReadFile(filepath.Join(probe, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
+		t.Errorf("probe report %s, %v", dt, err)
+	}
 	if err := RunHelper(ctx, []string{"bogus"}); err == nil {
 		t.Error("no usage error")
 	}

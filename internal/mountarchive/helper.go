@@ -34,6 +34,7 @@ type Report struct {
 //
 //	pack DIR OUTDIR MAXBYTES    archive DIR into OUTDIR
 //	unpack ARCHIVE DIR OUTDIR   extract ARCHIVE into DIR if DIR is empty
+//	probe DIR OUTDIR            count what DIR holds
 func RunHelper(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 4 && args[0] == "pack":
@@ -44,8 +45,14 @@ func RunHelper(ctx context.Context, args []string) error {
 		return pack(ctx, args[1], args[2], max)
 	case len(args) == 4 && args[0] == "unpack":
 		return unpack(ctx, args[1], args[2], args[3])
+	case len(args) == 3 && args[0] == "probe":
+		st, err := Measure(args[1])
+		if err != nil {
+			return err
+		}
+		return writeJSON(filepath.Join(args[2], ReportFile), Report{Stats: st})
 	}
-	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR", HelperCommand)
+	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR | probe DIR OUTDIR", HelperCommand)
 }
 
 func pack(ctx context.Context, dir, outDir string, max int64) error {
