@@ -17,6 +17,7 @@ import (
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/distribution/reference"
+	units "github.com/docker/go-units"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -81,7 +82,7 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if len(mp.imports) == 0 && mp.export == nil {
 		// An inline cache has no place for an archive: use the Actions
 		// cache when the runtime is there.
-		if _, ok := ghaRuntime(j.getenv); !ok {
+		if !ghaRuntime(j.getenv) {
 			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
 			return nil, notes, nil
 		}
@@ -132,9 +133,9 @@ func active(e cacheentry.Entry) bool {
 	return len(kept) == 1
 }
 
-func ghaRuntime(getenv func(string) string) (cacheentry.Entry, bool) {
-	e := plan.AddGitHubRuntime([]cacheentry.Entry{{Type: cacheentry.TypeGHA, Attrs: map[string]string{}}}, getenv)[0]
-	return e, active(e)
+// ghaRuntime reports whether the runner gave us the Actions cache.
+func ghaRuntime(getenv func(string) string) bool {
+	return active(plan.AddGitHubRuntime([]cacheentry.Entry{{Type: cacheentry.TypeGHA, Attrs: map[string]string{}}}, getenv)[0])
 }
 
 // describe lists the plan for the log and dry runs.
@@ -273,7 +274,7 @@ func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Moun
 		if !rep.Restored {
 			return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
 		}
-		return fmt.Sprintf("restored from %s (%s, %d files) in %s", s, humanBytes(size), rep.Files, time.Since(start).Round(10*time.Millisecond))
+		return fmt.Sprintf("restored from %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
 	}
 	return "nothing saved yet"
 }
@@ -336,8 +337,8 @@ func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, 
 		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
 		return "not saved (reading it failed)"
 	case rep.Exceeded:
-		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, humanBytes(rep.Bytes), humanBytes(j.cfg.CacheMountsMaxSize))
-		return fmt.Sprintf("not saved: %s is over the size cap", humanBytes(rep.Bytes))
+		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+		return fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
 	case rep.Files == 0:
 		return "not saved: it is empty"
 	}
@@ -349,7 +350,7 @@ func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, 
 		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
 		return "not saved (store failed)"
 	}
-	return fmt.Sprintf("saved to %s (%s, %d files) in %s", s, humanBytes(size), rep.Files, time.Since(start).Round(10*time.Millisecond))
+	return fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
 }
 
 // mountRan reports whether a build step that mounts m ran (was not
@@ -401,17 +402,4 @@ func helperBinary(getenv func(string) string) func(ocispecs.Platform) (string, e
 		}
 		return "", fmt.Errorf("no bkcache binary for the builder's platform linux/%s (looked for %s)", p.Architecture, sibling)
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
