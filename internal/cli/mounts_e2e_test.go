@@ -22,12 +22,14 @@ import (
 // build argument makes both RUN steps run on every build that changes it.
 const mountsDockerfile = `FROM %s
 ARG RUNID
+ARG CLEAR
 RUN --mount=type=cache,id=downloads,target=/var/cache/dl,sharing=locked \
     if [ -f /var/cache/dl/work ]; then echo warm > /dl-state; else echo cold > /dl-state; \
       echo downloaded > /var/cache/dl/work; mkdir /var/cache/dl/private; chmod 0700 /var/cache/dl/private; \
       ln -s work /var/cache/dl/link; fi; \
     cat /var/cache/dl/work > /dl-content; stat -c '%%a' /var/cache/dl/private > /dl-mode; \
-    readlink /var/cache/dl/link > /dl-link; echo $RUNID
+    readlink /var/cache/dl/link > /dl-link; echo $RUNID; \
+    if [ -n "$CLEAR" ]; then rm -rf /var/cache/dl/*; fi
 USER 1000
 RUN --mount=type=cache,target=/tmp/usercache,uid=1000 \
     if [ -f /tmp/usercache/built ]; then echo warm > /tmp/user-state; else echo cold > /tmp/user-state; \
@@ -106,12 +108,12 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			}
 			line := tc.line(t.TempDir())
 			scope := "mounts-" + randomHex(t)
-			build := func(builder, runID string) (out, summary, log string) {
+			build := func(builder, buildArgs string) (out, summary, log string) {
 				t.Helper()
 				out = t.TempDir()
 				r := newRunnerEnv(t, "push", "refs/heads/feature/Login_Form", "push_branch.json", map[string]string{
 					"context": ctxDir, "builder": builder, "cache": line, "cache-scope": scope,
-					"build-args": "RUNID=" + runID, "outputs": "type=local,dest=" + out,
+					"build-args": buildArgs, "outputs": "type=local,dest=" + out,
 				})
 				r.vars["BKCACHE_MOUNT_HELPER"] = helper
 				if tc.store == "gha" {
@@ -138,7 +140,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 				return strings.TrimSpace(string(b))
 			}
 
-			cold, sum, log := build(testenv.NewBuildkitd(t), randomHex(t))
+			cold, sum, log := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
 			if read(cold, "dl-state") != "cold" || read(cold, "tmp/user-state") != "cold" {
 				t.Fatalf("first build found warm mounts on a fresh builder")
 			}
@@ -147,7 +149,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			}
 
 			fresh := testenv.NewBuildkitd(t)
-			warmID := randomHex(t)
+			warmID := "RUNID=" + randomHex(t)
 			warm, sum, log := build(fresh, warmID)
 			for name, want := range map[string]string{
 				"dl-state": "warm", "dl-content": "downloaded", "dl-mode": "700", "dl-link": "work",
@@ -165,6 +167,17 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			_, sum, _ = build(fresh, warmID)
 			if n := strings.Count(sum, "not saved: every step that uses it was cached"); n != 2 {
 				t.Errorf("an all-cached build saved mounts again:\n%s", sum)
+			}
+
+			// A build that empties a mount does not replace its archive: a
+			// fresh builder still gets the full one.
+			_, sum, _ = build(fresh, "RUNID="+randomHex(t)+"\nCLEAR=1")
+			if !strings.Contains(sum, "downloads: kept the builder's own contents") || !strings.Contains(sum, "not saved: it is empty") {
+				t.Errorf("emptied mount:\n%s", sum)
+			}
+			again, _, _ := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
+			if got := read(again, "dl-state"); got != "warm" {
+				t.Errorf("after an emptied save, a fresh builder found the mount %s", got)
 			}
 		})
 	}
