@@ -125,7 +125,9 @@ func goBuild(out string) ([]byte, error) {
 
 // makeTree writes a reproducible mix like a package or build cache: many
 // small text files, medium files of compressible and random data, a few
-// large random blobs, some symlinks and hardlinks.
+// large random blobs, some symlinks. No hardlinks: the first run, with
+// them, saw the cache-dance method's export stall; so did one without them,
+// so they were not the cause, but the tree stayed as it was measured.
 func makeTree(dir string, total int64) (mountarchive.Stats, error) {
 	if st, err := mountarchive.Measure(dir); err == nil && st.Bytes >= total*9/10 {
 		return st, nil
@@ -174,9 +176,6 @@ func makeTree(dir string, total int64) (mountarchive.Stats, error) {
 	}
 	for i := 0; i < 50; i++ {
 		if err := os.Symlink(fmt.Sprintf("../small/%d/%d/f%d.go", i%97, i%13, i), filepath.Join(dir, "small", fmt.Sprintf("link%d", i))); err != nil {
-			return mountarchive.Stats{}, err
-		}
-		if err := os.Link(filepath.Join(dir, "small", fmt.Sprint(i%97), fmt.Sprint(i%13), fmt.Sprintf("f%d.go", i)), filepath.Join(dir, "small", fmt.Sprintf("hard%d", i))); err != nil {
 			return mountarchive.Stats{}, err
 		}
 	}
@@ -290,15 +289,21 @@ func (b *bench) roundTrip(ctx context.Context, tree, archive string) ([]time.Dur
 	})); err != nil {
 		return nil, err
 	}
-	if err := add(timed(func() error {
-		if err := b.danceExtract(ctx, c, danceOut); err != nil {
+	// The local export of the extract stalled in this environment on the
+	// 500 MB tree (twice, not investigated): give up after a minute and
+	// report it as not finished.
+	d, err := timed(func() error {
+		ectx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := b.danceExtract(ectx, c, danceOut); err != nil {
 			return err
 		}
 		return sh(fmt.Sprintf("tar -C %s -cf - . | zstd -q -T0 -f -o %s", danceOut, filepath.Join(b.work, "dance.tar.zst")))
-	})); err != nil {
-		return nil, err
+	})
+	if ctx.Err() == nil && err != nil && strings.Contains(err.Error(), "deadline") {
+		d, err = -1, nil
 	}
-	return out, nil
+	return out, add(d, err)
 }
 
 func cacheMountOpt() llb.RunOption {
@@ -519,12 +524,20 @@ func median(ds []time.Duration) time.Duration {
 func col(rows [][]time.Duration, i int) time.Duration {
 	var c []time.Duration
 	for _, r := range rows {
+		if r[i] < 0 {
+			return -1 // did not finish
+		}
 		c = append(c, r[i])
 	}
 	return median(c)
 }
 
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+func secs(d time.Duration) string {
+	if d < 0 {
+		return "did not finish in 60 s"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
 
 func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) string {
 	var b strings.Builder
@@ -533,6 +546,9 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 	bk := col(rt, 0) + col(rt, 1)
 	plain := col(rt, 2) + col(rt, 3)
 	dance := col(rt, 4) + col(rt, 5)
+	if col(rt, 4) < 0 || col(rt, 5) < 0 {
+		dance = -1
+	}
 	printf("\n`go run ./bench/mounts -mb %d -runs %d` on the test environment (%s, %d cores, shared with other jobs while it ran). ",
 		st.Bytes>>20, runs, runtime.GOARCH, runtime.NumCPU())
 	line("Every builder is a fresh buildkitd; store transfers are left out (the archive is a local file), so the figures are the cost of getting data into and out of a builder's cache mount.")
@@ -546,15 +562,23 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 		return "**missed**"
 	}
 	printf("| round trip ≤ 1.5× plain `tar \\| zstd` | ≤ 1.5× | %.2f× (%s) |\n", bk.Seconds()/plain.Seconds(), verdict(bk.Seconds() <= 1.5*plain.Seconds()))
-	printf("| against the cache-dance method | ≥ 3× faster | %.2f× (%s) |\n", dance.Seconds()/bk.Seconds(), verdict(dance.Seconds() >= 3*bk.Seconds()))
+	if dance < 0 {
+		line("| against the cache-dance method | ≥ 3× faster | not measured: its extract did not finish |")
+	} else {
+		printf("| against the cache-dance method | ≥ 3× faster | %.2f× (%s) |\n", dance.Seconds()/bk.Seconds(), verdict(dance.Seconds() >= 3*bk.Seconds()))
+	}
 	printf("| unchanged mount: an all-cached build, auto − none (the save is skipped; the restore still checks the mount) | < 1 s | %s (%s) |\n", secs(col(un, 0)-col(un, 1)), verdict(col(un, 0)-col(un, 1) < time.Second))
 	printf("\n### Round trip of a %.0f MiB cache mount (%d files), median of %d runs\n\n", float64(st.Bytes)/(1<<20), st.Files, runs)
 	line("| Method | Into the mount | Out of the mount | Round trip | vs plain tar \\| zstd |")
 	line("|:--|--:|--:|--:|--:|")
 	printf("| bkcache (helper builds, zstd fastest) | %s | %s | %s | %.2f× |\n", secs(col(rt, 0)), secs(col(rt, 1)), secs(bk), bk.Seconds()/plain.Seconds())
 	printf("| plain `tar \\| zstd -T0` on the runner | %s | %s | %s | 1.00× |\n", secs(col(rt, 3)), secs(col(rt, 2)), secs(plain))
-	printf("| cache-dance method | %s | %s | %s | %.2f× |\n", secs(col(rt, 4)), secs(col(rt, 5)), secs(dance), dance.Seconds()/plain.Seconds())
-	printf("\nCache-dance round trip / bkcache round trip: %.2f×.\n", dance.Seconds()/bk.Seconds())
+	if dance >= 0 {
+		printf("| cache-dance method | %s | %s | %s | %.2f× |\n", secs(col(rt, 4)), secs(col(rt, 5)), secs(dance), dance.Seconds()/plain.Seconds())
+		printf("\nCache-dance round trip / bkcache round trip: %.2f×.\n", dance.Seconds()/bk.Seconds())
+	} else {
+		printf("| cache-dance method | %s | %s | – | – |\n", secs(col(rt, 4)), secs(col(rt, 5)))
+	}
 	printf("\n### RUN step with a warm cache mount on a fresh builder, median of %d runs\n\n", runs)
 	line("| Cold build | Save | Restore | Warm build | Warm / cold | (Restore + warm) / cold |")
 	line("|--:|--:|--:|--:|--:|--:|")
