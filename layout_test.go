@@ -24,9 +24,10 @@ var layers = [][]string{
 	{"."},
 	{"internal/cli"},
 	{"internal/config", "internal/ghaction"},
-	{"ghacache/contentstore"},
+	{"ghacache/contentstore", "internal/mountstore"},
 	{"buildkit", "ghacache", "ghacache/emulator"},
-	{"internal/plan"},
+	{"buildkit/mountarchive"},
+	{"internal/plan", "internal/cachemount"},
 	{"scope", "internal/cacheentry"},
 	{"internal/runnerenv", "internal/redact"},
 }
@@ -34,13 +35,13 @@ var layers = [][]string{
 // unlayered are tools and test support: they may import anything, and no
 // product package may import them.
 var unlayered = []string{
-	"bench", "bench/churn", "cmd/gha-cache-emulator",
+	"bench", "bench/churn", "bench/mounts", "cmd/gha-cache-emulator",
 	"internal/testenv", "internal/ghaction/ghactiontest", "internal/contract",
 	"e2e", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
 }
 
 // public are the packages other modules may use.
-var public = []string{"buildkit", "ghacache", "ghacache/contentstore", "ghacache/emulator", "scope"}
+var public = []string{"buildkit", "buildkit/mountarchive", "ghacache", "ghacache/contentstore", "ghacache/emulator", "scope"}
 
 // modulePackages returns the module's packages that have non-test Go
 // files, by directory relative to the module root.

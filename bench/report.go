@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -281,6 +282,10 @@ func (h *harness) report() string {
 
 	if c, err := os.ReadFile(h.opts.churn); err == nil {
 		w("\n## Cache economy: a month of pull-request churn at quota\n\n%s\n", strings.TrimSpace(string(c)))
+	}
+	// bench/mounts writes its own section (go run ./bench/mounts).
+	if m, err := os.ReadFile(filepath.Join(filepath.Dir(h.opts.analysis), "mounts", "results.md")); err == nil {
+		w("\n## Cache mounts\n%s\n", strings.TrimRight(string(m), "\n"))
 	}
 
 	if h.micro != "" {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/bkcache/bkcache/buildkit/mountarchive"
 )
 
 // Version is stamped at release time (-X main.version, passed through).
@@ -47,6 +49,15 @@ func OSEnv(args []string) Env {
 func Main(ctx context.Context, e Env) int {
 	if e.Getenv("GITHUB_ACTIONS") == "true" && (len(e.Args) == 0 || e.Args[0] == "post") {
 		return runAction(ctx, e, len(e.Args) > 0)
+	}
+	if len(e.Args) > 0 && e.Args[0] == mountarchive.HelperCommand {
+		// Runs inside the builder (see buildkit.MountHelper), not for people:
+		// no command of the CLI's help.
+		if err := mountarchive.RunHelper(ctx, e.Args[1:]); err != nil {
+			fmt.Fprintf(e.Stderr, "error: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	root := newRootCommand(e)
 	root.SetArgs(e.Args)

@@ -73,6 +73,8 @@ var inputFlags = []flagSpec{
 	{config.InputProgress, "", text, onBuild, "Set type of progress output (\"auto\", \"plain\", \"rawjson\", \"quiet\")"},
 	{config.InputUntrusted, "", boolean, onBoth, "Let an untrusted event export to its own pull request scope"},
 	{config.InputDefaultBr, "", text, onBoth, "Default `branch` to import from (default: origin's HEAD, if known)"},
+	{config.InputCacheMounts, "", list, onBoth, "Dockerfile cache `mounts` to carry: auto, none, or mount ids (repeatable)"},
+	{config.InputMountsMax, "", text, onBuild, "Largest cache mount `size` to save, e.g. 500MB (default 2GiB)"},
 	// The GitHub REST API is only talked to inside a workflow.
 	{config.InputCacheCleanup, "", boolean, actionOnly, ""},
 	{config.InputGitHubToken, "", text, actionOnly, ""},

@@ -101,6 +101,7 @@ func (j *job) report(p planned, withEntries bool) error {
 	if addr := sharedBuilder(j.cfg.Builder, j.getenv); addr != "" && !p.scopes.Trusted {
 		j.rep.Warnf("untrusted %s run on a long-lived builder (%s): its local cache is shared with trusted builds, so what this build leaves there can be reused by them; use an ephemeral builder for untrusted events", p.scopes.Event, addr)
 	}
+	j.reportMounts(p)
 	exportScope := ""
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
@@ -149,6 +150,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	if err != nil {
 		return buildkit.Result{}, err
 	}
+	mounts := j.restoreMounts(ctx, p)
+	defer mounts.close()
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
@@ -207,6 +210,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	sum := j.summary(ctx, p, res, elapsed)
 	dpr.addToSummary(&sum, res.Cached)
+	sum.Mounts = j.saveMounts(ctx, mounts, res)
 	j.rep.Summary(sum)
 	return res, nil
 }

@@ -8,10 +8,12 @@ package config
 import (
 	"encoding/csv"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/bkcache/bkcache/buildkit"
+	units "github.com/docker/go-units"
 )
 
 // Input names, as written in action.yml. The ones shared with
@@ -42,6 +44,8 @@ const (
 	InputDefaultBr    = "default-branch"
 	InputSecretFiles  = "secret-files"
 	InputSecretEnvs   = "secret-envs"
+	InputCacheMounts  = "cache-mounts"
+	InputMountsMax    = "cache-mounts-max-size"
 )
 
 // Inputs lists every input name, for help text and for the tests that keep
@@ -51,7 +55,7 @@ var Inputs = []string{
 	InputPush, InputOutputs, InputPlatforms, InputSecrets, InputNoCache, InputPull,
 	InputBuilder, InputCacheFrom, InputCacheTo, InputCache, InputCacheScope,
 	InputDryRun, InputProgress, InputCacheCleanup, InputGitHubToken, InputUntrusted,
-	InputDefaultBr, InputSecretFiles, InputSecretEnvs,
+	InputDefaultBr, InputSecretFiles, InputSecretEnvs, InputCacheMounts, InputMountsMax,
 }
 
 // Config is everything the action was asked to do.
@@ -81,7 +85,16 @@ type Config struct {
 	GitHubToken   string
 	AllowUntrust  bool
 	DefaultBranch string
+
+	// CacheMounts is "auto", "none", or the ids of the Dockerfile cache
+	// mounts to carry; CacheMountsMaxSize caps one mount's file data.
+	CacheMounts        []string
+	CacheMountsMaxSize int64
 }
+
+// DefaultCacheMountsMaxSize keeps one mount well inside the Actions cache's
+// 10 GB per repository.
+const DefaultCacheMountsMaxSize = 2 << 30
 
 // Parse reads and validates every input. get returns the raw value of an
 // input ("" when unset).
@@ -110,6 +123,9 @@ func Parse(get func(name string) string) (Config, error) {
 		GitHubToken:   p.str(InputGitHubToken, ""),
 		AllowUntrust:  p.boolean(InputUntrusted, false),
 		DefaultBranch: p.str(InputDefaultBr, ""),
+
+		CacheMounts:        p.cacheMounts(),
+		CacheMountsMaxSize: p.size(InputMountsMax, DefaultCacheMountsMaxSize),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -250,6 +266,33 @@ func (p *parser) keyValues(name string) map[string]string {
 		m[strings.TrimSpace(k)] = v
 	}
 	return m
+}
+
+// cacheMounts reads the cache-mounts input: auto (the default), none, or a
+// list of mount ids.
+func (p *parser) cacheMounts() []string {
+	ids := p.list(InputCacheMounts, true)
+	if len(ids) == 0 {
+		return []string{"auto"}
+	}
+	if len(ids) > 1 && (slices.Contains(ids, "auto") || slices.Contains(ids, "none")) {
+		p.fail(fmt.Errorf("input %q: auto and none stand alone (allowed: auto, none, or a list of cache mount ids)", InputCacheMounts))
+	}
+	return ids
+}
+
+// size reads a byte count such as 500MB or 2GiB (docker's units).
+func (p *parser) size(name string, def int64) int64 {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		p.fail(fmt.Errorf("input %q: %q is not a size (allowed: a positive size such as 500MB or 2GiB)", name, v))
+		return def
+	}
+	return n
 }
 
 // SortedKeys returns the keys of m in order, for deterministic output.

@@ -15,24 +15,27 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Context != "." || c.Progress != "auto" || c.Push || c.DryRun || len(c.Cache) != 0 {
+	if c.Context != "." || c.Progress != "auto" || c.Push || c.DryRun || len(c.Cache) != 0 ||
+		!reflect.DeepEqual(c.CacheMounts, []string{"auto"}) || c.CacheMountsMaxSize != DefaultCacheMountsMaxSize {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
 
 func TestParse(t *testing.T) {
 	c, err := Parse(inputs(map[string]string{
-		"context":     "app",
-		"tags":        "ghcr.io/o/app:latest,ghcr.io/o/app:1.0\nghcr.io/o/app:edge",
-		"build-args":  "A=1\nB=x=y\n",
-		"labels":      "org.opencontainers.image.title=app",
-		"platforms":   "linux/amd64, linux/arm64",
-		"push":        "True",
-		"cache":       "# comment\ntype=registry,ref=ghcr.io/o/app-cache\n\ntype=s3,bucket=b,region=r\n",
-		"cache-scope": "app",
-		"dry-run":     "true",
-		"progress":    "plain",
-		"secrets":     "id=a,src=/x",
+		"context":               "app",
+		"tags":                  "ghcr.io/o/app:latest,ghcr.io/o/app:1.0\nghcr.io/o/app:edge",
+		"build-args":            "A=1\nB=x=y\n",
+		"labels":                "org.opencontainers.image.title=app",
+		"platforms":             "linux/amd64, linux/arm64",
+		"push":                  "True",
+		"cache":                 "# comment\ntype=registry,ref=ghcr.io/o/app-cache\n\ntype=s3,bucket=b,region=r\n",
+		"cache-scope":           "app",
+		"dry-run":               "true",
+		"progress":              "plain",
+		"secrets":               "id=a,src=/x",
+		"cache-mounts":          "gomod, /root/.cache/go-build",
+		"cache-mounts-max-size": "500MB",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +52,9 @@ func TestParse(t *testing.T) {
 		DryRun:     true,
 		Progress:   "plain",
 		Secrets:    []Secret{{ID: "a", File: "/x"}},
+
+		CacheMounts:        []string{"gomod", "/root/.cache/go-build"},
+		CacheMountsMaxSize: 500 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -68,6 +74,9 @@ func TestParseErrors(t *testing.T) {
 		{"push without tags", map[string]string{"push": "true"}, []string{`"push"`, `"tags"`}},
 		{"multiline scope", map[string]string{"cache-scope": "a\nb"}, []string{`input "cache-scope"`, "single line"}},
 		{"bad csv", map[string]string{"tags": `"unterminated`}, []string{`input "tags"`}},
+		{"none with ids", map[string]string{"cache-mounts": "none\ngomod"}, []string{`input "cache-mounts"`, "allowed: auto, none, or a list"}},
+		{"bad size", map[string]string{"cache-mounts-max-size": "lots"}, []string{`input "cache-mounts-max-size"`, `"lots"`, "500MB"}},
+		{"zero size", map[string]string{"cache-mounts-max-size": "0"}, []string{`input "cache-mounts-max-size"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(inputs(tc.in))

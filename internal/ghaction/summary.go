@@ -11,6 +11,9 @@ type Summary struct {
 	Builds   []BuildSummary
 	Cache    *CacheSummary // the repository's gha cache after cleanup; nil when not known
 	Warnings []string
+	// Mounts has one line per Dockerfile cache mount: where it was
+	// restored from, and whether it was saved.
+	Mounts []string
 }
 
 // CacheSummary is the repository's Actions cache as cleanup left it.
@@ -93,6 +96,14 @@ func RenderSummary(s Summary) string {
 		}
 		for _, r := range c.Removed {
 			fmt.Fprintf(&b, "\n- cleanup %s", markdownText(r))
+		}
+		sections = append(sections, b.String())
+	}
+	if len(s.Mounts) > 0 {
+		var b strings.Builder
+		b.WriteString("**Cache mounts**\n")
+		for _, m := range s.Mounts {
+			fmt.Fprintf(&b, "\n- %s", markdownText(m))
 		}
 		sections = append(sections, b.String())
 	}

@@ -151,3 +151,13 @@ func FuzzRenderSummary(f *testing.F) {
 		}
 	})
 }
+
+func TestRenderSummaryMounts(t *testing.T) {
+	md := RenderSummary(Summary{Mounts: []string{"gomod: restored from local x (1.0 MiB, 0.2s); saved", "evil\n- <b>line</b>"}})
+	if !strings.Contains(md, "**Cache mounts**\n\n- gomod: restored from local x (1.0 MiB, 0.2s); saved\n") {
+		t.Errorf("mount line missing:\n%s", md)
+	}
+	if strings.Contains(md, "\n- <b>") || strings.Contains(md, "<b>") {
+		t.Errorf("a mount line broke out of its item:\n%s", md)
+	}
+}

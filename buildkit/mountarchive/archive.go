@@ -1,0 +1,113 @@
+// Package mountarchive packs a cache mount's directory into a zstd tar and
+// unpacks it again, keeping owners, modes, mtimes, symlinks and hardlinks.
+//
+// bkcache runs it inside the builder (see RunHelper): the tar is written
+// with containerd's archive package, which BuildKit itself uses for layers,
+// so hardlinks and ownership are recorded as in images.
+package mountarchive
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Stats describes a packed or unpacked tree.
+type Stats struct {
+	Files int   `json:"files"` // entries below the root, directories included
+	Bytes int64 `json:"bytes"` // sum of regular file sizes
+}
+
+// ErrTooLarge says a tree is over the size cap; nothing was written.
+var ErrTooLarge = errors.New("cache mount over the size cap")
+
+// Measure walks dir and counts what Pack would write.
+func Measure(dir string) (Stats, error) {
+	var st Stats
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		st.Files++
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			st.Bytes += info.Size()
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Pack writes dir as a zstd-compressed tar to w. A tree with more than
+// maxBytes of file data (0: no cap) is not written: Pack returns its stats
+// and ErrTooLarge.
+func Pack(ctx context.Context, dir string, w io.Writer, maxBytes int64) (Stats, error) {
+	st, err := Measure(dir)
+	if err != nil {
+		return st, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if maxBytes > 0 && st.Bytes > maxBytes {
+		return st, fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Bytes, maxBytes)
+	}
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return st, err
+	}
+	// An empty lower directory makes the diff the whole tree.
+	if err := archive.WriteDiff(ctx, zw, "", dir); err != nil {
+		zw.Close()
+		return st, fmt.Errorf("packing %s: %w", dir, err)
+	}
+	return st, zw.Close()
+}
+
+// Unpack extracts a Pack archive into dir.
+func Unpack(ctx context.Context, r io.Reader, dir string) error {
+	zr, err := zstd.NewReader(r)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	if err := extract(ctx, tar.NewReader(zr), dir); err != nil {
+		return fmt.Errorf("unpacking into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// IsEmpty reports whether dir has no entries.
+func IsEmpty(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	_, err = f.ReadDir(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return false, err
+}
+
+// writeJSON writes v to path, for the helper's reports.
+func writeJSON(path string, v any) error {
+	dt, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, dt, 0o644)
+}

@@ -1,0 +1,170 @@
+package mountarchive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func TestRoundTrip(t *testing.T) {
+	src := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "d/e"), 0o750))
+	must(os.WriteFile(filepath.Join(src, "d/file"), []byte("hello"), 0o640))
+	must(os.Link(filepath.Join(src, "d/file"), filepath.Join(src, "d/hard")))
+	must(os.Symlink("file", filepath.Join(src, "d/link")))
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	must(os.Chtimes(filepath.Join(src, "d/file"), mtime, mtime))
+	if os.Geteuid() == 0 {
+		must(os.Lchown(filepath.Join(src, "d/file"), 1000, 1001))
+	}
+
+	var buf bytes.Buffer
+	st, err := Pack(context.Background(), src, &buf, 0)
+	must(err)
+	if st.Files != 5 || st.Bytes != 10 {
+		t.Errorf("stats = %+v, want 5 files, 10 bytes (the hardlink counted twice)", st)
+	}
+	dst := t.TempDir()
+	must(Unpack(context.Background(), &buf, dst))
+
+	got, err := os.ReadFile(filepath.Join(dst, "d/file"))
+	must(err)
+	if string(got) != "hello" {
+		t.Errorf("content = %q", got)
+	}
+	fi, err := os.Lstat(filepath.Join(dst, "d/file"))
+	must(err)
+	if fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("file: mode %v mtime %v", fi.Mode(), fi.ModTime())
+	}
+	if os.Geteuid() == 0 {
+		if s := fi.Sys().(*syscall.Stat_t); s.Uid != 1000 || s.Gid != 1001 {
+			t.Errorf("owner = %d:%d, want 1000:1001", s.Uid, s.Gid)
+		}
+	}
+	hard, err := os.Lstat(filepath.Join(dst, "d/hard"))
+	must(err)
+	if !os.SameFile(fi, hard) {
+		t.Error("hardlink not kept")
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "d/link")); err != nil || l != "file" {
+		t.Errorf("symlink = %q, %v", l, err)
+	}
+	if di, err := os.Stat(filepath.Join(dst, "d")); err != nil || di.Mode().Perm() != 0o750 {
+		t.Errorf("dir mode = %v, %v", di.Mode(), err)
+	}
+}
+
+func TestPackCap(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	st, err := Pack(context.Background(), src, &buf, 99)
+	if !errors.Is(err, ErrTooLarge) || st.Bytes != 100 || buf.Len() != 0 {
+		t.Fatalf("err = %v, stats %+v, wrote %d", err, st, buf.Len())
+	}
+}
+
+func TestHelper(t *testing.T) {
+	ctx := context.Background()
+	src, out := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunHelper(ctx, []string{"pack", src, out, "0"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		prefill  bool
+		restored bool
+	}{
+		{"empty mount is restored", false, true},
+		{"a mount with contents is kept", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst, res := t.TempDir(), t.TempDir()
+			if tc.prefill {
+				if err := os.WriteFile(filepath.Join(dst, "mine"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := RunHelper(ctx, []string{"unpack", filepath.Join(out, ArchiveFile), dst, res}); err != nil {
+				t.Fatal(err)
+			}
+			dt, err := os.ReadFile(filepath.Join(res, ReportFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, statErr := os.Stat(filepath.Join(dst, "f"))
+			if restored := bytes.Contains(dt, []byte(`"restored":true`)); restored != tc.restored || (statErr == nil) != tc.restored {
+				t.Errorf("report %s, stat %v; want restored=%v", dt, statErr, tc.restored)
+			}
+		})
+	}
+	probe := t.TempDir()
+	if err := RunHelper(ctx, []string{"probe", src, probe}); err != nil {
+		t.Fatal(err)
+	}
+	if dt, err := os.ReadFile(filepath.Join(probe, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
+		t.Errorf("probe report %s, %v", dt, err)
+	}
+	if err := RunHelper(ctx, []string{"bogus"}); err == nil {
+		t.Error("no usage error")
+	}
+}
+
+// An archive cannot write through a symlink it created: every write stays
+// inside the mount.
+func TestUnpackRefusesPathsThroughSymlinks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []tar.Header
+	}{
+		{"file under a symlink", []tar.Header{
+			{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/tmp"},
+			{Name: "out/evil", Typeflag: tar.TypeReg, Mode: 0o644},
+		}},
+		{"hardlink through a symlink", []tar.Header{
+			{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "out/passwd"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			zw, err := zstd.NewWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tw := tar.NewWriter(zw)
+			for _, h := range tc.entries {
+				if err := tw.WriteHeader(&h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tw.Close()
+			zw.Close()
+			err = Unpack(context.Background(), &buf, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), "symlink") {
+				t.Fatalf("err = %v, want a refusal", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,14 @@
+//go:build !unix
+
+package mountarchive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+)
+
+// extract runs only in a Linux builder; other systems never unpack.
+func extract(context.Context, *tar.Reader, string) error {
+	return errors.New("unpacking a cache mount needs a unix system")
+}

@@ -1,0 +1,152 @@
+//go:build unix
+
+package mountarchive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// extract writes a Pack tar into dir, which the helper only ever fills
+// when it is empty. It does what containerd's archive.Apply does for a
+// layer without whiteouts, with a fraction of its system calls (Apply
+// resolves every path component against symlinks on disk, which made it
+// the slowest part of a restore): names are cleaned, and a path through a
+// symlink this archive created is refused, which keeps every write inside
+// dir because dir started empty.
+func extract(ctx context.Context, tr *tar.Reader, dir string) error {
+	type dirTimes struct {
+		path         string
+		atime, mtime time.Time
+	}
+	var dirs []dirTimes
+	symlinks := map[string]bool{}
+	throughSymlink := func(name string) bool {
+		for p := path.Dir(name); p != "/"; p = path.Dir(p) {
+			if symlinks[p] {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := path.Clean("/" + hdr.Name)
+		if name == "/" {
+			continue // the mount's root keeps what BuildKit gave it
+		}
+		if throughSymlink(name) {
+			return fmt.Errorf("%s: path goes through a symlink", hdr.Name)
+		}
+		if hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeSymlink && hdr.Typeflag != tar.TypeLink {
+			continue // devices and fifos have no place in a cache
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		linkTarget := ""
+		if hdr.Typeflag == tar.TypeLink {
+			target := path.Clean("/" + hdr.Linkname)
+			if symlinks[target] || throughSymlink(target) {
+				return fmt.Errorf("%s: hardlink to a symlink", hdr.Name)
+			}
+			linkTarget = filepath.Join(dir, filepath.FromSlash(target))
+		}
+		err = create(p, hdr, tr, linkTarget)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A parent the archive did not list.
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			err = create(p, hdr, tr, linkTarget)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", hdr.Name, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeSymlink:
+			symlinks[name] = true
+		case tar.TypeLink:
+			continue // shares the target's inode and metadata
+		}
+		if err := os.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			ts := []unix.Timespec{unix.NsecToTimespec(hdr.AccessTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+			if hdr.AccessTime.IsZero() {
+				ts[0] = ts[1]
+			}
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("%s: %w", hdr.Name, err)
+			}
+			continue
+		}
+		// After chown, which clears setuid and setgid bits.
+		if err := os.Chmod(p, hdr.FileInfo().Mode()); err != nil {
+			return err
+		}
+		atime := hdr.AccessTime
+		if atime.IsZero() {
+			atime = hdr.ModTime
+		}
+		if hdr.Typeflag == tar.TypeDir {
+			dirs = append(dirs, dirTimes{p, atime, hdr.ModTime})
+			continue
+		}
+		if err := os.Chtimes(p, atime, hdr.ModTime); err != nil {
+			return err
+		}
+	}
+	// Directory times last: creating their entries changed them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Chtimes(dirs[i].path, dirs[i].atime, dirs[i].mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func create(p string, hdr *tar.Header, data io.Reader, linkTarget string) error {
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		err := os.Mkdir(p, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			if fi, serr := os.Lstat(p); serr == nil && fi.IsDir() {
+				return nil
+			}
+		}
+		return err
+	case tar.TypeReg:
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	case tar.TypeSymlink:
+		return os.Symlink(hdr.Linkname, p)
+	default: // tar.TypeLink
+		return os.Link(linkTarget, p)
+	}
+}

@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/cachemount"
+	"github.com/bkcache/bkcache/internal/mountstore"
+	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/distribution/reference"
+	units "github.com/docker/go-units"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// mountPlan is where a build's Dockerfile cache mounts come from and go.
+type mountPlan struct {
+	mounts  []cachemount.Mount
+	imports []cacheentry.Entry // stores to restore from, in lookup order
+	export  *cacheentry.Entry  // the store to save to; nil: no save
+	noSave  string             // why export is nil
+}
+
+// mountStoreTypes are the cache types that carry mount archives.
+var mountStoreTypes = []string{cacheentry.TypeLocal, cacheentry.TypeGHA, cacheentry.TypeS3, cacheentry.TypeAzblob, cacheentry.TypeRegistry}
+
+// planMounts finds the cache mounts the target uses and the stores that
+// carry them: the build cache's own, with its scopes and trust rules. A
+// nil plan means there is nothing to do; notes say why.
+func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
+	if slices.Equal(j.cfg.CacheMounts, []string{cachemount.None}) {
+		return nil, nil, nil
+	}
+	if j.cfg.NoCache {
+		// BuildKit empties the cache mounts of steps it runs without cache.
+		return nil, []string{"no-cache: cache mounts are neither restored nor saved"}, nil
+	}
+	file := j.cfg.File
+	if file == "" {
+		file = filepath.Join(j.cfg.Context, "Dockerfile")
+	}
+	dt, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the Dockerfile for its cache mounts: %w", err)
+	}
+	found, err := cachemount.Discover(dt, j.cfg.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	var notes []string
+	for _, s := range found.Skipped {
+		notes = append(notes, fmt.Sprintf("cache mount %s (stage %s) not carried: %s", s.Target, s.Stage, s.Reason))
+	}
+	sel, unknown := cachemount.Select(found.Mounts, j.cfg.CacheMounts)
+	for _, id := range unknown {
+		notes = append(notes, fmt.Sprintf("input cache-mounts names %q, but no RUN --mount=type=cache in the target has that id", id))
+	}
+	if len(sel) == 0 {
+		return nil, notes, nil
+	}
+	mp := &mountPlan{mounts: sel}
+	carries := mountCarrier(j.cfg.Cache)
+	for _, e := range plan.AddGitHubRuntime(p.cache.Imports, j.getenv) {
+		if carries(e) {
+			mp.imports = append(mp.imports, e)
+		}
+	}
+	for _, e := range plan.AddGitHubRuntime(p.cache.Exports, j.getenv) {
+		if carries(e) {
+			mp.export = &e
+			break
+		}
+	}
+	if len(mp.imports) == 0 && mp.export == nil {
+		// An inline cache has no place for an archive: use the Actions
+		// cache when the runtime is there.
+		if !ghaRuntime(j.getenv) {
+			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
+			return nil, notes, nil
+		}
+		gha := cacheentry.Entry{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}
+		mp.imports = []cacheentry.Entry{gha}
+		if p.scopes.Export != nil {
+			mp.export = &gha
+		}
+	}
+	switch {
+	case p.scopes.Export == nil:
+		// Untrusted events restore but never save.
+		mp.export, mp.noSave = nil, "this event exports no cache"
+	case mp.export == nil:
+		mp.noSave = "no cache export to a store that carries mounts"
+	}
+	return mp, notes, nil
+}
+
+// mountCarrier tells the planned entries that can hold mount archives:
+// those of a store type that has room for files, and for registries only
+// the repositories of registry cache lines (an inline cache imports the
+// image tags as registry entries, and archives do not belong there).
+func mountCarrier(cacheLines []string) func(cacheentry.Entry) bool {
+	repos := map[string]bool{}
+	for _, line := range cacheLines {
+		if e, err := cacheentry.ParseSyntax(line); err == nil && e.Type == cacheentry.TypeRegistry {
+			if n, err := reference.ParseNormalizedNamed(e.Attrs["ref"]); err == nil {
+				repos[n.Name()] = true
+			}
+		}
+	}
+	return func(e cacheentry.Entry) bool {
+		if !slices.Contains(mountStoreTypes, e.Type) || !active(e) {
+			return false
+		}
+		if e.Type != cacheentry.TypeRegistry {
+			return true
+		}
+		n, err := reference.ParseNormalizedNamed(e.Attrs["ref"])
+		return err == nil && repos[n.Name()]
+	}
+}
+
+// active drops gha entries without a runtime, as the build does.
+func active(e cacheentry.Entry) bool {
+	kept, _ := plan.SplitInactive([]cacheentry.Entry{e})
+	return len(kept) == 1
+}
+
+// ghaRuntime reports whether the runner gave us the Actions cache.
+func ghaRuntime(getenv func(string) string) bool {
+	return active(plan.AddGitHubRuntime([]cacheentry.Entry{{Type: cacheentry.TypeGHA, Attrs: map[string]string{}}}, getenv)[0])
+}
+
+// describe lists the plan for the log and dry runs.
+func (mp *mountPlan) describe() []string {
+	var lines []string
+	for _, m := range mp.mounts {
+		line := fmt.Sprintf("cache mount %s: restore from %s", m, entryList(mp.imports))
+		if mp.export != nil {
+			line += "; save to " + mountstore.Describe(*mp.export)
+		} else {
+			line += "; no save: " + mp.noSave
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func entryList(es []cacheentry.Entry) string {
+	if len(es) == 0 {
+		return "nowhere"
+	}
+	s := ""
+	for i, e := range es {
+		if i > 0 {
+			s += ", then "
+		}
+		s += mountstore.Describe(e)
+	}
+	return s
+}
+
+// reportMounts logs the mount plan (plan and dry-run included).
+func (j *job) reportMounts(p planned) {
+	mp, notes, err := j.planMounts(p)
+	if err != nil {
+		j.rep.Warnf("cache mounts: %v", err)
+		return
+	}
+	for _, n := range notes {
+		j.rep.Infof("note: %s", n)
+	}
+	if mp != nil {
+		for _, l := range mp.describe() {
+			j.rep.Infof("%s", l)
+		}
+	}
+}
+
+// mountRun carries the mounts of one build from restore to save.
+type mountRun struct {
+	plan    *mountPlan
+	helper  *buildkit.MountHelper
+	tmp     string
+	results []mountResult
+}
+
+// close ends the helper's connection and removes the spooled archives.
+func (run *mountRun) close() {
+	if run == nil {
+		return
+	}
+	run.helper.Close()
+	os.RemoveAll(run.tmp)
+}
+
+type mountResult struct {
+	restored string // "restored from … (size, time)", "kept the builder's own", "nothing saved yet"
+	saved    string
+}
+
+// restoreMounts fills the builder's cache mounts from the store before the
+// build. It never fails the build: problems are warnings.
+func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
+	mp, _, err := j.planMounts(p)
+	if err != nil {
+		j.rep.Warnf("cache mounts: %v", err)
+		return nil
+	}
+	if mp == nil {
+		return nil
+	}
+	h, err := buildkit.NewMountHelper(ctx, j.cfg.Builder, j.getenv, helperBinary(j.getenv))
+	if err != nil {
+		j.rep.Warnf("cache mounts not restored: %v", err)
+		return nil
+	}
+	tmp, err := os.MkdirTemp("", "bkcache-mounts-")
+	if err != nil {
+		h.Close()
+		j.rep.Warnf("cache mounts not restored: %v", err)
+		return nil
+	}
+	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts))}
+	for i, m := range mp.mounts {
+		run.results[i].restored = j.restoreMount(ctx, run, m)
+		j.rep.Infof("cache mount %s: %s", m.ID, run.results[i].restored)
+	}
+	return run
+}
+
+func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Mount) string {
+	// A builder that kept the mount (not a fresh runner) needs no archive.
+	if rep, err := run.helper.Probe(ctx, j.cacheMount(m)); err != nil {
+		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, err)
+		return "not restored (failed)"
+	} else if rep.Files > 0 {
+		return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+	}
+	for _, e := range run.plan.imports {
+		start := time.Now()
+		s, err := mountstore.FromEntry(ctx, e, j.getenv)
+		if err != nil {
+			j.rep.Warnf("cache mount %s: %s: %v", m.ID, e.Redacted(), err)
+			continue
+		}
+		rc, err := s.Get(ctx, m.Key())
+		if errors.Is(err, mountstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
+			continue
+		}
+		path := filepath.Join(run.tmp, mountstore.ArchiveName(m.Key()))
+		size, err := spool(path, rc)
+		if err != nil {
+			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
+			continue
+		}
+		rep, err := run.helper.Restore(ctx, j.cacheMount(m), path)
+		os.Remove(path)
+		if err != nil {
+			j.rep.Warnf("cache mount %s: restoring from %s: %v", m.ID, s, err)
+			return "not restored (failed)"
+		}
+		if !rep.Restored {
+			return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+		}
+		return fmt.Sprintf("restored from %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
+	}
+	return "nothing saved yet"
+}
+
+func spool(path string, rc io.ReadCloser) (int64, error) {
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// saveMounts saves each mount that a step of the build ran with, and
+// returns the summary lines. It never fails the build.
+func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result) []string {
+	if run == nil {
+		return nil
+	}
+	var lines []string
+	for i, m := range run.plan.mounts {
+		r := &run.results[i]
+		r.saved = j.saveMount(ctx, run, m, res)
+		line := fmt.Sprintf("%s: %s; %s", m.ID, r.restored, r.saved)
+		j.rep.Infof("cache mount %s", line)
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, res buildkit.Result) string {
+	if run.plan.export == nil {
+		return "not saved: " + run.plan.noSave
+	}
+	if ran, seen := mountRan(m, res.Vertices); seen && !ran {
+		return "not saved: every step that uses it was cached, so it is unchanged"
+	}
+	start := time.Now()
+	s, err := mountstore.FromEntry(ctx, *run.plan.export, j.getenv)
+	if err != nil {
+		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+		return "not saved (store failed)"
+	}
+	// The archive goes to a file first: only a complete one is stored.
+	path := filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key()))
+	f, err := os.Create(path)
+	if err != nil {
+		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+		return "not saved (failed)"
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	rep, err := run.helper.Save(ctx, j.cacheMount(m), j.cfg.CacheMountsMaxSize, f)
+	switch {
+	case err != nil:
+		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+		return "not saved (reading it failed)"
+	case rep.Exceeded:
+		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+		return fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
+	case rep.Files == 0:
+		return "not saved: it is empty"
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil {
+		err = s.Put(ctx, m.Key(), f, size)
+	}
+	if err != nil {
+		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+		return "not saved (store failed)"
+	}
+	return fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
+}
+
+// mountRan reports whether a build step that mounts m ran (was not
+// cached); seen is false when no step names the mount, and then the
+// mount is saved to be safe.
+func mountRan(m cachemount.Mount, vs []buildkit.Vertex) (ran, seen bool) {
+	for _, v := range vs {
+		if !v.Step || !m.UsedBy(v.Name) {
+			continue
+		}
+		seen = true
+		if !v.Cached {
+			ran = true
+		}
+	}
+	return ran, seen
+}
+
+func (j *job) cacheMount(m cachemount.Mount) buildkit.CacheMount {
+	return buildkit.CacheMount{
+		CacheID: m.CacheID(j.cfg.BuildArgs["BUILDKIT_CACHE_MOUNT_NS"]),
+		Owned:   m.Owned, UID: m.UID, GID: m.GID, Mode: os.FileMode(m.Mode),
+		Sharing: m.Sharing,
+	}
+}
+
+// helperBinary finds a static bkcache for the builder's platform:
+// $BKCACHE_MOUNT_HELPER, else dist/bkcache-linux-<arch> beside this binary
+// (the action's dist/), else this binary when it is built for that
+// platform (release builds are static).
+func helperBinary(getenv func(string) string) func(ocispecs.Platform) (string, error) {
+	return func(p ocispecs.Platform) (string, error) {
+		if v := getenv("BKCACHE_MOUNT_HELPER"); v != "" {
+			return v, nil
+		}
+		if p.OS != "linux" {
+			return "", fmt.Errorf("the builder runs %s; cache mounts need a linux builder", p.OS)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		sibling := filepath.Join(filepath.Dir(exe), "bkcache-linux-"+p.Architecture)
+		if _, err := os.Stat(sibling); err == nil {
+			return sibling, nil
+		}
+		if runtime.GOOS == "linux" && runtime.GOARCH == p.Architecture {
+			return exe, nil
+		}
+		return "", fmt.Errorf("no bkcache binary for the builder's platform linux/%s (looked for %s)", p.Architecture, sibling)
+	}
+}

@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bkcache/bkcache/ghacache/emulator"
+	"github.com/bkcache/bkcache/internal/testenv"
+)
+
+// mountsDockerfile has two cache mounts: one with id= and sharing=locked,
+// one with uid=1000 used under a non-root USER. Each RUN records whether
+// it found its earlier work ("warm") and what the mount holds; the RUNID
+// build argument makes both RUN steps run on every build that changes it.
+const mountsDockerfile = `FROM %s
+ARG RUNID
+ARG CLEAR
+RUN --mount=type=cache,id=downloads,target=/var/cache/dl,sharing=locked \
+    if [ -f /var/cache/dl/work ]; then echo warm > /dl-state; else echo cold > /dl-state; \
+      echo downloaded > /var/cache/dl/work; mkdir /var/cache/dl/private; chmod 0700 /var/cache/dl/private; \
+      ln -s work /var/cache/dl/link; fi; \
+    cat /var/cache/dl/work > /dl-content; stat -c '%%a' /var/cache/dl/private > /dl-mode; \
+    readlink /var/cache/dl/link > /dl-link; echo $RUNID; \
+    if [ -n "$CLEAR" ]; then rm -rf /var/cache/dl/*; fi
+USER 1000
+RUN --mount=type=cache,target=/tmp/usercache,uid=1000 \
+    if [ -f /tmp/usercache/built ]; then echo warm > /tmp/user-state; else echo cold > /tmp/user-state; \
+      echo compiled > /tmp/usercache/built; fi; \
+    stat -c '%%u:%%g %%a' /tmp/usercache/built > /tmp/user-owner; echo $RUNID
+`
+
+var (
+	helperOnce sync.Once
+	helperPath string
+	helperErr  error
+)
+
+// staticHelper builds bkcache as the static linux binary that the helper
+// builds run inside the builder (the action ships it in dist/).
+func staticHelper(t *testing.T) string {
+	t.Helper()
+	helperOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bkcache-helper-")
+		if err != nil {
+			helperErr = err
+			return
+		}
+		helperPath = filepath.Join(dir, "bkcache")
+		cmd := exec.Command("go", "build", "-o", helperPath, "github.com/bkcache/bkcache")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helperErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if helperErr != nil {
+		t.Fatalf("building the helper: %v", helperErr)
+	}
+	return helperPath
+}
+
+func randomHex(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// TestE2ECacheMountsOnFreshBuilders runs the action twice for a push, each
+// time on a fresh buildkitd (a fresh runner): the second build finds both
+// cache mounts filled with the first build's work, with owners, modes and
+// the symlink intact; a third, fully cached build saves nothing.
+func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	helper := staticHelper(t)
+	for _, tc := range []struct {
+		store string
+		need  []string
+		line  func(dir string) string
+	}{
+		{"local", nil, func(dir string) string { return "type=local,dest=" + filepath.Join(dir, "cache") }},
+		{"s3", []string{"s3"}, func(string) string {
+			return fmt.Sprintf("type=s3,bucket=%s,region=%s,endpoint_url=%s,use_path_style=true,access_key_id=%s,secret_access_key=%s,prefix=mounts-%s/",
+				env.S3Bucket, env.S3Region, env.S3Endpoint, env.S3AccessKey, env.S3SecretKey, randomHex(t))
+		}},
+		{"azblob", []string{"azure"}, func(string) string {
+			return fmt.Sprintf("type=azblob,account_url=%s,account_name=%s,secret_access_key=%s,prefix=mounts-%s/",
+				env.AzureAccountURL, env.AzureAccountName, env.AzureAccountKey, randomHex(t))
+		}},
+		{"registry", []string{"registry"}, func(string) string {
+			return "type=registry,ref=" + env.Registry + "/bkcache-e2e/mounts-" + randomHex(t)
+		}},
+		{"gha", []string{"gha"}, func(string) string { return "type=gha" }},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			env := testenv.Require(t, append([]string{"buildkit"}, tc.need...)...)
+			ctxDir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(fmt.Sprintf(mountsDockerfile, env.BaseImage)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			line := tc.line(t.TempDir())
+			scope := "mounts-" + randomHex(t)
+			build := func(builder, buildArgs string) (out, summary, log string) {
+				t.Helper()
+				out = t.TempDir()
+				r := newRunnerEnv(t, "push", "refs/heads/feature/Login_Form", "push_branch.json", map[string]string{
+					"context": ctxDir, "builder": builder, "cache": line, "cache-scope": scope,
+					"build-args": buildArgs, "outputs": "type=local,dest=" + out,
+				})
+				r.vars["BKCACHE_MOUNT_HELPER"] = helper
+				if tc.store == "gha" {
+					for k, v := range ghaRunnerVars(t, env, "refs/heads/feature/Login_Form") {
+						r.vars[k] = v
+					}
+				}
+				code, log, _ := r.run(t)
+				if code != 0 {
+					t.Fatalf("action exited %d:\n%s", code, log)
+				}
+				sum, err := os.ReadFile(r.summary)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out, string(sum), log
+			}
+			read := func(dir, name string) string {
+				t.Helper()
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.TrimSpace(string(b))
+			}
+
+			cold, sum, log := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
+			if read(cold, "dl-state") != "cold" || read(cold, "tmp/user-state") != "cold" {
+				t.Fatalf("first build found warm mounts on a fresh builder")
+			}
+			if strings.Count(sum, "saved to ") != 2 {
+				t.Fatalf("first build did not save both mounts; summary:\n%s\nlog:\n%s", sum, log)
+			}
+
+			fresh := testenv.NewBuildkitd(t)
+			warmID := "RUNID=" + randomHex(t)
+			warm, sum, log := build(fresh, warmID)
+			for name, want := range map[string]string{
+				"dl-state": "warm", "dl-content": "downloaded", "dl-mode": "700", "dl-link": "work",
+				"tmp/user-state": "warm", "tmp/user-owner": "1000:0 644",
+			} {
+				if got := read(warm, name); got != want {
+					t.Errorf("%s = %q, want %q\nsummary:\n%s\nlog:\n%s", name, got, want, sum, log)
+				}
+			}
+			if strings.Count(sum, "restored from ") != 2 {
+				t.Errorf("second build summary does not name the restores:\n%s", sum)
+			}
+
+			// The same build again is fully cached: neither mount changed.
+			_, sum, _ = build(fresh, warmID)
+			if n := strings.Count(sum, "not saved: every step that uses it was cached"); n != 2 {
+				t.Errorf("an all-cached build saved mounts again:\n%s", sum)
+			}
+
+			// A build that empties a mount does not replace its archive: a
+			// fresh builder still gets the full one.
+			_, sum, _ = build(fresh, "RUNID="+randomHex(t)+"\nCLEAR=1")
+			if !strings.Contains(sum, "downloads: kept the builder's own contents") || !strings.Contains(sum, "not saved: it is empty") {
+				t.Errorf("emptied mount:\n%s", sum)
+			}
+			again, _, _ := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
+			if got := read(again, "dl-state"); got != "warm" {
+				t.Errorf("after an emptied save, a fresh builder found the mount %s", got)
+			}
+		})
+	}
+}
+
+// ghaRunnerVars are the runtime variables of a job on ref, with a token the
+// test environment's gha emulator accepts.
+func ghaRunnerVars(t *testing.T, e testenv.Env, ref string) map[string]string {
+	t.Helper()
+	secret, err := os.ReadFile(os.Getenv("BKCACHE_TEST_GHA_SECRET_FILE"))
+	if err != nil {
+		t.Fatalf("reading the gha emulator secret: %v", err)
+	}
+	tok, err := emulator.MintToken(bytes.TrimSpace(secret), emulator.TokenOptions{Repo: "bkcache/mounts", Write: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"ACTIONS_RUNTIME_TOKEN": tok, "ACTIONS_RESULTS_URL": e.GHAURL, "ACTIONS_CACHE_SERVICE_V2": "true"}
+}
