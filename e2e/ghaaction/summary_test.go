@@ -71,6 +71,8 @@ var volatile = []struct {
 }{
 	{regexp.MustCompile(`\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b`), "<size>"},
 	{regexp.MustCompile(`\| (\d+h)?(\d+m)?\d+(\.\d+)?(ms|s) \|`), "| <duration> |"},
+	// transfer times of the gha data plane: "(1.5 MiB in 70ms)", "(…, 20ms reading)"
+	{regexp.MustCompile(`\b(\d+h)?(\d+m)?\d+(\.\d+)?(µs|ms|s)\b`), "<duration>"},
 	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<port>"},
 }
 
