@@ -133,7 +133,7 @@ func tryBuild(t *testing.T, addr, ctxDir string, imports, exports []cacheentry.E
 	defer cancel()
 	start := time.Now()
 	res, err := buildkit.Build(ctx, buildkit.Request{
-		Build: opts, Imports: buildkitEntries(imports), Exports: buildkitEntries(exports), Builder: addr, Progress: "plain",
+		Build: opts, Imports: cacheentry.As[client.CacheOptionsEntry](imports), Exports: cacheentry.As[client.CacheOptionsEntry](exports), Builder: addr, Progress: "plain",
 	}, buildkit.WithProgressOutput(&out))
 	t.Logf("build on %s: steps=%d cached=%d in %s", addr, res.Steps, res.Cached, time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
@@ -206,12 +206,4 @@ func expandLines(t *testing.T, branch, name string, lines []string) plan.Plan {
 		t.Fatalf("expand: %v", err)
 	}
 	return p
-}
-
-func buildkitEntries(es []cacheentry.Entry) []client.CacheOptionsEntry {
-	out := make([]client.CacheOptionsEntry, len(es))
-	for i, e := range es {
-		out[i] = client.CacheOptionsEntry(e)
-	}
-	return out
 }

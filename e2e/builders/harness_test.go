@@ -108,14 +108,6 @@ func planWith(t *testing.T, name, platform, cacheLine string, runtime map[string
 	return p
 }
 
-func entries(es []cacheentry.Entry) []client.CacheOptionsEntry {
-	out := make([]client.CacheOptionsEntry, len(es))
-	for i, e := range es {
-		out[i] = client.CacheOptionsEntry(e)
-	}
-	return out
-}
-
 // build runs one build through builder ("" resolves it as the action
 // does) and fails the test when the build fails. outputs are buildx
 // --output entries.
@@ -136,7 +128,7 @@ func tryBuild(t *testing.T, builder, ctxDir, base string, platforms []string, im
 	start := time.Now()
 	res, err := buildkit.Build(ctx, buildkit.Request{
 		Build:   buildkit.BuildOptions{Context: ctxDir, Platforms: platforms, Outputs: outputs, BuildArgs: map[string]string{"BASE": base}},
-		Imports: entries(imports), Exports: entries(exports), Builder: builder, Progress: "plain",
+		Imports: cacheentry.As[client.CacheOptionsEntry](imports), Exports: cacheentry.As[client.CacheOptionsEntry](exports), Builder: builder, Progress: "plain",
 	}, buildkit.WithProgressOutput(&out))
 	t.Logf("build on %s (%s): steps=%d cached=%d in %s", res.Builder.Addr, res.Builder.Source, res.Steps, res.Cached, time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {

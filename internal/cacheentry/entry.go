@@ -363,6 +363,19 @@ func (e Entry) Secrets() []string {
 	return out
 }
 
+// As converts entries to another type of Entry's shape, such as BuildKit's
+// client.CacheOptionsEntry, which buildkit.Request takes.
+func As[E ~struct {
+	Type  string
+	Attrs map[string]string
+}](es []Entry) []E {
+	out := make([]E, len(es))
+	for i, e := range es {
+		out[i] = E(e)
+	}
+	return out
+}
+
 // Secrets lists the secrets (Entry.Secrets) of every entry in lists. It
 // also takes BuildKit's client.CacheOptionsEntry, which has Entry's shape,
 // so the buildkit package masks by the same rules without this package

@@ -138,8 +138,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			NoCache:   j.cfg.NoCache,
 			Pull:      j.cfg.Pull,
 		},
-		Imports:  buildkitEntries(imports),
-		Exports:  buildkitEntries(exports),
+		Imports:  cacheentry.As[client.CacheOptionsEntry](imports),
+		Exports:  cacheentry.As[client.CacheOptionsEntry](exports),
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
@@ -234,7 +234,7 @@ func (j *job) summary(ctx context.Context, p planned, res buildkit.Result, elaps
 	}
 	// BuildKit does not say which import a hit came from, so HitScope stays
 	// empty and the summary lists the imports tried, in order.
-	sizes := buildkit.ExportSizes(ctx, res, buildkitEntries(p.cache.Exports))
+	sizes := buildkit.ExportSizes(ctx, res, cacheentry.As[client.CacheOptionsEntry](p.cache.Exports))
 	for i, e := range p.cache.Exports {
 		bs.Exports = append(bs.Exports, ghaction.ExportSummary{Ref: plan.Display(e), Size: sizes[i]})
 	}
@@ -302,15 +302,6 @@ func buildkitSecrets(ss []config.Secret) []buildkit.Secret {
 	var out []buildkit.Secret
 	for _, s := range ss {
 		out = append(out, buildkit.Secret{ID: s.ID, Value: []byte(s.Value), File: s.File, Env: s.Env})
-	}
-	return out
-}
-
-// buildkitEntries hands the planned entries to BuildKit as its own type.
-func buildkitEntries(es []cacheentry.Entry) []client.CacheOptionsEntry {
-	out := make([]client.CacheOptionsEntry, len(es))
-	for i, e := range es {
-		out[i] = client.CacheOptionsEntry(e)
 	}
 	return out
 }
