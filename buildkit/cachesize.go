@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/docker/cli/cli/config"
+	cacheimporttypes "github.com/moby/buildkit/cache/remotecache/v1/types"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,7 +24,7 @@ import (
 
 // ExportSizes returns, for each export, the size in bytes of the cache it
 // now holds, read back from the store: the cache manifest and every blob it
-// lists. It is -1 where the store cannot tell cheaply (gha, s3, azblob,
+// lists. It is -1 where the store cannot tell cheaply (gha, azblob,
 // inline), where reading fails, and where the export's step failed in res
 // (the store then holds an older cache, not this build's).
 func ExportSizes(ctx context.Context, res Result, exports []client.CacheOptionsEntry) []int64 {
@@ -37,6 +41,8 @@ func ExportSizes(ctx context.Context, res Result, exports []client.CacheOptionsE
 			size, err = localCacheSize(e.Attrs["dest"], e.Attrs["tag"])
 		case "registry":
 			size, err = registryCacheSize(ctx, e.Attrs["ref"], e.Attrs["registry.insecure"] == "true")
+		case "s3":
+			size, err = s3CacheSize(ctx, e.Attrs)
 		default:
 			continue
 		}
@@ -168,4 +174,58 @@ func registryCacheSize(ctx context.Context, ref string, insecure bool) (int64, e
 		return 0, err
 	}
 	return manifestSize(desc, body)
+}
+
+// s3CacheSize reads the cache manifest BuildKit's s3 exporter wrote
+// (<prefix><manifests_prefix><name>, the cache config JSON; the blobs sit
+// under blobs_prefix and need not be read) and adds the
+// sizes of the distinct layer blobs it names, which the exporter records in
+// each layer's annotations: one GET, no request per blob.
+func s3CacheSize(ctx context.Context, attrs map[string]string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := NewS3Client(ctx, attrs)
+	if err != nil {
+		return 0, err
+	}
+	// BuildKit's defaults; its importer reads the first of the names.
+	manifests, ok := attrs["manifests_prefix"]
+	if !ok {
+		manifests = "manifests/"
+	}
+	name := "buildkit"
+	if n, ok := attrs["name"]; ok {
+		name, _, _ = strings.Cut(n, ";")
+	}
+	manifestKey := aws.String(attrs["prefix"] + manifests + name)
+	obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(attrs["bucket"]), Key: manifestKey})
+	if err != nil {
+		return 0, fmt.Errorf("s3 cache manifest %s: %w", name, err)
+	}
+	defer obj.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(obj.Body, 16<<20))
+	if err != nil {
+		return 0, err
+	}
+	var cfg cacheimporttypes.CacheConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return 0, fmt.Errorf("s3 cache manifest %s: %w", name, err)
+	}
+	total := int64(len(body))
+	seen := map[digest.Digest]bool{}
+	for _, l := range cfg.Layers {
+		if seen[l.Blob] {
+			continue
+		}
+		seen[l.Blob] = true
+		if l.Annotations == nil || l.Annotations.Size <= 0 {
+			return 0, fmt.Errorf("s3 cache manifest %s: layer %s has no size", name, l.Blob)
+		}
+		size := l.Annotations.Size
+		if total > math.MaxInt64-size {
+			return 0, fmt.Errorf("s3 cache manifest %s: size %d out of range", name, size)
+		}
+		total += size
+	}
+	return total, nil
 }

@@ -7,15 +7,14 @@ import (
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/bkcache/bkcache/buildkit"
 )
 
 // S3 keeps archives as objects <prefix>cache-mounts/<name>/<key>.tar.zst,
 // next to BuildKit's own cache objects. The client is configured as
-// BuildKit's s3 cache configures its own (cache/remotecache/s3).
+// BuildKit's s3 cache configures its own (buildkit.NewS3Client).
 type S3 struct {
 	c            *s3.Client
 	bucket, base string
@@ -25,20 +24,10 @@ func newS3(ctx context.Context, a map[string]string) (*S3, error) {
 	if a["bucket"] == "" || a["name"] == "" {
 		return nil, errors.New("s3: bucket and name are needed")
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(a["region"]),
-		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired))
+	c, err := buildkit.NewS3Client(ctx, a)
 	if err != nil {
-		return nil, fmt.Errorf("s3: loading AWS config: %w", err)
+		return nil, err
 	}
-	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if a["access_key_id"] != "" && a["secret_access_key"] != "" {
-			o.Credentials = credentials.NewStaticCredentialsProvider(a["access_key_id"], a["secret_access_key"], a["session_token"])
-		}
-		if a["endpoint_url"] != "" {
-			o.UsePathStyle = a["use_path_style"] == "true"
-			o.BaseEndpoint = aws.String(a["endpoint_url"])
-		}
-	})
 	return &S3{c: c, bucket: a["bucket"], base: objectBase(a)}, nil
 }
 
