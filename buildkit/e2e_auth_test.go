@@ -84,10 +84,10 @@ auth: %s
 
 func TestE2ERegistryAuthFromDockerConfig(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	user, pass := "ci", "pw-"+randomID(t)
+	user, pass := "ci", "pw-"+testenv.RandomHex(6)
 	reg := startAuthRegistry(t, user, pass)
 	addr := testenv.NewBuildkitd(t)
-	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, testenv.RandomHex(6)), map[string]string{})
 	req := Request{Build: BuildOptions{Context: ctxDir, Tags: []string{reg + "/private/app:1"}, Push: true}}
 
 	t.Run("no credentials", func(t *testing.T) {

@@ -25,15 +25,15 @@ import (
 func TestE2EExportSizes(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3")
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	ref := env.Registry + "/bkcache-e2e/cache:size-" + randomID(t)
-	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
+	ref := env.Registry + "/bkcache-e2e/cache:size-" + testenv.RandomHex(6)
+	files := map[string]string{"a.txt": "a " + testenv.RandomHex(6), "b.txt": "b " + testenv.RandomHex(6)}
 	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
 	exports := []client.CacheOptionsEntry{
 		{Type: "local", Attrs: map[string]string{"dest": cacheDir, "mode": "max"}},
 		{Type: "registry", Attrs: map[string]string{"ref": ref, "mode": "max", "registry.insecure": "true"}},
 		{Type: "s3", Attrs: map[string]string{"bucket": env.S3Bucket, "region": "us-east-1", "endpoint_url": env.S3Endpoint,
 			"use_path_style": "true", "access_key_id": env.S3AccessKey, "secret_access_key": env.S3SecretKey,
-			"prefix": "size-" + randomID(t) + "/", "name": "main;other", "mode": "max"}},
+			"prefix": "size-" + testenv.RandomHex(6) + "/", "name": "main;other", "mode": "max"}},
 	}
 	res := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{Context: ctxDir}, Exports: exports})
 

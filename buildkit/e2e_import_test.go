@@ -36,7 +36,7 @@ import (
 func TestE2EImportMissOrFailure(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	addr := testenv.NewBuildkitd(t)
-	id := randomID(t)
+	id := testenv.RandomHex(6)
 	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, id), map[string]string{})
 
 	emu := testenv.NewGHAEmulator(t, "imports", emulator.Config{})
@@ -151,7 +151,7 @@ func startTokenRegistry(t *testing.T) string {
 	const issuer, service = "bkcache-test-issuer", "bkcache-test-registry"
 	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-			"iss": issuer, "sub": "", "aud": service, "jti": randomID(t),
+			"iss": issuer, "sub": "", "aud": service, "jti": testenv.RandomHex(6),
 			"iat": time.Now().Unix(), "nbf": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(),
 			"access": []any{}, // anonymous: no repository may be pulled
 		})

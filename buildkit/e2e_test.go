@@ -3,7 +3,6 @@ package buildkit
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -85,12 +84,6 @@ func stepNames(res Result, cached bool) []string {
 	return out
 }
 
-func randomID(t *testing.T) string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // closedAddr is a loopback address where nothing listens.
 func closedAddr(t *testing.T) string {
 	t.Helper()
@@ -106,7 +99,7 @@ func closedAddr(t *testing.T) string {
 func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
+	files := map[string]string{"a.txt": "a " + testenv.RandomHex(6), "b.txt": "b " + testenv.RandomHex(6)}
 	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
 	req := Request{
 		Build:   BuildOptions{Context: ctxDir},
@@ -134,7 +127,7 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 	}
 
 	t.Run("one changed file re-runs only its steps", func(t *testing.T) {
-		if err := os.WriteFile(filepath.Join(ctxDir, "b.txt"), []byte("b changed "+randomID(t)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(ctxDir, "b.txt"), []byte("b changed "+testenv.RandomHex(6)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		res := mustBuild(t, testenv.NewBuildkitd(t), warmReq)
@@ -149,9 +142,9 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 
 func TestE2EPushSetsDigest(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, testenv.RandomHex(6)), map[string]string{})
 	repo := "bkcache-e2e/push"
-	tag := randomID(t)
+	tag := testenv.RandomHex(6)
 	res := mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{
 		Context: ctxDir, Tags: []string{env.Registry + "/" + repo + ":" + tag}, Push: true,
 		Labels: map[string]string{"org.example.test": "1"},
@@ -180,11 +173,11 @@ func TestE2EPushSetsDigest(t *testing.T) {
 
 func TestE2ESecrets(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	secret := "hunter2-" + randomID(t)
+	secret := "hunter2-" + testenv.RandomHex(6)
 	t.Setenv("BKCACHE_E2E_SECRET", secret)
 	secretFile := filepath.Join(t.TempDir(), "file-secret")
-	fileSecret := "file-" + randomID(t)
-	valueSecret := "value-" + randomID(t)
+	fileSecret := "file-" + testenv.RandomHex(6)
+	valueSecret := "value-" + testenv.RandomHex(6)
 	if err := os.WriteFile(secretFile, []byte(fileSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -219,9 +212,9 @@ COPY --from=0 /out/ /
 func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
 	dead := closedAddr(t)
-	s3Key := "S3SECRET" + randomID(t)
-	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
-	image := env.Registry + "/bkcache-e2e/faults:" + randomID(t)
+	s3Key := "S3SECRET" + testenv.RandomHex(6)
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, testenv.RandomHex(6)), map[string]string{})
+	image := env.Registry + "/bkcache-e2e/faults:" + testenv.RandomHex(6)
 	deadRegistry := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": dead + "/cache:main", "mode": "max"}}
 	deadS3 := client.CacheOptionsEntry{Type: "s3", Attrs: map[string]string{
 		"endpoint_url": "http://" + dead, "bucket": "cache", "region": "us-east-1", "use_path_style": "true",
@@ -316,7 +309,7 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 			e := client.CacheOptionsEntry{Type: strict.Type, Attrs: maps.Clone(strict.Attrs)}
 			e.Attrs["ignore-error"] = "false"
 			// a changed RUN, so the export has something to write
-			dir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+			dir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, testenv.RandomHex(6)), map[string]string{})
 			res, err := build(t, addr, Request{Build: BuildOptions{Context: dir}, Exports: []client.CacheOptionsEntry{e}})
 			checkNoSecret(t, res, err)
 			if err == nil {
@@ -339,7 +332,7 @@ func withoutMode(e client.CacheOptionsEntry) client.CacheOptionsEntry {
 func TestE2EProgressModes(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
 	addr := testenv.NewBuildkitd(t)
-	dockerfile := fmt.Sprintf("FROM %s\nRUN echo %s\nRUN echo second\n", env.BaseImage, randomID(t))
+	dockerfile := fmt.Sprintf("FROM %s\nRUN echo %s\nRUN echo second\n", env.BaseImage, testenv.RandomHex(6))
 	ctxDir := writeContext(t, dockerfile, map[string]string{})
 
 	t.Run("plain with groups", func(t *testing.T) {
@@ -385,8 +378,8 @@ func TestE2EProgressModes(t *testing.T) {
 
 func TestE2ERegistryCacheOnFreshBuilder(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	ref := env.Registry + "/bkcache-e2e/cache:" + randomID(t)
-	files := map[string]string{"a.txt": "a " + randomID(t), "b.txt": "b " + randomID(t)}
+	ref := env.Registry + "/bkcache-e2e/cache:" + testenv.RandomHex(6)
+	files := map[string]string{"a.txt": "a " + testenv.RandomHex(6), "b.txt": "b " + testenv.RandomHex(6)}
 	ctxDir := writeContext(t, fmt.Sprintf(fiveSteps, env.BaseImage), files)
 	entry := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": ref}}
 
@@ -404,7 +397,7 @@ func TestE2ERegistryCacheOnFreshBuilder(t *testing.T) {
 
 func TestE2EFileOutputs(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, randomID(t)), map[string]string{})
+	ctxDir := writeContext(t, fmt.Sprintf("FROM %s\nRUN echo %s > /id\n", env.BaseImage, testenv.RandomHex(6)), map[string]string{})
 	out := t.TempDir()
 	ociTar, rootTar := filepath.Join(out, "img", "oci.tar"), filepath.Join(out, "root.tar")
 	mustBuild(t, testenv.NewBuildkitd(t), Request{Build: BuildOptions{

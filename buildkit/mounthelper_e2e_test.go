@@ -44,7 +44,7 @@ func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := testenv.NewBuildkitd(t)
 			dockerfile := "FROM " + env.BaseImage + "\n" +
-				"RUN --mount=type=cache,target=/c," + tc.flags + " echo " + randomID(t) + " && ls -ln /c > /seen && echo built > /c/by-build\n"
+				"RUN --mount=type=cache,target=/c," + tc.flags + " echo " + testenv.RandomHex(6) + " && ls -ln /c > /seen && echo built > /c/by-build\n"
 			ctxDir := writeContext(t, dockerfile, map[string]string{})
 
 			h, err := NewMountHelper(ctx, addr, func(string) string { return "" }, func(ocispecs.Platform) (string, error) { return bin, nil })

@@ -47,7 +47,7 @@ func TestBackendRoundTrip(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			id := unique(t)
+			id := testenv.RandomHex(5)
 			line := b.line(t, env, id)
 			name := "t" + id
 			main := expand(t, "main", name, line, plan.Options{})
@@ -99,7 +99,7 @@ func TestBackendRoundTrip(t *testing.T) {
 // bkcache plans it, from the image tag on a fresh builder.
 func TestInlineCache(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	tag := fmt.Sprintf("%s/e2e/%s:main", env.Registry, id)
 	opts := plan.Options{Tags: []string{tag}, HasImageOutput: true}
 	p := expand(t, "main", "t"+id, "type=inline", opts)
@@ -128,7 +128,7 @@ func TestInlineCache(t *testing.T) {
 // each alone must serve every step to a fresh builder.
 func TestMultipleExports(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	sp := "t" + id
 	lines := []string{
 		fmt.Sprintf("type=registry,ref=%s/e2e/%s,registry.insecure=true", env.Registry, id),

@@ -81,7 +81,7 @@ func warningFor(res buildkit.Result, prefix, typ string) []string {
 func TestImportUnreachable(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	addr := testenv.NewBuildkitd(t)
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	for _, b := range brokenBackends(t, env, id) {
 		t.Run(b.name, func(t *testing.T) {
 			p := expand(t, "main", "t"+id, b.line, plan.Options{})
@@ -113,7 +113,7 @@ func TestImportUnreachable(t *testing.T) {
 func TestExportFailureKeepsBuild(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	addr := testenv.NewBuildkitd(t)
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	for _, b := range brokenBackends(t, env, id) {
 		t.Run(b.name, func(t *testing.T) {
 			p := expand(t, "main", "t"+id, b.line, plan.Options{})
@@ -152,7 +152,7 @@ func TestExportFailureKeepsBuild(t *testing.T) {
 func TestExportFailureStrict(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "s3", "azure")
 	addr := testenv.NewBuildkitd(t)
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	for _, b := range brokenBackends(t, env, id) {
 		t.Run(b.name, func(t *testing.T) {
 			p := expand(t, "main", "t"+id, b.line+",ignore-error=false", plan.Options{})

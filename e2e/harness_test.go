@@ -8,8 +8,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,17 +36,6 @@ COPY --from=base /two /three
 `
 
 const wantSteps = 4
-
-// unique returns a fresh lowercase name part, so tests never read each
-// other's caches.
-func unique(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 5)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
 
 // writeContext writes the Dockerfile and src/a.txt with body into a new
 // directory.

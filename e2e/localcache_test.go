@@ -134,7 +134,7 @@ func TestLocalExportOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := unique(t)
+			id := testenv.RandomHex(5)
 			line := "type=local,dest=" + filepath.Join(t.TempDir(), "cache")
 			if tt.opts != "" {
 				line += "," + tt.opts

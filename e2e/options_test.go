@@ -141,7 +141,7 @@ func TestRegistryExportOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := unique(t)
+			id := testenv.RandomHex(5)
 			line := fmt.Sprintf("type=registry,ref=%s/e2e/%s,registry.insecure=true", env.Registry, id)
 			if tt.opts != "" {
 				line += "," + tt.opts

@@ -34,7 +34,7 @@ func TestDockerContainerBuilder(t *testing.T) {
 		{"by name", env.BuildxBuilder},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id := unique(t)
+			id := testenv.RandomHex(5)
 			p := planFor(t, "dc"+id, "", registryLine(env, id), nil)
 			ctxDir := writeContext(t, id)
 			prune(t, env)
@@ -65,7 +65,7 @@ func TestTwoPlatforms(t *testing.T) {
 		{"gha", func(string) string { return "type=gha" }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
-			id := unique(t)
+			id := testenv.RandomHex(5)
 			p := planFor(t, "mp"+id, strings.Join(twoPlatforms, ","), b.line(id), gha.runtime(t))
 			ctxDir := writeContext(t, id)
 			prune(t, env)
@@ -95,7 +95,7 @@ func TestTwoPlatforms(t *testing.T) {
 // README's recipe.
 func TestMatrixThenMultiPlatform(t *testing.T) {
 	env := setup(t)
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	line := registryLine(env, id)
 	name := "app" + id
 	ctxDir := writeContext(t, id)
@@ -125,7 +125,7 @@ func TestTLSBuilder(t *testing.T) {
 	addr := fmt.Sprintf("%s?cacert=%s&cert=%s&key=%s", env.TLSAddr, ca, cert, key)
 
 	t.Run("cold then warm", func(t *testing.T) {
-		id := unique(t)
+		id := testenv.RandomHex(5)
 		p := planFor(t, "tls"+id, "", registryLine(env, id), nil)
 		ctxDir := writeContext(t, id)
 		pruneTLS(t, env.TLSAddr, ca, cert, key)
@@ -137,7 +137,7 @@ func TestTLSBuilder(t *testing.T) {
 	})
 
 	t.Run("buildx remote builder by name", func(t *testing.T) {
-		name := "bkcache-tls-" + unique(t)
+		name := "bkcache-tls-" + testenv.RandomHex(5)
 		docker(t, "buildx", "create", "--name", name, "--driver", "remote",
 			"--driver-opt", fmt.Sprintf("cacert=%s,cert=%s,key=%s", ca, cert, key), env.TLSAddr)
 		t.Cleanup(func() { docker(t, "buildx", "rm", name) })
@@ -188,7 +188,7 @@ func pruneTLS(t *testing.T, addr, ca, cert, key string) {
 // says exactly what happened to the cache and how to keep it.
 func TestDockerDriver(t *testing.T) {
 	env := setup(t)
-	id := unique(t)
+	id := testenv.RandomHex(5)
 	p := planFor(t, "dd"+id, "", registryLine(env, id), nil)
 	ctxDir := writeContext(t, id)
 
@@ -265,12 +265,12 @@ func startGHA(t *testing.T, env testenv.Env) *ghaService {
 	defer cancel()
 	store, err := emulator.NewAzureStore(ctx, emulator.AzureConfig{
 		AccountURL: env.AzureAccountURL, AccountName: env.AzureAccountName, AccountKey: env.AzureAccountKey,
-		Container: "builders-" + unique(t),
+		Container: "builders-" + testenv.RandomHex(5),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	emu, err := emulator.New(emulator.Config{Secret: []byte(unique(t) + unique(t)), Blobs: store})
+	emu, err := emulator.New(emulator.Config{Secret: []byte(testenv.RandomHex(5) + testenv.RandomHex(5)), Blobs: store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,6 @@ package builders
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,15 +50,6 @@ func setup(t *testing.T) testenv.Env {
 	t.Setenv("BUILDX_BUILDER", "")
 	t.Setenv("BUILDX_CONFIG", "")
 	return env
-}
-
-func unique(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 5)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // writeContext writes the Dockerfile and src/a.txt into a new directory.

@@ -8,8 +8,6 @@ package ghaaction
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -58,12 +56,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // cacheService is an emulator served on loopback, with a count of the
@@ -154,7 +146,7 @@ func writeContext(t *testing.T, env testenv.Env) string {
 RUN echo %s > /nonce
 RUN dd if=/dev/urandom of=/blob bs=1024 count=256 2>/dev/null
 RUN cat /nonce /blob > /both
-`, env.BaseImage, randomHex(8))
+`, env.BaseImage, testenv.RandomHex(8))
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}

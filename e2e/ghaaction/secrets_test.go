@@ -20,14 +20,14 @@ import (
 func TestActionSecretByValue(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
 	s := startEmulator(t, 1)
-	value := "v4lue-" + randomHex(8) + " with spaces, commas"
-	multi := "first-" + randomHex(6) + "\nsecond-" + randomHex(6)
+	value := "v4lue-" + testenv.RandomHex(8) + " with spaces, commas"
+	multi := "first-" + testenv.RandomHex(6) + "\nsecond-" + testenv.RandomHex(6)
 	dir := t.TempDir()
 	df := fmt.Sprintf(`FROM %s
 RUN --mount=type=secret,id=API_KEY --mount=type=secret,id=PEM mkdir /out && sha256sum < /run/secrets/API_KEY | cut -d' ' -f1 > /out/api_key && sha256sum < /run/secrets/PEM | cut -d' ' -f1 > /out/pem && echo %s > /out/nonce
 FROM scratch
 COPY --from=0 /out/ /
-`, env.BaseImage, randomHex(8))
+`, env.BaseImage, testenv.RandomHex(8))
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}

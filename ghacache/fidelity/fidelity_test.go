@@ -6,8 +6,6 @@ package fidelity
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -34,12 +32,6 @@ func startEmulator(t *testing.T) (*emulator.Emulator, string) {
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	return emu, srv.URL + "/"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func mustToken(t *testing.T, emu *emulator.Emulator, o emulator.TokenOptions) string {
@@ -128,7 +120,7 @@ func build(t *testing.T, addr, dir string, imports, exports []client.CacheOption
 func writeDockerfile(t *testing.T, base string) string {
 	t.Helper()
 	dir := t.TempDir()
-	nonce := randomHex(8)
+	nonce := testenv.RandomHex(8)
 	df := fmt.Sprintf(`FROM %s
 RUN echo %s > /nonce && sleep 1
 RUN dd if=/dev/urandom of=/blob bs=1024 count=256 2>/dev/null
@@ -314,7 +306,7 @@ func TestActionsCacheToolkit(t *testing.T) {
 			if err := os.Mkdir(runnerTemp, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			key := "fidelity-" + tt.name + "-" + randomHex(4)
+			key := "fidelity-" + tt.name + "-" + testenv.RandomHex(4)
 			tok := mustToken(t, emu, emulator.TokenOptions{Repo: "o/r", Write: "refs/heads/main"})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()

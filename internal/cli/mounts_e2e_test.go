@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -66,14 +64,6 @@ func staticHelper(t *testing.T) string {
 	return helperPath
 }
 
-func randomHex(t *testing.T) string {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // TestE2ECacheMountsOnFreshBuilders runs the action twice for a push, each
 // time on a fresh buildkitd (a fresh runner): the second build finds both
 // cache mounts filled with the first build's work, with owners, modes and
@@ -89,14 +79,14 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 		{"local", nil, func(dir string) string { return "type=local,dest=" + filepath.Join(dir, "cache") }},
 		{"s3", []string{"s3"}, func(string) string {
 			return fmt.Sprintf("type=s3,bucket=%s,region=%s,endpoint_url=%s,use_path_style=true,access_key_id=%s,secret_access_key=%s,prefix=mounts-%s/",
-				env.S3Bucket, env.S3Region, env.S3Endpoint, env.S3AccessKey, env.S3SecretKey, randomHex(t))
+				env.S3Bucket, env.S3Region, env.S3Endpoint, env.S3AccessKey, env.S3SecretKey, testenv.RandomHex(6))
 		}},
 		{"azblob", []string{"azure"}, func(string) string {
 			return fmt.Sprintf("type=azblob,account_url=%s,account_name=%s,secret_access_key=%s,prefix=mounts-%s/",
-				env.AzureAccountURL, env.AzureAccountName, env.AzureAccountKey, randomHex(t))
+				env.AzureAccountURL, env.AzureAccountName, env.AzureAccountKey, testenv.RandomHex(6))
 		}},
 		{"registry", []string{"registry"}, func(string) string {
-			return "type=registry,ref=" + env.Registry + "/bkcache-e2e/mounts-" + randomHex(t)
+			return "type=registry,ref=" + env.Registry + "/bkcache-e2e/mounts-" + testenv.RandomHex(6)
 		}},
 		{"gha", []string{"gha"}, func(string) string { return "type=gha" }},
 	} {
@@ -107,7 +97,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 				t.Fatal(err)
 			}
 			line := tc.line(t.TempDir())
-			scope := "mounts-" + randomHex(t)
+			scope := "mounts-" + testenv.RandomHex(6)
 			build := func(builder, buildArgs string) (out, summary, log string) {
 				t.Helper()
 				out = t.TempDir()
@@ -140,7 +130,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 				return strings.TrimSpace(string(b))
 			}
 
-			cold, sum, log := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
+			cold, sum, log := build(testenv.NewBuildkitd(t), "RUNID="+testenv.RandomHex(6))
 			if read(cold, "dl-state") != "cold" || read(cold, "tmp/user-state") != "cold" {
 				t.Fatalf("first build found warm mounts on a fresh builder")
 			}
@@ -149,7 +139,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			}
 
 			fresh := testenv.NewBuildkitd(t)
-			warmID := "RUNID=" + randomHex(t)
+			warmID := "RUNID=" + testenv.RandomHex(6)
 			warm, sum, log := build(fresh, warmID)
 			for name, want := range map[string]string{
 				"dl-state": "warm", "dl-content": "downloaded", "dl-mode": "700", "dl-link": "work",
@@ -171,11 +161,11 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 
 			// A build that empties a mount does not replace its archive: a
 			// fresh builder still gets the full one.
-			_, sum, _ = build(fresh, "RUNID="+randomHex(t)+"\nCLEAR=1")
+			_, sum, _ = build(fresh, "RUNID="+testenv.RandomHex(6)+"\nCLEAR=1")
 			if !strings.Contains(sum, "downloads: kept the builder's own contents") || !strings.Contains(sum, "not saved: it is empty") {
 				t.Errorf("emptied mount:\n%s", sum)
 			}
-			again, _, _ := build(testenv.NewBuildkitd(t), "RUNID="+randomHex(t))
+			again, _, _ := build(testenv.NewBuildkitd(t), "RUNID="+testenv.RandomHex(6))
 			if got := read(again, "dl-state"); got != "warm" {
 				t.Errorf("after an emptied save, a fresh builder found the mount %s", got)
 			}

@@ -25,7 +25,7 @@ func NewAzuriteStore(t testing.TB, prefix string) *emulator.AzureStore {
 	defer cancel()
 	store, err := emulator.NewAzureStore(ctx, emulator.AzureConfig{
 		AccountURL: env.AzureAccountURL, AccountName: name, AccountKey: env.AzureAccountKey,
-		Container: prefix + "-" + randomHex(6),
+		Container: prefix + "-" + RandomHex(6),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func NewAzuriteStore(t testing.TB, prefix string) *emulator.AzureStore {
 func NewGHAEmulator(t testing.TB, prefix string, cfg emulator.Config) *emulator.Emulator {
 	t.Helper()
 	if cfg.Secret == nil {
-		cfg.Secret = []byte(randomHex(32))
+		cfg.Secret = []byte(RandomHex(32))
 	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = NewAzuriteStore(t, prefix)
@@ -52,7 +52,9 @@ func NewGHAEmulator(t testing.TB, prefix string, cfg emulator.Config) *emulator.
 	return emu
 }
 
-func randomHex(n int) string {
+// RandomHex returns 2n random lowercase hex digits: a fresh name part, so
+// tests never read each other's caches.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
