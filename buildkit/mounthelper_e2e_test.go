@@ -13,25 +13,12 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// helperBinary builds bkcache as the static linux binary the helper builds
-// run on the builder.
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "bkcache")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/bkcache/bkcache")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the helper: %v\n%s", err, b)
-	}
-	return out
-}
-
 // TestE2EMountHelperReachesTheBuildsCache proves the helper builds mount the
 // very cache a Dockerfile RUN step mounts: a restore is seen by the build,
 // and what the build writes is what a save returns.
 func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	bin := helperBinary(t)
+	bin := testenv.StaticBkcache(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string

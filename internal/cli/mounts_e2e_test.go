@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
@@ -35,42 +33,13 @@ RUN --mount=type=cache,target=/tmp/usercache,uid=1000 \
     stat -c '%%u:%%g %%a' /tmp/usercache/built > /tmp/user-owner; echo $RUNID
 `
 
-var (
-	helperOnce sync.Once
-	helperPath string
-	helperErr  error
-)
-
-// staticHelper builds bkcache as the static linux binary that the helper
-// builds run inside the builder (the action ships it in dist/).
-func staticHelper(t *testing.T) string {
-	t.Helper()
-	helperOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bkcache-helper-")
-		if err != nil {
-			helperErr = err
-			return
-		}
-		helperPath = filepath.Join(dir, "bkcache")
-		cmd := exec.Command("go", "build", "-o", helperPath, "github.com/bkcache/bkcache")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			helperErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if helperErr != nil {
-		t.Fatalf("building the helper: %v", helperErr)
-	}
-	return helperPath
-}
-
 // TestE2ECacheMountsOnFreshBuilders runs the action twice for a push, each
 // time on a fresh buildkitd (a fresh runner): the second build finds both
 // cache mounts filled with the first build's work, with owners, modes and
 // the symlink intact; a third, fully cached build saves nothing.
 func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry")
-	helper := staticHelper(t)
+	helper := testenv.StaticBkcache(t)
 	for _, tc := range []struct {
 		store string
 		need  []string
