@@ -25,19 +25,24 @@
 //     registry needs no login), so they are mapped to stubs that fail if
 //     they ever run.
 //
-// The runtime token: act passes ACTIONS_RUNTIME_TOKEN through from its own
+// The runner's variables: act always sets ACTIONS_CACHE_URL to its cache
+// server (cmd/root.go). With --artifact-server-path, which the test gives
+// as users do for upload-artifact, it also sets ACTIONS_RESULTS_URL and
+// ACTIONS_RUNTIME_URL to its artifact server and ACTIONS_RUNTIME_TOKEN
+// (pkg/runner/run_context.go, setActionRuntimeVars); it never sets
+// ACTIONS_CACHE_SERVICE_V2. By @actions/cache's rule that is v1 at
+// ACTIONS_CACHE_URL; a client that takes the results URL for v2 gets 404s
+// from the artifact server, and this test fails.
+//
+// The runtime token: act takes ACTIONS_RUNTIME_TOKEN from its own
 // environment, and otherwise mints one whose ac claim grants write to the
 // empty scope (pkg/common/auth.go, CreateAuthorizationToken). bkcache reads
 // the ref the token writes from ac, and keeps a gha export only when that
 // ref is the export scope's, so with act's token nothing would ever be
 // written. The test mints a token shaped like GitHub's (write: the job's
-// ref; read: the default branch) with the emulator's MintToken; act's cache
-// server does not verify tokens (pkg/artifactcache/handler.go, middleware).
-//
-// Protocol: act sets ACTIONS_CACHE_URL to its cache server and
-// ACTIONS_RESULTS_URL to its artifact server, and never
-// ACTIONS_CACHE_SERVICE_V2. By @actions/cache's rule that is v1 at
-// ACTIONS_CACHE_URL; a client that takes the results URL for v2 gets 404s.
+// ref; read: the default branch) with the emulator's MintToken and gives
+// it to act; act's cache server does not verify tokens
+// (pkg/artifactcache/handler.go, middleware).
 //
 // Node: action.yml says node24. act accepts node12 to node24 alike and, in
 // host mode, runs whatever `node` is on PATH (run_context.go,
@@ -51,9 +56,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -71,6 +78,10 @@ const (
 	// Logged by dist/main.js when it builds the binary from source.
 	fromSourceNotice = "is missing (not a release commit); building it from source with Go"
 )
+
+// postRan matches act's report of the action's post step (uses: ./ or the
+// release the reusable workflow names).
+var postRan = regexp.MustCompile(`Success - Post (\./|bkcache/bkcache@v1)`)
 
 // The workflows of the test repository. vars carry what the test decides:
 // the builder address, the cache line and the result file. Every workflow
@@ -238,6 +249,10 @@ func TestAct(t *testing.T) {
 				if res.cacheTo == "" {
 					t.Error("cache-to output is empty: nothing was exported")
 				}
+				// act's own step report: the runner ran the post: entry.
+				if !postRan.MatchString(res.log) {
+					t.Error("act did not report the action's post step as a success")
+				}
 				if got := strings.Contains(res.log, fromSourceNotice); got != tc.fromSource {
 					t.Errorf("dist/main.js built the binary from source: %v, want %v", got, tc.fromSource)
 				}
@@ -369,6 +384,9 @@ func (r *repo) run(t *testing.T, rc runConfig) result {
 		"-P", "ubuntu-latest=-self-hosted",
 		"--cache-server-path", rc.cacheServer,
 		"--cache-server-addr", "127.0.0.1",
+		"--artifact-server-path", filepath.Join(work, "artifacts"),
+		"--artifact-server-addr", "127.0.0.1",
+		"--artifact-server-port", freePort(t),
 		"--action-cache-path", filepath.Join(work, "actions"),
 		"--local-repository", "bkcache/bkcache@v1=" + r.rel,
 		"--local-repository", "docker/setup-buildx-action@v3=" + r.stub,
@@ -484,6 +502,18 @@ func eventPayload(t *testing.T, event string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// freePort is a loopback port free right now: act's artifact server has a
+// fixed default port and no "any port" setting.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func moduleRoot(t *testing.T) string {
