@@ -81,7 +81,7 @@ const (
 
 // postRan matches act's report of the action's post step (uses: ./ or the
 // release the reusable workflow names).
-var postRan = regexp.MustCompile(`Success - Post (\./|bkcache/bkcache@v1)`)
+var postRan = regexp.MustCompile(`Success - Post (\./|bkcache/bkcache@v1) \[`)
 
 // The workflows of the test repository. vars carry what the test decides:
 // the builder address, the cache line and the result file. Every workflow
