@@ -37,7 +37,7 @@ var layers = [][]string{
 var unlayered = []string{
 	"bench", "bench/churn", "bench/mounts", "cmd/gha-cache-emulator",
 	"internal/testenv", "internal/ghaction/ghactiontest", "internal/contract",
-	"e2e", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
+	"e2e", "e2e/act", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
 }
 
 // public are the packages other modules may use.

@@ -61,19 +61,22 @@ func (c Config) withDefaults() Config {
 // false when no cache service is reachable (no token, or no URL for the
 // detected protocol).
 //
-// The protocol is runnerenv.CacheServiceV2's choice.
+// The protocol and URL are @actions/cache's choice (runnerenv.CacheServiceV2
+// and CacheServiceURL): v2 at ACTIONS_RESULTS_URL only with
+// ACTIONS_CACHE_SERVICE_V2 and never on GHES; otherwise v1 at
+// ACTIONS_CACHE_URL, else ACTIONS_RESULTS_URL.
 func ConfigFromEnv(getenv func(string) string) (Config, bool) {
 	c := Config{
 		ResultsURL: strings.TrimSpace(getenv("ACTIONS_RESULTS_URL")),
-		CacheURL:   strings.TrimSpace(getenv("ACTIONS_CACHE_URL")),
 		Token:      strings.TrimSpace(getenv("ACTIONS_RUNTIME_TOKEN")),
+		ServiceV2:  runnerenv.CacheServiceV2(getenv),
 	}
-	c.ServiceV2 = runnerenv.CacheServiceV2(getenv)
+	c.CacheURL = strings.TrimSpace(getenv("ACTIONS_CACHE_URL"))
+	if c.CacheURL == "" {
+		c.CacheURL = c.ResultsURL
+	}
 	if c.Token == "" {
 		return c, false
 	}
-	if c.ServiceV2 {
-		return c, c.ResultsURL != ""
-	}
-	return c, c.CacheURL != ""
+	return c, runnerenv.CacheServiceURL(getenv) != ""
 }

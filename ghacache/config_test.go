@@ -15,12 +15,13 @@ func TestConfigFromEnv(t *testing.T) {
 		{"javascript action on github.com", map[string]string{
 			"ACTIONS_CACHE_SERVICE_V2": "True", "ACTIONS_RESULTS_URL": res, "ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",
 		}, true, true},
-		{"container action: no V2 flag, results URL present", map[string]string{
+		// As @actions/cache (runnerenv.CacheServiceV2): no flag, no v2.
+		{"no V2 flag, results URL present", map[string]string{
 			"ACTIONS_RESULTS_URL": res, "ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",
-		}, true, true},
-		{"container action without cache URL", map[string]string{
+		}, false, true},
+		{"no V2 flag, no cache URL: v1 at the results URL", map[string]string{
 			"ACTIONS_RESULTS_URL": res, "ACTIONS_RUNTIME_TOKEN": "t",
-		}, true, true},
+		}, false, true},
 		{"old runner: cache URL only", map[string]string{
 			"ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",
 		}, false, true},
@@ -29,13 +30,10 @@ func TestConfigFromEnv(t *testing.T) {
 			"ACTIONS_RESULTS_URL": res, "ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",
 		}, false, true},
 		{"ghe.com is not GHES", map[string]string{
-			"GITHUB_SERVER_URL": "https://octo.ghe.com", "ACTIONS_RESULTS_URL": res, "ACTIONS_RUNTIME_TOKEN": "t",
+			"GITHUB_SERVER_URL": "https://octo.ghe.com", "ACTIONS_CACHE_SERVICE_V2": "true", "ACTIONS_RESULTS_URL": res, "ACTIONS_RUNTIME_TOKEN": "t",
 		}, true, true},
-		{"loopback emulator is not GHES", map[string]string{
+		{"loopback server URL is GHES, as for the toolkit", map[string]string{
 			"GITHUB_SERVER_URL": "http://127.0.0.1:8080", "ACTIONS_CACHE_SERVICE_V2": "true", "ACTIONS_RESULTS_URL": "http://127.0.0.1:8080/", "ACTIONS_RUNTIME_TOKEN": "t",
-		}, true, true},
-		{"V2 flag false", map[string]string{
-			"ACTIONS_CACHE_SERVICE_V2": "false", "ACTIONS_RESULTS_URL": res, "ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",
 		}, false, true},
 		{"force v1", map[string]string{
 			"ACTIONS_CACHE_API_FORCE_VERSION": "v1", "ACTIONS_CACHE_SERVICE_V2": "true", "ACTIONS_RESULTS_URL": res, "ACTIONS_CACHE_URL": cache, "ACTIONS_RUNTIME_TOKEN": "t",

@@ -6,14 +6,15 @@ import (
 	"github.com/bkcache/bkcache/ghacache"
 )
 
-// A container action gets ACTIONS_RESULTS_URL but no
-// ACTIONS_CACHE_SERVICE_V2; off GHES that still means v2.
+// A JavaScript action on github.com gets ACTIONS_CACHE_SERVICE_V2 from the
+// runner, so the client speaks v2 to ACTIONS_RESULTS_URL, as @actions/cache.
 func ExampleConfigFromEnv() {
 	env := map[string]string{
-		"ACTIONS_RESULTS_URL":   "https://results-receiver.actions.githubusercontent.com/",
-		"ACTIONS_CACHE_URL":     "https://artifactcache.actions.githubusercontent.com/x/",
-		"ACTIONS_RUNTIME_TOKEN": "token",
-		"GITHUB_SERVER_URL":     "https://github.com",
+		"ACTIONS_CACHE_SERVICE_V2": "true",
+		"ACTIONS_RESULTS_URL":      "https://results-receiver.actions.githubusercontent.com/",
+		"ACTIONS_CACHE_URL":        "https://artifactcache.actions.githubusercontent.com/x/",
+		"ACTIONS_RUNTIME_TOKEN":    "token",
+		"GITHUB_SERVER_URL":        "https://github.com",
 	}
 	cfg, ok := ghacache.ConfigFromEnv(func(k string) string { return env[k] })
 	fmt.Println(ok, cfg.ServiceV2)

@@ -1,16 +1,22 @@
 package plan
 
 import (
+	"strings"
+
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/runnerenv"
 )
 
 // AddGitHubRuntime returns a copy of entries in which every gha entry gets
 // what the runner supplies, unless the user set it: token
-// (ACTIONS_RUNTIME_TOKEN), url (ACTIONS_CACHE_URL, else ACTIONS_RESULTS_URL)
-// and, for the v2 cache service, url_v2 (ACTIONS_RESULTS_URL) and
-// version=2. It is buildx's addGithubToken (build/opt.go) with getenv
-// injected. Mask the result's secrets (cacheentry.Secrets) before logging anything.
+// (ACTIONS_RUNTIME_TOKEN); version, url_v2 and url by the toolkit's rule
+// (runnerenv.CacheServiceV2): for v2, version=2 and url_v2 at
+// ACTIONS_RESULTS_URL; for v1, version=1 and url at ACTIONS_CACHE_URL, else
+// ACTIONS_RESULTS_URL. It is buildx's addGithubToken (build/opt.go) with
+// getenv injected, except that the version is always written: BuildKit
+// guesses a missing one from the URL, and bkcache's own client
+// (ghacache.ConfigFromEnv) must speak the protocol BuildKit does. Mask the
+// result's secrets (cacheentry.Secrets) before logging anything.
 func AddGitHubRuntime(entries []cacheentry.Entry, getenv func(string) string) []cacheentry.Entry {
 	out := make([]cacheentry.Entry, 0, len(entries))
 	for _, e := range entries {
@@ -29,21 +35,27 @@ func fillGHA(a map[string]string, getenv func(string) string) {
 			a[k] = v
 		}
 	}
-	results := getenv("ACTIONS_RESULTS_URL")
 	version, userSet := a["version"]
-	if !userSet && CacheServiceV2(getenv) {
-		version = "2"
-		a["version"] = "2"
+	if !userSet {
+		version = "1"
+		// A url_v2 the user wrote asks for v2, as BuildKit reads it.
+		if _, ok := a["url_v2"]; ok || runnerenv.CacheServiceV2(getenv) {
+			version = "2"
+		}
 	}
 	setUnset("token", getenv("ACTIONS_RUNTIME_TOKEN"))
+	results := strings.TrimSpace(getenv("ACTIONS_RESULTS_URL"))
 	if version == "2" {
 		setUnset("url_v2", results)
 	}
-	cacheURL := getenv("ACTIONS_CACHE_URL")
+	cacheURL := strings.TrimSpace(getenv("ACTIONS_CACHE_URL"))
 	if cacheURL == "" {
 		cacheURL = results
 	}
 	setUnset("url", cacheURL)
+	if !userSet && (a["url"] != "" || a["url_v2"] != "") {
+		a["version"] = version
+	}
 }
 
 // CacheServiceV2 reports whether the runner's cache service speaks v2;

@@ -5,31 +5,28 @@
 package runnerenv
 
 import (
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
 // CacheServiceV2 reports whether the runner's cache service speaks v2
 // (Twirp at ACTIONS_RESULTS_URL) rather than the legacy v1 REST API at
-// ACTIONS_CACHE_URL. The first rule that applies wins:
+// ACTIONS_CACHE_URL (CacheServiceURL gives the URL). It is the rule of
+// @actions/cache, actions/toolkit packages/cache/src/internal/config.ts,
+// getCacheServiceVersion:
 //
-//  1. ACTIONS_CACHE_API_FORCE_VERSION=v1|v2 (the override go-actions-cache
-//     and buildx honour).
-//  2. GHES → v1. actions/toolkit packages/cache/src/internal/config.ts,
-//     getCacheServiceVersion: "Cache service v2 is not supported on GHES"
-//     (isGhes: GITHUB_SERVER_URL host is not github.com, *.ghe.com or
-//     *.localhost; loopback hosts count as not GHES too, so a local
-//     emulator can serve v2).
-//  3. ACTIONS_CACHE_SERVICE_V2 set (and not a false boolean) → v2, as the
-//     toolkit does. The runner sets it for JavaScript actions only
-//     (NodeScriptActionHandler.cs).
-//  4. ACTIONS_RESULTS_URL set → v2. Container actions get the URLs but not
-//     ACTIONS_CACHE_SERVICE_V2 (ContainerActionHandler.cs), and github.com
-//     shut v1 down in April 2025, so off GHES the results service is the
-//     live one.
-//  5. Otherwise v1.
+//	if (isGhes()) return 'v1'
+//	return process.env['ACTIONS_CACHE_SERVICE_V2'] ? 'v2' : 'v1'
+//
+// so v2 only when ACTIONS_CACHE_SERVICE_V2 is non-empty (any value, "false"
+// included: a JavaScript truthy string), and never on GHES. A results URL
+// alone is not v2: act and other third-party runners set
+// ACTIONS_RESULTS_URL to a server that does not speak the cache's Twirp API.
+//
+// One override comes first, which the toolkit does not have:
+// ACTIONS_CACHE_API_FORCE_VERSION=v1|v2, go-actions-cache's (the client
+// inside BuildKit's gha backend). No runner sets it; it is for a user who
+// knows better.
 func CacheServiceV2(getenv func(string) string) bool {
 	switch strings.ToLower(strings.TrimSpace(getenv("ACTIONS_CACHE_API_FORCE_VERSION"))) {
 	case "v1":
@@ -40,15 +37,28 @@ func CacheServiceV2(getenv func(string) string) bool {
 	if IsGHES(getenv("GITHUB_SERVER_URL")) {
 		return false
 	}
-	if v := strings.TrimSpace(getenv("ACTIONS_CACHE_SERVICE_V2")); v != "" {
-		b, err := strconv.ParseBool(v)
-		return err != nil || b
-	}
-	return strings.TrimSpace(getenv("ACTIONS_RESULTS_URL")) != ""
+	return getenv("ACTIONS_CACHE_SERVICE_V2") != ""
 }
 
-// IsGHES mirrors the toolkit's isGhes, plus loopback hosts. An empty URL
-// is github.com.
+// CacheServiceURL is the base URL of the cache service for the protocol
+// CacheServiceV2 chose, as the toolkit's getCacheServiceURL: v2 at
+// ACTIONS_RESULTS_URL; v1 at ACTIONS_CACHE_URL, else ACTIONS_RESULTS_URL.
+func CacheServiceURL(getenv func(string) string) string {
+	results := strings.TrimSpace(getenv("ACTIONS_RESULTS_URL"))
+	if CacheServiceV2(getenv) {
+		return results
+	}
+	if u := strings.TrimSpace(getenv("ACTIONS_CACHE_URL")); u != "" {
+		return u
+	}
+	return results
+}
+
+// IsGHES is the toolkit's isGhes (config.ts): GITHUB_SERVER_URL, default
+// https://github.com, is GHES unless its host is github.com, ends in
+// .ghe.com (GHE.com data residency) or ends in .localhost. Loopback
+// addresses and a bare "localhost" are GHES, as for the toolkit. The
+// toolkit throws on a URL it cannot parse; here that is not GHES.
 func IsGHES(serverURL string) bool {
 	if serverURL == "" {
 		return false
@@ -57,14 +67,6 @@ func IsGHES(serverURL string) bool {
 	if err != nil || u.Hostname() == "" {
 		return false
 	}
-	h := strings.ToLower(strings.TrimSpace(u.Hostname()))
-	switch {
-	case h == "github.com", strings.HasSuffix(h, ".ghe.com"),
-		h == "localhost", strings.HasSuffix(h, ".localhost"):
-		return false
-	}
-	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
-		return false
-	}
-	return true
+	h := strings.ToUpper(strings.TrimRight(u.Hostname(), " \t\r\n"))
+	return h != "GITHUB.COM" && !strings.HasSuffix(h, ".GHE.COM") && !strings.HasSuffix(h, ".LOCALHOST")
 }

@@ -37,6 +37,8 @@ type Env struct {
 
 	GHAURL string // base URL of the Actions cache emulator (v2, v1 and REST)
 
+	Act string // path of nektos/act, a third-party runner for e2e/act
+
 	// From scripts/testenv-builders (.testenv/builders.env).
 	DockerHost, DockerConfig string // a dockerd and the Docker CLI config holding buildx's store
 	BuildxBuilder            string // the docker-container builder made current there
@@ -111,6 +113,7 @@ func Get() Env {
 		AzureAccountName: os.Getenv("BKCACHE_TEST_AZURE_ACCOUNT_NAME"),
 		AzureAccountKey:  os.Getenv("BKCACHE_TEST_AZURE_ACCOUNT_KEY"),
 		GHAURL:           os.Getenv("BKCACHE_TEST_GHA_URL"),
+		Act:              os.Getenv("BKCACHE_TEST_ACT"),
 		DockerHost:       os.Getenv("BKCACHE_TEST_DOCKER_HOST"),
 		DockerConfig:     os.Getenv("BKCACHE_TEST_DOCKER_CONFIG"),
 		BuildxBuilder:    os.Getenv("BKCACHE_TEST_BUILDX_BUILDER"),
@@ -123,7 +126,7 @@ func Get() Env {
 // Require returns the environment, or skips the test when a value it needs
 // is missing. With BKCACHE_REQUIRE_E2E=1 a missing value fails the test.
 // need names Env fields: "buildkit", "registry", "s3", "azure", "gha",
-// "builders" (scripts/testenv-builders).
+// "act", "builders" (scripts/testenv-builders).
 func Require(t testing.TB, need ...string) Env {
 	t.Helper()
 	if testing.Short() && os.Getenv("BKCACHE_REQUIRE_E2E") != "1" {
@@ -153,6 +156,8 @@ func Require(t testing.TB, need ...string) Env {
 			check("BKCACHE_TEST_AZURE_ACCOUNT_KEY", e.AzureAccountKey)
 		case "gha":
 			check("BKCACHE_TEST_GHA_URL", e.GHAURL)
+		case "act":
+			check("BKCACHE_TEST_ACT", e.Act)
 		case "builders":
 			check("BKCACHE_TEST_DOCKER_HOST", e.DockerHost)
 			check("BKCACHE_TEST_DOCKER_CONFIG", e.DockerConfig)
