@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/bkcache/bkcache/ghacache/contentstore"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
 )
 
 // The gha data plane: gha cache entries become BuildKit type=local entries
@@ -37,6 +39,16 @@ type dataPlane struct {
 	exports []dataPlaneExport
 	misses  []string // gha imports that found no index in any readable ref
 	notes   []string // warnings found while setting up
+	// skipped are the entries left out of the build because they could
+	// not be set up: the build neither imports nor exports them.
+	skipped []skippedEntry
+}
+
+// skippedEntry is a gha entry the data plane left out of the build.
+type skippedEntry struct {
+	dir    cacheentry.Direction
+	index  int // in the request's Imports or Exports as they came in
+	reason string
 }
 
 type dataPlaneExport struct {
@@ -115,18 +127,18 @@ func ghaScope(e client.CacheOptionsEntry) string {
 // export says ignore-error=false.
 func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
 	dp := &dataPlane{}
-	var todoIn, todoOut []client.CacheOptionsEntry
+	var todoIn, todoOut []int // positions in req.Imports, req.Exports
 	var keepIn, keepOut []client.CacheOptionsEntry
-	for _, e := range req.Imports {
+	for i, e := range req.Imports {
 		if usesDataPlane(e) {
-			todoIn = append(todoIn, e)
+			todoIn = append(todoIn, i)
 		} else {
 			keepIn = append(keepIn, e)
 		}
 	}
-	for _, e := range req.Exports {
+	for i, e := range req.Exports {
 		if usesDataPlane(e) {
-			todoOut = append(todoOut, e)
+			todoOut = append(todoOut, i)
 		} else {
 			keepOut = append(keepOut, e)
 		}
@@ -154,11 +166,12 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		entry, ref int // positions: the import entry, the ref in the token
 	}
 	var got []found
-	for n, e := range todoIn {
+	for n, at := range todoIn {
+		e := req.Imports[at]
 		name := redactedEntry(e)
 		c, refs, err := ghaClient(e, getenv)
 		if err != nil {
-			dp.notes = append(dp.notes, fmt.Sprintf("cache import %s skipped: %v", name, err))
+			dp.skipped = append(dp.skipped, skippedEntry{cacheentry.Import, at, err.Error()})
 			continue
 		}
 		var hits, failed int
@@ -172,7 +185,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 				switch {
 				case err != nil:
 					failed++
-					dp.notes = append(dp.notes, fmt.Sprintf("cache import %s from %s failed, building without it: %v", name, ref.Ref, err))
+					dp.notes = append(dp.notes, fmt.Sprintf("cache import %s from %s failed, building without it: %v", name, refText(ref.Ref), err))
 				case im != nil:
 					hits++
 					got = append(got, found{im, n, i})
@@ -195,7 +208,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	for _, f := range got {
 		dir, err := importDir(root, f.im)
 		if err != nil {
-			dp.notes = append(dp.notes, fmt.Sprintf("cache import gha from %s skipped: %v", f.im.Ref(), err))
+			dp.notes = append(dp.notes, fmt.Sprintf("cache import gha from %s skipped: %v", refText(f.im.Ref()), err))
 			continue
 		}
 		d, _ := f.im.Manifest()
@@ -204,24 +217,30 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		keepIn = append(keepIn, client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: map[string]string{"src": dir, "digest": d.String()}})
 	}
 
-	for _, e := range todoOut {
+	for _, at := range todoOut {
+		e := req.Exports[at]
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
 		c, refs, err := ghaClient(e, getenv)
-		writeRef := ""
+		writeRef, writable := "", false
 		for _, r := range refs {
 			if r.Write {
-				writeRef = r.Ref
+				writeRef, writable = r.Ref, true
 			}
 		}
-		if err == nil && writeRef == "" {
+		switch {
+		case err != nil:
+		case !writable:
 			err = errors.New("the runtime token may write no ref")
+		case writeRef == "":
+			// The index key would have no ref in it, and no build reads that.
+			err = errors.New("the runtime token's writable scope is empty (it names no ref)")
 		}
 		if err != nil {
 			if !ignoreError {
 				return dp, fmt.Errorf("cache export %s (ignore-error=false): %w", name, err)
 			}
-			dp.notes = append(dp.notes, fmt.Sprintf("cache export %s skipped: %v", name, err))
+			dp.skipped = append(dp.skipped, skippedEntry{cacheentry.Export, at, err.Error()})
 			continue
 		}
 		dir, err := os.MkdirTemp(root, "export-")
@@ -241,6 +260,46 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	}
 	req.Imports, req.Exports, req.CacheStores = keepIn, keepOut, stores
 	return dp, nil
+}
+
+// ran is p as the build runs it: the entries the data plane skipped move
+// from the imports and exports to Dropped, with their reason, so that the
+// outputs and the job summary never list them as used. It returns the new
+// drops too, for the log. The positions in skipped are p's, since the
+// request's entries were made from p's in order.
+func (dp *dataPlane) ran(p planned) (planned, []plan.Dropped) {
+	if dp == nil || len(dp.skipped) == 0 {
+		return p, nil
+	}
+	skip := map[cacheentry.Direction]map[int]string{cacheentry.Import: {}, cacheentry.Export: {}}
+	for _, s := range dp.skipped {
+		skip[s.dir][s.index] = s.reason
+	}
+	keep := func(dir cacheentry.Direction, es []cacheentry.Entry) (kept []cacheentry.Entry, dropped []plan.Dropped) {
+		for i, e := range es {
+			if why, ok := skip[dir][i]; ok {
+				dropped = append(dropped, plan.Dropped{Dir: dir, Entry: e, Reason: why})
+				continue
+			}
+			kept = append(kept, e)
+		}
+		return kept, dropped
+	}
+	imports, droppedIn := keep(cacheentry.Import, p.cache.Imports)
+	exports, droppedOut := keep(cacheentry.Export, p.cache.Exports)
+	drops := append(droppedIn, droppedOut...)
+	p.cache.Imports, p.cache.Exports = imports, exports
+	p.cache.Dropped = append(slices.Clone(p.cache.Dropped), drops...)
+	return p, drops
+}
+
+// refText names a token scope's ref in a message: a hand-made token can
+// carry an empty one, which must not read as a missing word.
+func refText(ref string) string {
+	if ref == "" {
+		return `the empty ref ""`
+	}
+	return ref
 }
 
 // redactedEntry names a gha entry by its scope: the runtime values the
@@ -351,7 +410,7 @@ func (r dataPlaneResult) describe() []string {
 	var lines []string
 	for _, e := range r.Exports {
 		line := fmt.Sprintf("gha export scope %s (%s): %d blobs uploaded (%s in %s), %d already in the cache",
-			e.Scope, e.Ref, e.Uploaded, bytesText(e.BytesUp), e.UploadTime.Round(10*time.Millisecond), e.Skipped)
+			e.Scope, refText(e.Ref), e.Uploaded, bytesText(e.BytesUp), e.UploadTime.Round(10*time.Millisecond), e.Skipped)
 		if e.IndexKey != "" {
 			line += ", index " + e.IndexKey
 		} else {
@@ -361,7 +420,7 @@ func (r dataPlaneResult) describe() []string {
 	}
 	for _, i := range r.Imports {
 		line := fmt.Sprintf("gha import scope %s from %s: served %d of %d layers (%s, %s reading)",
-			i.Scope, i.Ref, i.BlobsServed, i.Layers, bytesText(i.BytesDown), i.ReadTime.Round(10*time.Millisecond))
+			i.Scope, refText(i.Ref), i.BlobsServed, i.Layers, bytesText(i.BytesDown), i.ReadTime.Round(10*time.Millisecond))
 		if i.Evicted > 0 {
 			line += fmt.Sprintf("; %d evicted layers left out", i.Evicted)
 		}
@@ -380,9 +439,9 @@ func (r dataPlaneResult) servedBy() string {
 	var read, indexed []string
 	for _, i := range r.Imports {
 		if i.BlobsServed > 0 {
-			read = append(read, fmt.Sprintf("%s (%d layers)", i.Ref, i.BlobsServed))
+			read = append(read, fmt.Sprintf("%s (%d layers)", refText(i.Ref), i.BlobsServed))
 		}
-		indexed = append(indexed, i.Ref+" (index)")
+		indexed = append(indexed, refText(i.Ref)+" (index)")
 	}
 	if len(read) > 0 {
 		return strings.Join(read, ", ")

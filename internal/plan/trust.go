@@ -119,10 +119,12 @@ func exportRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
 }
 
 func ghaRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
-	w := runnerenv.WritableRef(e.Attrs["token"], runnerRef)
+	w, writable := runnerenv.WriteScope(e.Attrs["token"], runnerRef)
 	switch {
+	case !writable:
+		return "the gha exporter writes the ref the runtime token may write, and this token may write no ref"
 	case w == "":
-		return "the gha exporter writes the ref the runtime token may write, and this token may write none"
+		return "the gha exporter writes the ref the runtime token may write, and this token's writable scope is empty (it names no ref)"
 	case sp.Export == nil:
 		return fmt.Sprintf("%s, but the gha exporter would write %s, the ref the runtime token may write", readOnly(sp), w)
 	case !sp.Trusted && !strings.HasPrefix(w, "refs/pull/"):
