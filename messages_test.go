@@ -23,7 +23,7 @@ var gapInMessage = regexp.MustCompile(`[^\n ]  |[^\n] [,)]|[^\n] :( |$)`)
 // refuses a gap in one. A gap that only an empty argument makes is not
 // visible here; the messages that can get an empty name (a token's empty
 // ref or writable scope) have their own tests (cli.TestRefText,
-// plan.TestEnforceTrust, runnerenv.TestWriteScope).
+// plan.TestEnforceTrust, runnerenv.TestEmptyWriteScope).
 func TestMessageGaps(t *testing.T) {
 	fset := token.NewFileSet()
 	checked := 0

@@ -39,6 +39,11 @@ type Result struct {
 	// azblob, gha or local location as no error at all.
 	Misses  []string
 	Builder Endpoint
+	// Exports are the cache exports the build ran with, as the request
+	// gave them: those it left out (a local directory it could not make,
+	// an exporter BuildKit could not configure, Docker's own BuildKit)
+	// are missing, each with a warning. Empty when no solve ran.
+	Exports []client.CacheOptionsEntry
 }
 
 // ProgressModes are the accepted Request.Progress values: BuildKit's
@@ -151,7 +156,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			}
 		}
 	}
-	out := Result{Builder: ep, Misses: localMisses}
+	out := Result{Builder: ep, Misses: localMisses, Exports: req.Exports}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
 		cw, misses := cacheWarnings(out.Vertices, req, err == nil)

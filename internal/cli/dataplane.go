@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -55,6 +56,9 @@ type dataPlaneExport struct {
 	store       *contentstore.Export
 	entry       string // redacted gha entry, for messages
 	ignoreError bool
+	// given is the gha entry as the request had it, local the entry that
+	// replaced it, so a plan export can be found in what the build ran.
+	given, local client.CacheOptionsEntry
 }
 
 // usesDataPlane reports whether a gha entry goes through the data plane.
@@ -222,19 +226,14 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
 		c, refs, err := ghaClient(e, getenv)
-		writeRef, writable := "", false
+		writeRef := ""
 		for _, r := range refs {
 			if r.Write {
-				writeRef, writable = r.Ref, true
+				writeRef = r.Ref
 			}
 		}
-		switch {
-		case err != nil:
-		case !writable:
+		if err == nil && writeRef == "" {
 			err = errors.New("the runtime token may write no ref")
-		case writeRef == "":
-			// The index key would have no ref in it, and no build reads that.
-			err = errors.New("the runtime token's writable scope is empty (it names no ref)")
 		}
 		if err != nil {
 			if !ignoreError {
@@ -249,14 +248,15 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		}
 		st := contentstore.NewExport(ctx, c, ghaScope(e), writeRef, dir, opt)
 		stores[dir] = st
-		dp.exports = append(dp.exports, dataPlaneExport{store: st, entry: name, ignoreError: ignoreError})
 		attrs := map[string]string{"dest": dir}
 		for _, k := range []string{"mode", "ignore-error"} {
 			if v, ok := e.Attrs[k]; ok {
 				attrs[k] = v
 			}
 		}
-		keepOut = append(keepOut, client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: attrs})
+		local := client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: attrs}
+		dp.exports = append(dp.exports, dataPlaneExport{store: st, entry: name, ignoreError: ignoreError, given: e, local: local})
+		keepOut = append(keepOut, local)
 	}
 	req.Imports, req.Exports, req.CacheStores = keepIn, keepOut, stores
 	return dp, nil
@@ -291,6 +291,34 @@ func (dp *dataPlane) ran(p planned) (planned, []plan.Dropped) {
 	p.cache.Imports, p.cache.Exports = imports, exports
 	p.cache.Dropped = append(slices.Clone(p.cache.Dropped), drops...)
 	return p, drops
+}
+
+// ranExports is p with only the exports the build ran (ran is
+// buildkit.Result.Exports): BuildKit leaves out, with a warning, an
+// export it cannot use, and that export must not be listed as one.
+func (dp *dataPlane) ranExports(p planned, ran []client.CacheOptionsEntry) planned {
+	same := func(a client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
+		return func(b client.CacheOptionsEntry) bool { return a.Type == b.Type && maps.Equal(a.Attrs, b.Attrs) }
+	}
+	var kept []cacheentry.Entry
+	for _, e := range p.cache.Exports {
+		// What the request held for e: the data plane's local store, or
+		// e without bkcache's own attribute.
+		given := cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
+		req := withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
+		if usesDataPlane(given) {
+			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
+			if i < 0 {
+				continue
+			}
+			req = dp.exports[i].local
+		}
+		if slices.ContainsFunc(ran, same(req)) {
+			kept = append(kept, e)
+		}
+	}
+	p.cache.Exports = kept
+	return p
 }
 
 // refText names a token scope's ref in a message: a hand-made token can

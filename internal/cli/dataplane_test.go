@@ -185,3 +185,48 @@ func TestRefText(t *testing.T) {
 		}
 	}
 }
+
+// TestRanExports: an export BuildKit left out (it is not in
+// Result.Exports) is no longer one of the plan's; a gha export the data
+// plane serves is found through its local store.
+func TestRanExports(t *testing.T) {
+	parse := func(s string) cacheentry.Entry {
+		t.Helper()
+		e, err := cacheentry.Parse(s, cacheentry.Export)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	gha, stock, reg := parse("type=gha,scope=b,mode=max"), parse("type=gha,scope=c,dataplane=false"), parse("type=registry,ref=r/c:b")
+	p := planned{}
+	p.cache.Exports = []cacheentry.Entry{gha, stock, reg}
+	as := func(e cacheentry.Entry) client.CacheOptionsEntry {
+		return cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
+	}
+	local := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/tmp/x/export-1", "mode": "max"}}
+	dp := &dataPlane{exports: []dataPlaneExport{{given: as(gha), local: local}}}
+	stockReq := withoutDataPlaneKey([]client.CacheOptionsEntry{as(stock)})[0]
+	for _, tc := range []struct {
+		name string
+		ran  []client.CacheOptionsEntry
+		want []cacheentry.Entry
+	}{
+		{"all ran", []client.CacheOptionsEntry{as(reg), local, stockReq}, []cacheentry.Entry{gha, stock, reg}},
+		{"BuildKit left out the stock gha export", []client.CacheOptionsEntry{as(reg), local}, []cacheentry.Entry{gha, reg}},
+		{"the data plane's store left out", []client.CacheOptionsEntry{as(reg), stockReq}, []cacheentry.Entry{stock, reg}},
+		{"no solve ran", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dp.ranExports(p, tc.ran).cache.Exports
+			if len(got) != len(tc.want) {
+				t.Fatalf("exports %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if !got[i].Equal(tc.want[i]) {
+					t.Errorf("export %d = %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}

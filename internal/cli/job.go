@@ -166,9 +166,6 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		j.rep.Warnf("%s", d)
 	}
 	imports, exports = p.cache.Imports, p.cache.Exports
-	if err := j.setCacheOutputs(p); err != nil {
-		return buildkit.Result{}, err
-	}
 	mounts := j.restoreMounts(ctx, p)
 	defer mounts.close()
 	start := time.Now()
@@ -193,6 +190,12 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	})
 	if j.bkLog != nil {
 		j.bkLog.flush(j.rep)
+	}
+	// The cache outputs name what the build ran with, set even when it
+	// failed.
+	p = dp.ranExports(p, res.Exports)
+	if oerr := j.setCacheOutputs(p); oerr != nil && err == nil {
+		err = oerr
 	}
 	dpr, dpErr := dp.finish(ctx, err == nil)
 	res.Misses = append(res.Misses, dp.misses...)

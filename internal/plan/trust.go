@@ -119,12 +119,12 @@ func exportRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
 }
 
 func ghaRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
-	w, writable := runnerenv.WriteScope(e.Attrs["token"], runnerRef)
+	w := runnerenv.WritableRef(e.Attrs["token"], runnerRef)
 	switch {
-	case !writable:
-		return "the gha exporter writes the ref the runtime token may write, and this token may write no ref"
-	case w == "":
+	case w == "" && runnerenv.EmptyWriteScope(e.Attrs["token"]):
 		return "the gha exporter writes the ref the runtime token may write, and this token's writable scope is empty (it names no ref)"
+	case w == "":
+		return "the gha exporter writes the ref the runtime token may write, and this token may write none"
 	case sp.Export == nil:
 		return fmt.Sprintf("%s, but the gha exporter would write %s, the ref the runtime token may write", readOnly(sp), w)
 	case !sp.Trusted && !strings.HasPrefix(w, "refs/pull/"):

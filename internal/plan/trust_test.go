@@ -63,9 +63,9 @@ func TestEnforceTrust(t *testing.T) {
 		{"gha without ac, other GITHUB_REF", pushMain, "type=gha,token=opaque", "refs/heads/dev", "writes refs/heads/dev"},
 		{"gha on a read-only plan", forkPR, "type=gha,token=" + tokenWriting("refs/pull/42/merge"), "", "read-only (allow-untrusted-export lets fork pull requests write only their own pr-N scope), but the gha exporter would write refs/pull/42/merge"},
 		{"gha in a merge queue", mergeQueue, "type=gha,token=" + tokenWriting("refs/heads/gh-readonly-queue/main/pr-1-ab"), "", "not the planned export scope mq-main"},
-		{"gha token may write nothing", pushMain, "type=gha,token=" + tokenScopes(`{\"Scope\":\"refs/heads/main\",\"Permission\":1}`), "", "this token may write no ref"},
+		{"gha token may write nothing", pushMain, "type=gha,token=" + tokenScopes(`{\"Scope\":\"refs/heads/main\",\"Permission\":1}`), "", "this token may write none"},
 		{"gha token writes an empty scope", pushMain, "type=gha,token=" + tokenWriting(""), "", "this token's writable scope is empty (it names no ref)"},
-		{"gha opaque token without GITHUB_REF", pushMain, "type=gha,token=opaque", "", "this token may write no ref"},
+		{"gha opaque token without GITHUB_REF", pushMain, "type=gha,token=opaque", "", "this token may write none"},
 		{"deleted ref", deleted, "type=registry,ref=r/c:buildkit_main", "", "deleted"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,27 +66,18 @@ func TokenScopes(token string) (scopes []CacheScope, ok bool) {
 // exporter picks it (cache/remotecache/gha, exporter.indexKey). When the
 // token has no readable `ac` claim it is fallback, the job's GITHUB_REF,
 // which is the ref GitHub grants write access to. It is "" when the token
-// may write nothing, and when its writable scope is empty (WriteScope
-// tells the two apart).
+// may write nothing.
 func WritableRef(token, fallback string) string {
-	ref, _ := WriteScope(token, fallback)
-	return ref
-}
-
-// WriteScope is WritableRef, with ok false when the token may write no
-// ref at all. A writable scope whose ref is empty (a hand-made token, as
-// some third-party runners need) gives "", true: messages name it as an
-// empty scope, not as a token that may write nothing.
-func WriteScope(token, fallback string) (ref string, ok bool) {
-	scopes, readable := TokenScopes(token)
-	if !readable {
-		return fallback, fallback != ""
+	scopes, ok := TokenScopes(token)
+	if !ok {
+		return fallback
 	}
 	// BuildKit keeps the last writable scope it sees.
+	ref := ""
 	for _, s := range scopes {
 		if s.Write {
-			ref, ok = s.Ref, true
+			ref = s.Ref
 		}
 	}
-	return ref, ok
+	return ref
 }

@@ -56,27 +56,6 @@ func TestWritableRef(t *testing.T) {
 	}
 }
 
-// TestWriteScope: an empty writable scope is told apart from none.
-func TestWriteScope(t *testing.T) {
-	for _, tt := range []struct {
-		name, token, fallback, want string
-		ok                          bool
-	}{
-		{"writable ref", jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3}]"}`), "", "refs/heads/a", true},
-		{"empty writable scope", jwtWith(`{"ac":"[{\"Scope\":\"\",\"Permission\":3}]"}`), "refs/heads/dev", "", true},
-		{"read-only token", jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":1}]"}`), "refs/heads/dev", "", false},
-		{"empty claim", jwtWith(`{"ac":"[]"}`), "refs/heads/dev", "", false},
-		{"not a JWT falls back", "ghs_opaque", "refs/heads/dev", "refs/heads/dev", true},
-		{"not a JWT, no GITHUB_REF", "ghs_opaque", "", "", false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got, ok := WriteScope(tt.token, tt.fallback); got != tt.want || ok != tt.ok {
-				t.Errorf("WriteScope = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestTokenScopes(t *testing.T) {
 	tok := mint(t, emulator.TokenOptions{Write: "refs/pull/1/merge", Read: []string{"refs/heads/dev", "refs/heads/main"}})
 	got, ok := TokenScopes(tok)
