@@ -567,8 +567,10 @@ func (c *manifestChecker) checkRuns(root *yaml.Node) {
 }
 
 // actionManifests are the action manifests in the repository: action.yml
-// at the root and any composite or example action. Symlinked directories
-// (node_modules, .cache) and testdata are not the project's actions.
+// at the root and any composite action, test fixtures included (an action
+// a test runs must load on GitHub's runner too). node_modules and hidden
+// directories other than .github (.git, .cache with downloaded actions)
+// are not the project's.
 func actionManifests(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
@@ -576,10 +578,11 @@ func actionManifests(t *testing.T, root string) []string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && path != root && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+		name := d.Name()
+		if d.IsDir() && path != root && (name == "node_modules" || strings.HasPrefix(name, ".") && name != ".github") {
 			return filepath.SkipDir
 		}
-		if !d.IsDir() && (d.Name() == "action.yml" || d.Name() == "action.yaml") {
+		if !d.IsDir() && (name == "action.yml" || name == "action.yaml") {
 			out = append(out, path)
 		}
 		return nil
@@ -649,6 +652,8 @@ func TestRunnerRulesChecker(t *testing.T) {
 		{"node without main", "runs:\n  using: node24\n  post: p.js\n", "not an entry JavaScript file"},
 		{"no runs", "name: a\n", "'runs:' section is required"},
 		{"composite with inputs", "runs:\n  using: composite\n  steps:\n    - uses: ./\n      with:\n        context: ${{ inputs.context }}\n    - run: echo ${{ steps.a.outputs.b }}\n      shell: bash\n", ""},
+		{"deprecationMessage and branding", "branding:\n  icon: zap\ninputs:\n  old:\n    deprecationMessage: use new\n" + node, ""},
+		{"composite step if, continue-on-error and hashFiles(format())", "runs:\n  using: composite\n  steps:\n    - uses: actions/cache@v4\n      id: c\n      with:\n        key: k-${{ hashFiles(format('{0}/go.sum', inputs.dir)) }}\n    - run: make\n      if: ${{ steps.c.outputs.cache-hit != 'true' && inputs.x == 'y' }}\n      continue-on-error: true\n      working-directory: ${{ github.workspace }}\n      env:\n        A: ${{ env.B }}\n      shell: bash\n", ""},
 		{"composite run step without shell", "runs:\n  using: composite\n  steps:\n    - run: echo\n", "Required property is missing: shell"},
 		{"composite step with secrets", "runs:\n  using: composite\n  steps:\n    - run: echo ${{ secrets.X }}\n      shell: bash\n", "Unrecognized named-value: 'secrets'"},
 		{"docker args take inputs only", "runs:\n  using: docker\n  image: Dockerfile\n  args: ['${{ inputs.a }}', '${{ github.ref }}']\n", "Unrecognized named-value: 'github'"},
