@@ -59,6 +59,8 @@ type dataPlaneExport struct {
 	// given is the gha entry as the request had it, local the entry that
 	// replaced it, so a plan export can be found in what the build ran.
 	given, local client.CacheOptionsEntry
+	// left: BuildKit left the local export out, so there is no index to write.
+	left bool
 }
 
 // usesDataPlane reports whether a gha entry goes through the data plane.
@@ -295,7 +297,8 @@ func (dp *dataPlane) ran(p planned) (planned, []plan.Dropped) {
 
 // ranExports is p with only the exports the build ran (ran is
 // buildkit.Result.Exports): BuildKit leaves out, with a warning, an
-// export it cannot use, and that export must not be listed as one.
+// export it cannot use, and that export must not be listed as one. A data
+// plane export left out is marked so that finish writes no index for it.
 func (dp *dataPlane) ranExports(p planned, ran []client.CacheOptionsEntry) planned {
 	same := func(a client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
 		return func(b client.CacheOptionsEntry) bool { return a.Type == b.Type && maps.Equal(a.Attrs, b.Attrs) }
@@ -312,6 +315,7 @@ func (dp *dataPlane) ranExports(p planned, ran []client.CacheOptionsEntry) plann
 				continue
 			}
 			req = dp.exports[i].local
+			dp.exports[i].left = !slices.ContainsFunc(ran, same(req))
 		}
 		if slices.ContainsFunc(ran, same(req)) {
 			kept = append(kept, e)
@@ -386,7 +390,7 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	var out dataPlaneResult
 	var failed error
 	for _, ex := range dp.exports {
-		if !built {
+		if !built || ex.left {
 			continue
 		}
 		st, err := ex.store.Finalize(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,6 +220,9 @@ func TestRanExports(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := dp.ranExports(p, tc.ran).cache.Exports
+			if left := !slices.ContainsFunc(got, gha.Equal); dp.exports[0].left != left {
+				t.Errorf("data plane export marked left %v, want %v", dp.exports[0].left, left)
+			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("exports %v, want %v", got, tc.want)
 			}

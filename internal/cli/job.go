@@ -159,13 +159,14 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	if err != nil {
 		return buildkit.Result{}, err
 	}
-	// From here on p is what the build runs: the outputs and the summary
-	// name no entry the data plane could not set up.
-	p, skipped := dp.ran(p)
+	// run is what the build runs: the outputs and the summary name no
+	// entry the data plane could not set up. Cache mounts pick their
+	// store from the plan, as before.
+	run, skipped := dp.ran(p)
 	for _, d := range skipped {
 		j.rep.Warnf("%s", d)
 	}
-	imports, exports = p.cache.Imports, p.cache.Exports
+	imports, exports = run.cache.Imports, run.cache.Exports
 	mounts := j.restoreMounts(ctx, p)
 	defer mounts.close()
 	start := time.Now()
@@ -193,8 +194,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	// The cache outputs name what the build ran with, set even when it
 	// failed.
-	p = dp.ranExports(p, res.Exports)
-	if oerr := j.setCacheOutputs(p); oerr != nil && err == nil {
+	run = dp.ranExports(run, res.Exports)
+	if oerr := j.setCacheOutputs(run); oerr != nil && err == nil {
 		err = oerr
 	}
 	dpr, dpErr := dp.finish(ctx, err == nil)
@@ -230,7 +231,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	sum := j.summary(ctx, p, res, elapsed)
+	sum := j.summary(ctx, run, res, elapsed)
 	dpr.addToSummary(&sum, res.Cached)
 	sum.Mounts = j.saveMounts(ctx, mounts, res)
 	j.rep.Summary(sum)
