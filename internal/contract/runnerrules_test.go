@@ -98,6 +98,19 @@ func loadRunnerSchema(t *testing.T) *templateSchema {
 	for k, d := range builtin.Definitions {
 		s.Definitions[k] = d
 	}
+	// A newer schema with a kind of definition this checker does not know
+	// must fail here rather than check less than the runner does.
+	for name, d := range s.Definitions {
+		kinds := 0
+		for _, set := range []bool{d.Mapping != nil, d.Sequence != nil, d.String != nil, d.Boolean != nil, d.Number != nil, d.Null != nil, len(d.OneOf) > 0} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			t.Fatalf("action_yaml.json: definition %q has %d kinds this checker knows, want 1", name, kinds)
+		}
+	}
 	return &s
 }
 
