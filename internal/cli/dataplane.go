@@ -295,33 +295,43 @@ func (dp *dataPlane) ran(p planned) (planned, []plan.Dropped) {
 	return p, drops
 }
 
-// ranExports is p with only the exports the build ran (ran is
-// buildkit.Result.Exports): BuildKit leaves out, with a warning, an
-// export it cannot use, and that export must not be listed as one. A data
-// plane export left out is marked so that finish writes no index for it.
-func (dp *dataPlane) ranExports(p planned, ran []client.CacheOptionsEntry) planned {
+// ranIn is p with only the cache entries the build ran (res.Imports and
+// res.Exports): BuildKit leaves out, with a warning, an entry it cannot
+// use, and that entry must not be listed as used. A data plane import was
+// tried by the data plane itself, index lookups and all. A data plane
+// export left out is marked so that finish writes no index for it.
+func (dp *dataPlane) ranIn(p planned, res buildkit.Result) planned {
 	same := func(a client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
 		return func(b client.CacheOptionsEntry) bool { return a.Type == b.Type && maps.Equal(a.Attrs, b.Attrs) }
 	}
-	var kept []cacheentry.Entry
+	// request is what the request held for e before the data plane, and
+	// after it without bkcache's own attribute.
+	request := func(e cacheentry.Entry) (given, req client.CacheOptionsEntry) {
+		given = cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
+		return given, withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
+	}
+	var imports, exports []cacheentry.Entry
+	for _, e := range p.cache.Imports {
+		given, req := request(e)
+		if usesDataPlane(given) || slices.ContainsFunc(res.Imports, same(req)) {
+			imports = append(imports, e)
+		}
+	}
 	for _, e := range p.cache.Exports {
-		// What the request held for e: the data plane's local store, or
-		// e without bkcache's own attribute.
-		given := cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
-		req := withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
+		given, req := request(e)
 		if usesDataPlane(given) {
 			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
 			if i < 0 {
 				continue
 			}
 			req = dp.exports[i].local
-			dp.exports[i].left = !slices.ContainsFunc(ran, same(req))
+			dp.exports[i].left = !slices.ContainsFunc(res.Exports, same(req))
 		}
-		if slices.ContainsFunc(ran, same(req)) {
-			kept = append(kept, e)
+		if slices.ContainsFunc(res.Exports, same(req)) {
+			exports = append(exports, e)
 		}
 	}
-	p.cache.Exports = kept
+	p.cache.Imports, p.cache.Exports = imports, exports
 	return p
 }
 

@@ -187,48 +187,56 @@ func TestRefText(t *testing.T) {
 	}
 }
 
-// TestRanExports: an export BuildKit left out (it is not in
+// TestRanIn: an entry BuildKit left out (it is not in Result.Imports or
 // Result.Exports) is no longer one of the plan's; a gha export the data
-// plane serves is found through its local store.
-func TestRanExports(t *testing.T) {
-	parse := func(s string) cacheentry.Entry {
+// plane serves is found through its local store, and a gha import it
+// served was tried whatever BuildKit did.
+func TestRanIn(t *testing.T) {
+	parse := func(s string, dir cacheentry.Direction) cacheentry.Entry {
 		t.Helper()
-		e, err := cacheentry.Parse(s, cacheentry.Export)
+		e, err := cacheentry.Parse(s, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
-	gha, stock, reg := parse("type=gha,scope=b,mode=max"), parse("type=gha,scope=c,dataplane=false"), parse("type=registry,ref=r/c:b")
+	gha, stock, reg := parse("type=gha,scope=b,mode=max", cacheentry.Export), parse("type=gha,scope=c,dataplane=false", cacheentry.Export), parse("type=registry,ref=r/c:b", cacheentry.Export)
+	ghaIn, stockIn, regIn := parse("type=gha,scope=b", cacheentry.Import), parse("type=gha,scope=c,dataplane=false", cacheentry.Import), parse("type=registry,ref=r/c:b", cacheentry.Import)
 	p := planned{}
+	p.cache.Imports = []cacheentry.Entry{ghaIn, stockIn, regIn}
 	p.cache.Exports = []cacheentry.Entry{gha, stock, reg}
 	as := func(e cacheentry.Entry) client.CacheOptionsEntry {
-		return cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
+		return withoutDataPlaneKey(cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e}))[0]
 	}
 	local := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/tmp/x/export-1", "mode": "max"}}
-	dp := &dataPlane{exports: []dataPlaneExport{{given: as(gha), local: local}}}
-	stockReq := withoutDataPlaneKey([]client.CacheOptionsEntry{as(stock)})[0]
+	dp := &dataPlane{exports: []dataPlaneExport{{given: cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{gha})[0], local: local}}}
+	served := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"src": "/tmp/x/import-1", "digest": "sha256:1"}}
 	for _, tc := range []struct {
-		name string
-		ran  []client.CacheOptionsEntry
-		want []cacheentry.Entry
+		name             string
+		res              buildkit.Result
+		imports, exports []cacheentry.Entry
 	}{
-		{"all ran", []client.CacheOptionsEntry{as(reg), local, stockReq}, []cacheentry.Entry{gha, stock, reg}},
-		{"BuildKit left out the stock gha export", []client.CacheOptionsEntry{as(reg), local}, []cacheentry.Entry{gha, reg}},
-		{"the data plane's store left out", []client.CacheOptionsEntry{as(reg), stockReq}, []cacheentry.Entry{stock, reg}},
-		{"no solve ran", nil, nil},
+		{"all ran", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn), served}, Exports: []client.CacheOptionsEntry{as(reg), local, as(stock)}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{gha, stock, reg}},
+		{"Docker's own BuildKit: registry and the data plane's local entries only", buildkit.Result{Imports: []client.CacheOptionsEntry{as(regIn), served}},
+			[]cacheentry.Entry{ghaIn, regIn}, nil},
+		{"BuildKit left out the stock gha export", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn)}, Exports: []client.CacheOptionsEntry{as(reg), local}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{gha, reg}},
+		{"the data plane's store left out", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn)}, Exports: []client.CacheOptionsEntry{as(reg), as(stock)}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{stock, reg}},
+		{"no solve ran", buildkit.Result{}, []cacheentry.Entry{ghaIn}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := dp.ranExports(p, tc.ran).cache.Exports
-			if left := !slices.ContainsFunc(got, gha.Equal); dp.exports[0].left != left {
+			got := dp.ranIn(p, tc.res)
+			if left := !slices.ContainsFunc(got.cache.Exports, gha.Equal); dp.exports[0].left != left {
 				t.Errorf("data plane export marked left %v, want %v", dp.exports[0].left, left)
 			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("exports %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if !got[i].Equal(tc.want[i]) {
-					t.Errorf("export %d = %v, want %v", i, got[i], tc.want[i])
+			for _, c := range []struct {
+				what      string
+				got, want []cacheentry.Entry
+			}{{"imports", got.cache.Imports, tc.imports}, {"exports", got.cache.Exports, tc.exports}} {
+				if !slices.EqualFunc(c.got, c.want, cacheentry.Entry.Equal) {
+					t.Errorf("%s %v, want %v", c.what, c.got, c.want)
 				}
 			}
 		})

@@ -194,7 +194,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	// The cache outputs name what the build ran with, set even when it
 	// failed.
-	run = dp.ranExports(run, res.Exports)
+	run = dp.ranIn(run, res)
 	if oerr := j.setCacheOutputs(run); oerr != nil && err == nil {
 		err = oerr
 	}
