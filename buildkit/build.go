@@ -39,6 +39,13 @@ type Result struct {
 	// azblob, gha or local location as no error at all.
 	Misses  []string
 	Builder Endpoint
+	// Imports and Exports are the cache entries the build ran with, as
+	// the request gave them: those it left out (an importer or exporter
+	// Docker's own BuildKit lacks, a local directory it could not make,
+	// an exporter BuildKit could not configure) are missing, each with a
+	// warning. A local import found empty counts as tried (Misses). Both
+	// are empty when no solve ran.
+	Imports, Exports []client.CacheOptionsEntry
 }
 
 // ProgressModes are the accepted Request.Progress values: BuildKit's
@@ -103,6 +110,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		return Result{}, err
 	}
 	var warnings, localMisses []string
+	givenImports := req.Imports
 	req.Imports, localMisses = splitLocalMisses(req.Imports)
 	created := missingLocalDirs(req.Exports)
 	req.Exports, warnings, err = checkLocalExports(req.Exports)
@@ -123,8 +131,12 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 				removeCreatedDirs(created)
 				return Result{Builder: ep}, err
 			}
+			tried := req.Imports
 			if w := dropForDocker(&req, ep); w != "" {
 				warnings = append(warnings, w)
+				givenImports = slices.DeleteFunc(slices.Clone(givenImports), func(e client.CacheOptionsEntry) bool {
+					return slices.ContainsFunc(tried, sameEntry(e)) && !slices.ContainsFunc(req.Imports, sameEntry(e))
+				})
 			}
 		}
 	}
@@ -151,7 +163,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			}
 		}
 	}
-	out := Result{Builder: ep, Misses: localMisses}
+	out := Result{Builder: ep, Misses: localMisses, Imports: givenImports, Exports: req.Exports}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
 		cw, misses := cacheWarnings(out.Vertices, req, err == nil)
@@ -279,6 +291,11 @@ func checkLocalExports(exports []client.CacheOptionsEntry) ([]client.CacheOption
 		keep = append(keep, e)
 	}
 	return keep, warnings, nil
+}
+
+// sameEntry matches the entry e names, attribute for attribute.
+func sameEntry(e client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
+	return func(o client.CacheOptionsEntry) bool { return e.Type == o.Type && maps.Equal(e.Attrs, o.Attrs) }
 }
 
 // configureExporterErr is how buildkitd wraps an exporter that could not be

@@ -116,6 +116,9 @@ func TestE2ELocalCacheOnFreshBuilder(t *testing.T) {
 	if len(cold.Warnings) != 0 {
 		t.Errorf("cold build warnings: %q", cold.Warnings)
 	}
+	if len(cold.Exports) != 1 || cold.Exports[0].Attrs["dest"] != cacheDir {
+		t.Errorf("Result.Exports = %v, want the one local export", cold.Exports)
+	}
 
 	// A fresh daemon has no local state: every hit must come from cacheDir.
 	warmReq := req
@@ -298,6 +301,9 @@ func TestE2ECacheFailuresAreWarnings(t *testing.T) {
 		t.Logf("warnings: %q", res.Warnings)
 		if !hasWarning(res, "cache export", "compression=bogus", "could not be configured") {
 			t.Errorf("no warning naming the export: %q", res.Warnings)
+		}
+		if len(res.Exports) != 0 {
+			t.Errorf("Result.Exports = %v, want none: the build ran without the export", res.Exports)
 		}
 		if res.Steps != 1 {
 			t.Errorf("retried build has %d steps, want 1", res.Steps)

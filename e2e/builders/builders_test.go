@@ -207,6 +207,10 @@ func TestDockerDriver(t *testing.T) {
 		if len(res.Warnings) != 1 || res.Warnings[0] != want {
 			t.Errorf("warnings = %q\nwant exactly [%q]", res.Warnings, want)
 		}
+		// What the build ran with: the registry imports, no export.
+		if len(res.Exports) != 0 || len(res.Imports) != len(p.Imports) || len(p.Imports) == 0 {
+			t.Errorf("Result.Imports %v, Exports %v; want the %d registry imports and no export", res.Imports, res.Exports, len(p.Imports))
+		}
 	})
 
 	t.Run("inline cache and push through Docker", func(t *testing.T) {

@@ -83,3 +83,56 @@ func normalizeSummary(s, localDir string) string {
 	}
 	return s
 }
+
+// TestSkippedExportNotListed: with a runtime token that is not a JWT (a
+// third-party runner's), gha cannot be used: the build runs without it,
+// and neither the cache-to output nor the summary's export table name
+// the gha export; the summary lists it with the reason. The data plane
+// finds out before the build and drops the import too; BuildKit's own gha
+// backend tries the import (it stays in the imports tried, with a
+// warning) and leaves out the export it cannot configure.
+func TestSkippedExportNotListed(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry", "azure")
+	for _, tc := range []struct {
+		name, gha  string
+		importUsed bool     // the gha import stays in cache-from and the imports tried
+		reasons    []string // in the summary
+	}{
+		{"data plane", "type=gha", false, []string{
+			"cache-from type=gha,scope=buildkit dropped: runtime token: not a JWT",
+			"cache-to type=gha,scope=buildkit,ignore-error=true,mode=max dropped: runtime token: not a JWT",
+		}},
+		{"BuildKit's gha backend", "type=gha,dataplane=false", true, []string{
+			"could not be configured, building without it",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startEmulator(t, 1)
+			local := t.TempDir()
+			r := runAction(t, s, "opaque-not-a-jwt-"+testenv.RandomHex(4), pushMain,
+				buildInputs(testenv.NewBuildkitd(t), writeContext(t, env), "cache", tc.gha+"\ntype=local,dest="+local))
+			mustSucceed(t, r)
+			if _, steps := hits(t, r); steps != 3 {
+				t.Errorf("cache-steps = %s, want 3", r.outputs["cache-steps"])
+			}
+			if to := r.outputs["cache-to"]; strings.Contains(to, "type=gha") || !strings.Contains(to, "type=local") {
+				t.Errorf("cache-to output = %q, want the local export only", to)
+			}
+			if from := r.outputs["cache-from"]; strings.Contains(from, "type=gha") != tc.importUsed || !strings.Contains(from, "type=local") {
+				t.Errorf("cache-from output = %q, want the gha import: %v", from, tc.importUsed)
+			}
+			sum := r.files["GITHUB_STEP_SUMMARY"]
+			if strings.Contains(sum, "| type=gha") || strings.Contains(sum, "- type=gha") != tc.importUsed {
+				t.Errorf("the summary lists the gha entries wrongly (import used: %v):\n%s", tc.importUsed, sum)
+			}
+			for _, want := range append([]string{"| type=local,dest="}, tc.reasons...) {
+				if !strings.Contains(sum, want) {
+					t.Errorf("the summary lacks %q:\n%s", want, sum)
+				}
+			}
+			if n := len(s.emu.Entries(repo)); n != 0 {
+				t.Errorf("the gha cache holds %d entries; nothing should have been exported", n)
+			}
+		})
+	}
+}

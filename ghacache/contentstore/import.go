@@ -214,7 +214,7 @@ func (im *Import) newLayerReader(l *layer) *rangeReader {
 		spent := l.took
 		im.mu.Unlock()
 		if done {
-			im.opt.Logf("gha: downloaded %s (%s) from %s, %s in ranged reads", shortDigest(l.desc.Digest), sizeText(l.desc.Size), im.ref, spent.Round(time.Millisecond))
+			im.opt.Logf("gha: downloaded %s (%s) from %s, %s in ranged reads", shortDigest(l.desc.Digest), sizeText(l.desc.Size), refName(im.ref), spent.Round(time.Millisecond))
 		}
 	}, func() {
 		im.mu.Lock()
@@ -239,3 +239,12 @@ func (im *Import) ListStatuses(context.Context, ...string) ([]content.Status, er
 func (im *Import) Abort(context.Context, string) error                               { return nil }
 
 var _ content.Store = (*Import)(nil)
+
+// refName is a ref for a log line: a hand-made runtime token may grant an
+// empty one, which must not read as a missing word.
+func refName(ref string) string {
+	if ref == "" {
+		return `the empty ref ""`
+	}
+	return ref
+}

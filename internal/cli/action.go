@@ -56,6 +56,9 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 		return err
 	}
 	if cfg.DryRun {
+		if err := j.setCacheOutputs(p); err != nil {
+			return err
+		}
 		rep.Infof("dry-run: nothing built")
 		rep.Summary(j.planSummary(p))
 		return nil

@@ -165,6 +165,9 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 		return err
 	}
 	if planOnly {
+		if err := j.setCacheOutputs(p); err != nil {
+			return err
+		}
 		rep.printOutputs("cache-scope", "cache-from", "cache-to")
 		return nil
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/bkcache/bkcache/ghacache/contentstore"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
 )
 
 // The gha data plane: gha cache entries become BuildKit type=local entries
@@ -37,12 +40,27 @@ type dataPlane struct {
 	exports []dataPlaneExport
 	misses  []string // gha imports that found no index in any readable ref
 	notes   []string // warnings found while setting up
+	// skipped are the entries left out of the build because they could
+	// not be set up: the build neither imports nor exports them.
+	skipped []skippedEntry
+}
+
+// skippedEntry is a gha entry the data plane left out of the build.
+type skippedEntry struct {
+	dir    cacheentry.Direction
+	index  int // in the request's Imports or Exports as they came in
+	reason string
 }
 
 type dataPlaneExport struct {
 	store       *contentstore.Export
 	entry       string // redacted gha entry, for messages
 	ignoreError bool
+	// given is the gha entry as the request had it, local the entry that
+	// replaced it, so a plan export can be found in what the build ran.
+	given, local client.CacheOptionsEntry
+	// left: BuildKit left the local export out, so there is no index to write.
+	left bool
 }
 
 // usesDataPlane reports whether a gha entry goes through the data plane.
@@ -115,18 +133,18 @@ func ghaScope(e client.CacheOptionsEntry) string {
 // export says ignore-error=false.
 func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
 	dp := &dataPlane{}
-	var todoIn, todoOut []client.CacheOptionsEntry
+	var todoIn, todoOut []int // positions in req.Imports, req.Exports
 	var keepIn, keepOut []client.CacheOptionsEntry
-	for _, e := range req.Imports {
+	for i, e := range req.Imports {
 		if usesDataPlane(e) {
-			todoIn = append(todoIn, e)
+			todoIn = append(todoIn, i)
 		} else {
 			keepIn = append(keepIn, e)
 		}
 	}
-	for _, e := range req.Exports {
+	for i, e := range req.Exports {
 		if usesDataPlane(e) {
-			todoOut = append(todoOut, e)
+			todoOut = append(todoOut, i)
 		} else {
 			keepOut = append(keepOut, e)
 		}
@@ -154,11 +172,12 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		entry, ref int // positions: the import entry, the ref in the token
 	}
 	var got []found
-	for n, e := range todoIn {
+	for n, at := range todoIn {
+		e := req.Imports[at]
 		name := redactedEntry(e)
 		c, refs, err := ghaClient(e, getenv)
 		if err != nil {
-			dp.notes = append(dp.notes, fmt.Sprintf("cache import %s skipped: %v", name, err))
+			dp.skipped = append(dp.skipped, skippedEntry{cacheentry.Import, at, err.Error()})
 			continue
 		}
 		var hits, failed int
@@ -172,7 +191,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 				switch {
 				case err != nil:
 					failed++
-					dp.notes = append(dp.notes, fmt.Sprintf("cache import %s from %s failed, building without it: %v", name, ref.Ref, err))
+					dp.notes = append(dp.notes, fmt.Sprintf("cache import %s from %s failed, building without it: %v", name, refText(ref.Ref), err))
 				case im != nil:
 					hits++
 					got = append(got, found{im, n, i})
@@ -195,7 +214,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	for _, f := range got {
 		dir, err := importDir(root, f.im)
 		if err != nil {
-			dp.notes = append(dp.notes, fmt.Sprintf("cache import gha from %s skipped: %v", f.im.Ref(), err))
+			dp.notes = append(dp.notes, fmt.Sprintf("cache import gha from %s skipped: %v", refText(f.im.Ref()), err))
 			continue
 		}
 		d, _ := f.im.Manifest()
@@ -204,7 +223,8 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		keepIn = append(keepIn, client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: map[string]string{"src": dir, "digest": d.String()}})
 	}
 
-	for _, e := range todoOut {
+	for _, at := range todoOut {
+		e := req.Exports[at]
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
 		c, refs, err := ghaClient(e, getenv)
@@ -221,7 +241,7 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 			if !ignoreError {
 				return dp, fmt.Errorf("cache export %s (ignore-error=false): %w", name, err)
 			}
-			dp.notes = append(dp.notes, fmt.Sprintf("cache export %s skipped: %v", name, err))
+			dp.skipped = append(dp.skipped, skippedEntry{cacheentry.Export, at, err.Error()})
 			continue
 		}
 		dir, err := os.MkdirTemp(root, "export-")
@@ -230,17 +250,98 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		}
 		st := contentstore.NewExport(ctx, c, ghaScope(e), writeRef, dir, opt)
 		stores[dir] = st
-		dp.exports = append(dp.exports, dataPlaneExport{store: st, entry: name, ignoreError: ignoreError})
 		attrs := map[string]string{"dest": dir}
 		for _, k := range []string{"mode", "ignore-error"} {
 			if v, ok := e.Attrs[k]; ok {
 				attrs[k] = v
 			}
 		}
-		keepOut = append(keepOut, client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: attrs})
+		local := client.CacheOptionsEntry{Type: cacheentry.TypeLocal, Attrs: attrs}
+		dp.exports = append(dp.exports, dataPlaneExport{store: st, entry: name, ignoreError: ignoreError, given: e, local: local})
+		keepOut = append(keepOut, local)
 	}
 	req.Imports, req.Exports, req.CacheStores = keepIn, keepOut, stores
 	return dp, nil
+}
+
+// ran is p as the build runs it: the entries the data plane skipped move
+// from the imports and exports to Dropped, with their reason, so that the
+// outputs and the job summary never list them as used. It returns the new
+// drops too, for the log. The positions in skipped are p's, since the
+// request's entries were made from p's in order.
+func (dp *dataPlane) ran(p planned) (planned, []plan.Dropped) {
+	if dp == nil || len(dp.skipped) == 0 {
+		return p, nil
+	}
+	skip := map[cacheentry.Direction]map[int]string{cacheentry.Import: {}, cacheentry.Export: {}}
+	for _, s := range dp.skipped {
+		skip[s.dir][s.index] = s.reason
+	}
+	keep := func(dir cacheentry.Direction, es []cacheentry.Entry) (kept []cacheentry.Entry, dropped []plan.Dropped) {
+		for i, e := range es {
+			if why, ok := skip[dir][i]; ok {
+				dropped = append(dropped, plan.Dropped{Dir: dir, Entry: e, Reason: why})
+				continue
+			}
+			kept = append(kept, e)
+		}
+		return kept, dropped
+	}
+	imports, droppedIn := keep(cacheentry.Import, p.cache.Imports)
+	exports, droppedOut := keep(cacheentry.Export, p.cache.Exports)
+	drops := append(droppedIn, droppedOut...)
+	p.cache.Imports, p.cache.Exports = imports, exports
+	p.cache.Dropped = append(slices.Clone(p.cache.Dropped), drops...)
+	return p, drops
+}
+
+// ranIn is p with only the cache entries the build ran (res.Imports and
+// res.Exports): BuildKit leaves out, with a warning, an entry it cannot
+// use, and that entry must not be listed as used. A data plane import was
+// tried by the data plane itself, index lookups and all. A data plane
+// export left out is marked so that finish writes no index for it.
+func (dp *dataPlane) ranIn(p planned, res buildkit.Result) planned {
+	same := func(a client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
+		return func(b client.CacheOptionsEntry) bool { return a.Type == b.Type && maps.Equal(a.Attrs, b.Attrs) }
+	}
+	// request is what the request held for e before the data plane, and
+	// after it without bkcache's own attribute.
+	request := func(e cacheentry.Entry) (given, req client.CacheOptionsEntry) {
+		given = cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e})[0]
+		return given, withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
+	}
+	var imports, exports []cacheentry.Entry
+	for _, e := range p.cache.Imports {
+		given, req := request(e)
+		if usesDataPlane(given) || slices.ContainsFunc(res.Imports, same(req)) {
+			imports = append(imports, e)
+		}
+	}
+	for _, e := range p.cache.Exports {
+		given, req := request(e)
+		if usesDataPlane(given) {
+			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
+			if i < 0 {
+				continue
+			}
+			req = dp.exports[i].local
+			dp.exports[i].left = !slices.ContainsFunc(res.Exports, same(req))
+		}
+		if slices.ContainsFunc(res.Exports, same(req)) {
+			exports = append(exports, e)
+		}
+	}
+	p.cache.Imports, p.cache.Exports = imports, exports
+	return p
+}
+
+// refText names a token scope's ref in a message: a hand-made token can
+// carry an empty one, which must not read as a missing word.
+func refText(ref string) string {
+	if ref == "" {
+		return `the empty ref ""`
+	}
+	return ref
 }
 
 // redactedEntry names a gha entry by its scope: the runtime values the
@@ -299,7 +400,7 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	var out dataPlaneResult
 	var failed error
 	for _, ex := range dp.exports {
-		if !built {
+		if !built || ex.left {
 			continue
 		}
 		st, err := ex.store.Finalize(ctx)
@@ -351,7 +452,7 @@ func (r dataPlaneResult) describe() []string {
 	var lines []string
 	for _, e := range r.Exports {
 		line := fmt.Sprintf("gha export scope %s (%s): %d blobs uploaded (%s in %s), %d already in the cache",
-			e.Scope, e.Ref, e.Uploaded, bytesText(e.BytesUp), e.UploadTime.Round(10*time.Millisecond), e.Skipped)
+			e.Scope, refText(e.Ref), e.Uploaded, bytesText(e.BytesUp), e.UploadTime.Round(10*time.Millisecond), e.Skipped)
 		if e.IndexKey != "" {
 			line += ", index " + e.IndexKey
 		} else {
@@ -361,7 +462,7 @@ func (r dataPlaneResult) describe() []string {
 	}
 	for _, i := range r.Imports {
 		line := fmt.Sprintf("gha import scope %s from %s: served %d of %d layers (%s, %s reading)",
-			i.Scope, i.Ref, i.BlobsServed, i.Layers, bytesText(i.BytesDown), i.ReadTime.Round(10*time.Millisecond))
+			i.Scope, refText(i.Ref), i.BlobsServed, i.Layers, bytesText(i.BytesDown), i.ReadTime.Round(10*time.Millisecond))
 		if i.Evicted > 0 {
 			line += fmt.Sprintf("; %d evicted layers left out", i.Evicted)
 		}
@@ -380,9 +481,9 @@ func (r dataPlaneResult) servedBy() string {
 	var read, indexed []string
 	for _, i := range r.Imports {
 		if i.BlobsServed > 0 {
-			read = append(read, fmt.Sprintf("%s (%d layers)", i.Ref, i.BlobsServed))
+			read = append(read, fmt.Sprintf("%s (%d layers)", refText(i.Ref), i.BlobsServed))
 		}
-		indexed = append(indexed, i.Ref+" (index)")
+		indexed = append(indexed, refText(i.Ref)+" (index)")
 	}
 	if len(read) > 0 {
 		return strings.Join(read, ", ")

@@ -1,13 +1,22 @@
 package cli
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/client"
 
+	"github.com/bkcache/bkcache/buildkit"
 	"github.com/bkcache/bkcache/ghacache/contentstore"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/scope"
 )
 
 func TestUsesDataPlane(t *testing.T) {
@@ -81,5 +90,155 @@ func TestDataPlaneSummary(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestSkippedNotListed: a gha entry the data plane cannot set up (here a
+// runtime token that is not a JWT, as a third-party runner may hand out)
+// is in neither the cache-from/cache-to outputs nor the summary's rows;
+// it is a dropped entry with its reason. Other entries are unaffected.
+func TestSkippedNotListed(t *testing.T) {
+	local := t.TempDir()
+	vars := map[string]string{
+		"GITHUB_EVENT_NAME":     "push",
+		"GITHUB_REF":            "refs/heads/trunk",
+		"GITHUB_EVENT_PATH":     filepath.Join("..", "..", "scope", "testdata", "push_default_trunk.json"),
+		"ACTIONS_RUNTIME_TOKEN": "opaque-not-a-jwt",
+		"ACTIONS_CACHE_URL":     "http://127.0.0.1:1/",
+		"RUNNER_TEMP":           t.TempDir(),
+	}
+	getenv := func(k string) string { return vars[k] }
+	for _, tc := range []struct {
+		name, cache string
+		wantRows    int // export rows left in the summary
+	}{
+		{"gha alone", "type=gha", 0},
+		{"gha and local", "type=gha\ntype=local,dest=" + local, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := scope.EventFromEnv(getenv, os.ReadFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := &job{cfg: config.Config{Cache: strings.Split(tc.cache, "\n"), CacheScope: "buildkit"}, event: ev, getenv: getenv}
+			planned, err := j.plan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(planned.cache.CacheTo(), "type=gha") {
+				t.Fatalf("the plan has no gha export to skip: %q", planned.cache.CacheTo())
+			}
+			// As job.build hands the plan to the data plane.
+			req := buildkit.Request{
+				Imports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Imports),
+				Exports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Exports),
+			}
+			dp, err := startDataPlane(context.Background(), &req, getenv, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dp.close()
+			p, skipped := dp.ran(planned)
+			if len(skipped) != 2 {
+				t.Fatalf("skipped %v, want the gha import and export", skipped)
+			}
+			for _, out := range []string{p.cache.CacheFrom(), p.cache.CacheTo()} {
+				if strings.Contains(out, "type=gha") {
+					t.Errorf("output %q lists the skipped gha entry", out)
+				}
+			}
+			if len(planned.cache.Exports) != tc.wantRows+1 {
+				t.Errorf("ran changed the plan it was given: %d exports", len(planned.cache.Exports))
+			}
+			md := ghaction.RenderSummary(j.summary(context.Background(), p, buildkit.Result{Steps: 3}, time.Second))
+			if strings.Contains(md, "| type=gha") || strings.Contains(md, "- type=gha") {
+				t.Errorf("the summary lists the skipped gha entry as used:\n%s", md)
+			}
+			for _, want := range []string{
+				"cache-from type=gha,scope=buildkit dropped: runtime token: not a JWT",
+				"cache-to type=gha,scope=buildkit,ignore-error=true,mode=max dropped: runtime token: not a JWT",
+			} {
+				if !strings.Contains(md, want) {
+					t.Errorf("the summary lacks %q:\n%s", want, md)
+				}
+			}
+			if rows := strings.Count(md, "\n| type="); rows != tc.wantRows {
+				t.Errorf("%d export rows, want %d:\n%s", rows, tc.wantRows, md)
+			}
+		})
+	}
+}
+
+// TestRefText: an empty ref is named, never left as a gap.
+func TestRefText(t *testing.T) {
+	for _, tc := range []struct{ ref, want string }{
+		{"refs/heads/main", "refs/heads/main"},
+		{"", `the empty ref ""`},
+	} {
+		if got := refText(tc.ref); got != tc.want {
+			t.Errorf("refText(%q) = %q, want %q", tc.ref, got, tc.want)
+		}
+	}
+	r := dataPlaneResult{Imports: []contentstore.ImportStats{{Scope: "b", Layers: 1}}, Exports: []contentstore.ExportStats{{Scope: "b"}}}
+	for _, l := range append(r.describe(), r.servedBy()) {
+		if strings.Contains(l, "  ") || strings.Contains(l, "()") || strings.Contains(l, "from :") {
+			t.Errorf("line with a missing ref: %q", l)
+		}
+	}
+}
+
+// TestRanIn: an entry BuildKit left out (it is not in Result.Imports or
+// Result.Exports) is no longer one of the plan's; a gha export the data
+// plane serves is found through its local store, and a gha import it
+// served was tried whatever BuildKit did.
+func TestRanIn(t *testing.T) {
+	parse := func(s string, dir cacheentry.Direction) cacheentry.Entry {
+		t.Helper()
+		e, err := cacheentry.Parse(s, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	gha, stock, reg := parse("type=gha,scope=b,mode=max", cacheentry.Export), parse("type=gha,scope=c,dataplane=false", cacheentry.Export), parse("type=registry,ref=r/c:b", cacheentry.Export)
+	ghaIn, stockIn, regIn := parse("type=gha,scope=b", cacheentry.Import), parse("type=gha,scope=c,dataplane=false", cacheentry.Import), parse("type=registry,ref=r/c:b", cacheentry.Import)
+	p := planned{}
+	p.cache.Imports = []cacheentry.Entry{ghaIn, stockIn, regIn}
+	p.cache.Exports = []cacheentry.Entry{gha, stock, reg}
+	as := func(e cacheentry.Entry) client.CacheOptionsEntry {
+		return withoutDataPlaneKey(cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{e}))[0]
+	}
+	local := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/tmp/x/export-1", "mode": "max"}}
+	dp := &dataPlane{exports: []dataPlaneExport{{given: cacheentry.As[client.CacheOptionsEntry]([]cacheentry.Entry{gha})[0], local: local}}}
+	served := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"src": "/tmp/x/import-1", "digest": "sha256:1"}}
+	for _, tc := range []struct {
+		name             string
+		res              buildkit.Result
+		imports, exports []cacheentry.Entry
+	}{
+		{"all ran", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn), served}, Exports: []client.CacheOptionsEntry{as(reg), local, as(stock)}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{gha, stock, reg}},
+		{"Docker's own BuildKit: registry and the data plane's local entries only", buildkit.Result{Imports: []client.CacheOptionsEntry{as(regIn), served}},
+			[]cacheentry.Entry{ghaIn, regIn}, nil},
+		{"BuildKit left out the stock gha export", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn)}, Exports: []client.CacheOptionsEntry{as(reg), local}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{gha, reg}},
+		{"the data plane's store left out", buildkit.Result{Imports: []client.CacheOptionsEntry{as(stockIn), as(regIn)}, Exports: []client.CacheOptionsEntry{as(reg), as(stock)}},
+			[]cacheentry.Entry{ghaIn, stockIn, regIn}, []cacheentry.Entry{stock, reg}},
+		{"no solve ran", buildkit.Result{}, []cacheentry.Entry{ghaIn}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dp.ranIn(p, tc.res)
+			if left := !slices.ContainsFunc(got.cache.Exports, gha.Equal); dp.exports[0].left != left {
+				t.Errorf("data plane export marked left %v, want %v", dp.exports[0].left, left)
+			}
+			for _, c := range []struct {
+				what      string
+				got, want []cacheentry.Entry
+			}{{"imports", got.cache.Imports, tc.imports}, {"exports", got.cache.Exports, tc.exports}} {
+				if !slices.EqualFunc(c.got, c.want, cacheentry.Entry.Equal) {
+					t.Errorf("%s %v, want %v", c.what, c.got, c.want)
+				}
+			}
+		})
 	}
 }

@@ -70,11 +70,11 @@ func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, rep
 // ran, each with the reason it runs.
 func cleanupLines(o ghacache.ExportCleanup, r ghacache.CleanupReport) []string {
 	if o.Transient {
-		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s): no later run can read a merge-queue ref's cache", r.Transient, o.Ref, bytesText(r.TransientBytes))}
+		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes))}
 	}
-	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, o.Ref, bytesText(r.SupersededBytes))}
+	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, refText(o.Ref), bytesText(r.SupersededBytes))}
 	if o.Sweep {
-		lines = append(lines, fmt.Sprintf("swept %d layer blobs of %s (%s) that its newest index does not name and nobody used since, kept %d: unreferenced blobs push the default branch's cache out at quota", r.Swept.Deleted, o.Ref, bytesText(r.Swept.Freed), r.Swept.Kept))
+		lines = append(lines, fmt.Sprintf("swept %d layer blobs of %s (%s) that its newest index does not name and nobody used since, kept %d: unreferenced blobs push the default branch's cache out at quota", r.Swept.Deleted, refText(o.Ref), bytesText(r.Swept.Freed), r.Swept.Kept))
 	}
 	return lines
 }

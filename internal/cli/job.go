@@ -76,8 +76,9 @@ func defaultLocalCacheDir(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), "bkcache")
 }
 
-// report prints the plan and sets the plan outputs. withEntries prints the
-// cache entries too; without, they are left to the outputs.
+// report prints the plan and sets the cache-scope output. withEntries
+// prints the cache entries too; without, they are left to the outputs
+// (setCacheOutputs).
 func (j *job) report(p planned, withEntries bool) error {
 	text := p.cache.DescribeScopes()
 	if withEntries {
@@ -106,10 +107,18 @@ func (j *job) report(p planned, withEntries bool) error {
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
 	}
+	if err := j.rep.SetOutput("cache-scope", exportScope); err != nil {
+		return fmt.Errorf("setting output %q: %w", "cache-scope", err)
+	}
+	return nil
+}
+
+// setCacheOutputs sets the cache-from and cache-to outputs to p's entries:
+// the plan in a dry run, what BuildKit got in a build (job.build).
+func (j *job) setCacheOutputs(p planned) error {
 	for _, o := range []struct{ name, value string }{
 		{"cache-from", p.cache.CacheFrom()},
 		{"cache-to", p.cache.CacheTo()},
-		{"cache-scope", exportScope},
 	} {
 		if err := j.rep.SetOutput(o.name, o.value); err != nil {
 			return fmt.Errorf("setting output %q: %w", o.name, err)
@@ -150,6 +159,14 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	if err != nil {
 		return buildkit.Result{}, err
 	}
+	// run is what the build runs: the outputs and the summary name no
+	// entry the data plane could not set up. Cache mounts pick their
+	// store from the plan, as before.
+	run, skipped := dp.ran(p)
+	for _, d := range skipped {
+		j.rep.Warnf("%s", d)
+	}
+	imports, exports = run.cache.Imports, run.cache.Exports
 	mounts := j.restoreMounts(ctx, p)
 	defer mounts.close()
 	start := time.Now()
@@ -174,6 +191,12 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	})
 	if j.bkLog != nil {
 		j.bkLog.flush(j.rep)
+	}
+	// The cache outputs name what the build ran with, set even when it
+	// failed.
+	run = dp.ranIn(run, res)
+	if oerr := j.setCacheOutputs(run); oerr != nil && err == nil {
+		err = oerr
 	}
 	dpr, dpErr := dp.finish(ctx, err == nil)
 	res.Misses = append(res.Misses, dp.misses...)
@@ -208,7 +231,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	sum := j.summary(ctx, p, res, elapsed)
+	sum := j.summary(ctx, run, res, elapsed)
 	dpr.addToSummary(&sum, res.Cached)
 	sum.Mounts = j.saveMounts(ctx, mounts, res)
 	j.rep.Summary(sum)

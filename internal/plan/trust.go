@@ -121,6 +121,8 @@ func exportRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
 func ghaRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
 	w := runnerenv.WritableRef(e.Attrs["token"], runnerRef)
 	switch {
+	case w == "" && runnerenv.EmptyWriteScope(e.Attrs["token"]):
+		return "the gha exporter writes the ref the runtime token may write, and this token's writable scope is empty (it names no ref)"
 	case w == "":
 		return "the gha exporter writes the ref the runtime token may write, and this token may write none"
 	case sp.Export == nil:

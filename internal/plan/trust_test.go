@@ -15,6 +15,13 @@ func tokenWriting(ref string) string {
 	return enc([]byte(`{"alg":"HS256"}`)) + "." + enc([]byte(`{"ac":"[{\"Scope\":\"`+ref+`\",\"Permission\":3}]"}`)) + ".sig"
 }
 
+// tokenScopes is a runtime token whose `ac` claim lists scopes, each a
+// JSON object with its quotes escaped.
+func tokenScopes(scopes ...string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"HS256"}`)) + "." + enc([]byte(`{"ac":"[`+strings.Join(scopes, ",")+`]"}`)) + ".sig"
+}
+
 func TestEnforceTrust(t *testing.T) {
 	forkExport := forkPR
 	forkExport.Export = &prScope
@@ -56,6 +63,9 @@ func TestEnforceTrust(t *testing.T) {
 		{"gha without ac, other GITHUB_REF", pushMain, "type=gha,token=opaque", "refs/heads/dev", "writes refs/heads/dev"},
 		{"gha on a read-only plan", forkPR, "type=gha,token=" + tokenWriting("refs/pull/42/merge"), "", "read-only (allow-untrusted-export lets fork pull requests write only their own pr-N scope), but the gha exporter would write refs/pull/42/merge"},
 		{"gha in a merge queue", mergeQueue, "type=gha,token=" + tokenWriting("refs/heads/gh-readonly-queue/main/pr-1-ab"), "", "not the planned export scope mq-main"},
+		{"gha token may write nothing", pushMain, "type=gha,token=" + tokenScopes(`{\"Scope\":\"refs/heads/main\",\"Permission\":1}`), "", "this token may write none"},
+		{"gha token writes an empty scope", pushMain, "type=gha,token=" + tokenWriting(""), "", "this token's writable scope is empty (it names no ref)"},
+		{"gha opaque token without GITHUB_REF", pushMain, "type=gha,token=opaque", "", "this token may write none"},
 		{"deleted ref", deleted, "type=registry,ref=r/c:buildkit_main", "", "deleted"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
