@@ -300,6 +300,9 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	var failed error
 	for _, ex := range dp.exports {
 		if !built {
+			// No index will name what it uploaded; and close deletes the
+			// spool its uploads read from, so they must end first.
+			ex.store.Discard()
 			continue
 		}
 		st, err := ex.store.Finalize(ctx)
