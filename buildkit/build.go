@@ -209,12 +209,14 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	if err != nil {
 		return nil, nil, fmt.Errorf("progress: %w", err)
 	}
+	var ociDirs []string
 	if len(req.CacheStores) > 0 {
-		stop, err := preinitSession(ctx, c, &solveOpt, req.CacheStores)
+		stop, dirs, err := preinitSession(ctx, c, &solveOpt, req.CacheStores)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer stop()
+		ociDirs = dirs
 	}
 	rec := newRecorder()
 	statusCh := make(chan *client.SolveStatus)
@@ -246,6 +248,9 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	err = eg.Wait()
 	if gw != nil {
 		gw.Close()
+	}
+	if err == nil {
+		err = writeOCIIndexes(res, ociDirs)
 	}
 	return res, rec, err
 }

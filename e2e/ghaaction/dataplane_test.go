@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	cacheimporttypes "github.com/moby/buildkit/cache/remotecache/v1/types"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/ghacache/emulator"
@@ -321,5 +323,38 @@ func TestDataPlaneEvictedDuringBuild(t *testing.T) {
 	mustSucceed(t, r)
 	if cached, steps := hits(t, r); cached != steps || steps != 3 {
 		t.Errorf("second build on the same builder: %d of %d cached, want 3 of 3\n%s", cached, steps, r.stdout)
+	}
+}
+
+// TestDataPlaneOCIDirOutput: an oci or docker output with tar=false (an
+// image layout directory) works with the data plane on: the image is in
+// the directory and tagged in its index.json, and the cache is exported.
+func TestDataPlaneOCIDirOutput(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry", "azure")
+	for _, typ := range []string{"oci", "docker"} {
+		t.Run(typ, func(t *testing.T) {
+			s := startEmulator(t, 1)
+			dir := writeContext(t, env)
+			out := filepath.Join(t.TempDir(), "layout")
+			r := runAction(t, s, s.token(t, mainRef), pushMain,
+				buildInputs(testenv.NewBuildkitd(t), dir, "outputs", "type="+typ+",tar=false,dest="+out))
+			mustSucceed(t, r)
+			requireDataPlane(t, r, "export")
+			dt, err := os.ReadFile(filepath.Join(out, "index.json"))
+			if err != nil {
+				t.Fatalf("no index.json in the layout: %v\n%s", err, r.stdout)
+			}
+			var idx ocispecs.Index
+			if err := json.Unmarshal(dt, &idx); err != nil || len(idx.Manifests) != 1 {
+				t.Fatalf("index.json %s: %v", dt, err)
+			}
+			m := idx.Manifests[0].Digest
+			if _, err := os.Stat(filepath.Join(out, "blobs", m.Algorithm().String(), m.Encoded())); err != nil {
+				t.Errorf("the image manifest is not in the layout: %v", err)
+			}
+			if !hasIndex(entriesByScope(s)[mainRef]) {
+				t.Errorf("no cache index exported:\n%s", describe(s.emu.Entries(repo)))
+			}
+		})
 	}
 }
