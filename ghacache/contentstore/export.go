@@ -318,6 +318,7 @@ func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 		}
 	}
 	stored := e.storedNow(ctx, config.Layers)
+	e.fill(&st)
 	var missing []string
 	for i, l := range config.Layers {
 		if !stored[i] {
@@ -378,6 +379,11 @@ func (e *Export) storedNow(ctx context.Context, layers []cacheimporttypes.CacheL
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			out[i] = e.lookupNow(ctx, l.Blob, elsewhere)
+			if out[i] && elsewhere {
+				e.mu.Lock()
+				e.skipped[l.Blob] = true // another job's upload finished
+				e.mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()

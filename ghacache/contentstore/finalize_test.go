@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,4 +77,46 @@ func TestFinalizeNamesOnlyFinishedBlobs(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFinalizeWaitsForAnotherJobsUpload: a layer another job is uploading
+// ("already exists" here) is named once that upload finishes.
+func TestFinalizeWaitsForAnotherJobsUpload(t *testing.T) {
+	defer func(w []time.Duration) { reservedWait = w }(reservedWait)
+	reservedWait = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	services(t, func(t *testing.T, s service) {
+		ctx := context.Background()
+		layer := randomBytes(t, 5000)
+		g := &gatedReaderAt{data: layer, started: make(chan struct{}), release: make(chan struct{})}
+		done := make(chan error)
+		go func() {
+			done <- s.client(t, mainRef).Save(ctx, ghacache.BlobKey(digest.FromBytes(layer).String()), ghacache.BuildKitVersion(), g, int64(len(layer)))
+		}()
+		<-g.started // reserved, uploading
+		ex := NewExport(ctx, s.client(t, mainRef), "w", mainRef, t.TempDir(), Options{})
+		exportLikeBuildKit(t, ex, [][]byte{layer})
+		go func() { time.Sleep(200 * time.Millisecond); close(g.release) }()
+		st, err := ex.Finalize(ctx)
+		if err := <-done; err != nil {
+			t.Fatalf("the other job's save: %v", err)
+		}
+		if err != nil || st.IndexKey == "" || st.Skipped != 1 || st.Uploaded != 0 {
+			t.Fatalf("Finalize = %+v, %v; want an index, the layer counted as already there", st, err)
+		}
+	})
+}
+
+// gatedReaderAt serves data once release is closed; started is closed at
+// the first read.
+type gatedReaderAt struct {
+	data    []byte
+	once    sync.Once
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	g.once.Do(func() { close(g.started) })
+	<-g.release
+	return bytes.NewReader(g.data).ReadAt(p, off)
 }
