@@ -329,7 +329,7 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 			return err
 		}
 		// The post step's cleanup, as internal/cli's postCleanup runs it.
-		_, freed, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr))
+		_, freed, _, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr), w.clock.Now().Add(-ghacache.DefaultSweepGrace))
 		st.cleaned += freed
 		return err
 	}
@@ -418,6 +418,7 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 	o := ghacache.ExportCleanup{Owner: "sim", Repo: strings.TrimPrefix(s.repo, "sim/"), Ref: j.ref, Scope: j.scopeName}
 	o.Sweep = s.sweep
 	o.Transient = s.mergeQueue && e.kind == mergeGroup
+	o.Now = w.clock.Now()
 	rep, err := rest.CleanupAfterExport(ctx, c, o)
 	st.cleaned += rep.Freed()
 	return err

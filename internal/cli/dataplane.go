@@ -401,6 +401,9 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	var failed error
 	for _, ex := range dp.exports {
 		if !built || ex.left {
+			// No index will name what it uploaded; and close deletes the
+			// spool its uploads read from, so they must end first.
+			ex.store.Discard()
 			continue
 		}
 		st, err := ex.store.Finalize(ctx)
@@ -435,7 +438,7 @@ func (dp *dataPlane) evictedDuringBuild() bool {
 }
 
 // evictedHint explains a build that failed on an eviction.
-const evictedHint = "gha cache layers were evicted while the build read them; run the job again on a fresh builder, or set dataplane=false"
+const evictedHint = "gha cache layers were evicted between bkcache's check and the build's read; this builder now fails builds needing them (\"lease … not found\") until buildkitd restarts: run the job again on a fresh builder, or set dataplane=false"
 
 // close removes the stores' directories.
 func (dp *dataPlane) close() {

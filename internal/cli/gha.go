@@ -138,12 +138,14 @@ func postCleanup(ctx context.Context, j *job) error {
 	ref := "refs/pull/" + num + "/merge"
 	var cleanupErr error
 	j.withUsage(ctx, rest, owner, repo, func() {
-		n, freed, err := rest.CleanupRef(ctx, owner, repo, ref)
+		// A build of the pull request may still be running: what was read
+		// within the sweep's grace stays (GitHub expires it after a week).
+		n, freed, kept, err := rest.CleanupRef(ctx, owner, repo, ref, time.Now().Add(-ghacache.DefaultSweepGrace))
 		if err != nil {
 			cleanupErr = err
 			return
 		}
-		j.rep.Infof("cache-cleanup: pull request #%s closed: deleted %d cache entries of %s (%s)", num, n, ref, bytesText(freed))
+		j.rep.Infof("cache-cleanup: pull request #%s closed: deleted %d cache entries of %s (%s), kept %d read within the last %s", num, n, ref, bytesText(freed), kept, ghacache.DefaultSweepGrace)
 	})
 	return cleanupErr
 }
