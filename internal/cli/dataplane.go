@@ -22,6 +22,7 @@ import (
 	"github.com/bkcache/bkcache/ghacache/contentstore"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
 )
 
 // The gha data plane: gha cache entries become BuildKit type=local entries
@@ -113,7 +114,7 @@ func ghaScope(e client.CacheOptionsEntry) string {
 // every ref the token may read, in parallel; refs without one are misses.
 // Setup failures become warnings (notes) and drop the entry, unless an
 // export says ignore-error=false.
-func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
+func startDataPlane(ctx context.Context, req *buildkit.Request, trust plan.Trust, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
 	dp := &dataPlane{}
 	var todoIn, todoOut []client.CacheOptionsEntry
 	var keepIn, keepOut []client.CacheOptionsEntry
@@ -207,15 +208,12 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 	for _, e := range todoOut {
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
-		c, refs, err := ghaClient(e, getenv)
-		writeRef := ""
-		for _, r := range refs {
-			if r.Write {
-				writeRef = r.Ref
-			}
-		}
-		if err == nil && writeRef == "" {
-			err = errors.New("the runtime token may write no ref")
+		c, _, err := ghaClient(e, getenv)
+		// The index is a write bkcache makes itself: it goes to the ref
+		// the plan's one trust decision allows, or nowhere.
+		writeRef, why := trust.GHAWriteRef(ghaClientConfig(e, getenv).Token)
+		if err == nil && why != "" {
+			err = errors.New(why)
 		}
 		if err != nil {
 			if !ignoreError {

@@ -108,13 +108,15 @@ func TestFinalCacheTo(t *testing.T) {
 	type row = [2][3][]string
 	lines := func(k string) []string { return []string{"reg:" + k, "gha", "local:" + k} }
 	noGHA := func(k string) []string { return []string{"reg:" + k, "local:" + k} }
+	// A trusted build keeps explicit cache-to lines as written.
+	explicit := []string{"xreg:master", "xreg:pr-42", "xcache"}
 	trusted := func(k string) row {
-		r := [3][]string{{"gha"}, lines(k), {"xgha"}}
+		r := [3][]string{{"gha"}, lines(k), append(explicit, "xgha")}
 		return row{r, r}
 	}
 	// The token writes another ref than the plan's export scope.
 	tokenElsewhere := func(k string) row {
-		r := [3][]string{nil, noGHA(k), nil}
+		r := [3][]string{nil, noGHA(k), explicit}
 		return row{r, r}
 	}
 	want := map[string]row{
@@ -219,10 +221,22 @@ func trustRun(t *testing.T, ev trustEvent, allow string, inputs map[string]strin
 		t.Fatal(err)
 	}
 	r.vars["ACTIONS_RUNTIME_TOKEN"] = tok
+	r.vars["GITHUB_REPOSITORY"] = ev.env["GITHUB_REPOSITORY"]
 	r.vars["ACTIONS_RESULTS_URL"] = trustCacheURL
 	r.vars["ACTIONS_CACHE_SERVICE_V2"] = "true"
 	r.vars["GITHUB_EVENT_PATH"] = filepath.Join("..", "..", "scope", "testdata", ev.payload)
 	return r
+}
+
+// mintToken is a runtime token of the emulator (GitHub's shape) that may
+// write ref.
+func mintToken(t *testing.T, ref string) string {
+	t.Helper()
+	tok, err := emulator.MintToken([]byte("trust-test"), emulator.TokenOptions{Repo: hello, Write: ref, Now: time.Now(), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func nonEmptyLines(s string) []string {
