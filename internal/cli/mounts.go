@@ -82,6 +82,9 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if len(mp.imports) == 0 && mp.export == nil {
 		// An inline cache has no place for an archive: use the Actions
 		// cache when the runtime is there.
+		if p.scopes.Deleted {
+			return nil, notes, nil // a deleted ref reads and writes nothing
+		}
 		if !ghaRuntime(j.getenv) {
 			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
 			return nil, notes, nil
