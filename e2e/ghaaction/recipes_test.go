@@ -25,7 +25,7 @@ import (
 // address and credentials filled in for the test servers.
 type recipe struct {
 	name     string
-	inputs   map[string]string // cache-from, cache-to and what else the recipe sets
+	inputs   map[string]string  // cache-from, cache-to and what else the recipe sets
 	afterRun func(t *testing.T) // a step the recipe runs after the build (the mv)
 	stored   func(t *testing.T) // the store holds the exported cache
 }
