@@ -208,12 +208,15 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, trust plan.Trust
 	for _, e := range todoOut {
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
-		c, _, err := ghaClient(e, getenv)
 		// The index is a write bkcache makes itself: it goes to the ref
 		// the plan's one trust decision allows, or nowhere.
 		writeRef, why := trust.GHAWriteRef(ghaClientConfig(e, getenv).Token)
-		if err == nil && why != "" {
+		var c *ghacache.Client
+		var err error
+		if why != "" {
 			err = errors.New(why)
+		} else {
+			c, _, err = ghaClient(e, getenv)
 		}
 		if err != nil {
 			if !ignoreError {

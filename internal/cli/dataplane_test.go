@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client"
 
+	"github.com/bkcache/bkcache/buildkit"
 	"github.com/bkcache/bkcache/ghacache/contentstore"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/bkcache/bkcache/scope"
 )
 
 func TestUsesDataPlane(t *testing.T) {
@@ -81,5 +85,44 @@ func TestDataPlaneSummary(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestDataPlaneAsksTheTrustDecision: the index the data plane writes is a
+// write of bkcache's own; it goes to the ref plan.Trust allows or nowhere,
+// whatever entry reached it.
+func TestDataPlaneAsksTheTrustDecision(t *testing.T) {
+	main := scope.Scope{Key: "main", Ref: "refs/heads/main", Kind: scope.KindBranch}
+	trusted := plan.Trust{Scope: scope.Plan{Build: "buildkit", Export: &main, Trusted: true}}
+	for _, tc := range []struct {
+		name, token string
+		skipped     string // "" when the export store is set up
+	}{
+		{"the token writes the export ref", mintToken(t, "refs/heads/main"), ""},
+		{"the token writes another ref", mintToken(t, "refs/heads/develop"), "the gha exporter writes refs/heads/develop"},
+		{"the claim cannot be read", "opaque-runtime-token", "gha writes nothing: the runtime token has no readable `ac` claim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"ACTIONS_RUNTIME_TOKEN": tc.token, "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true", "RUNNER_TEMP": t.TempDir()}
+			req := buildkit.Request{Exports: []client.CacheOptionsEntry{{Type: "gha", Attrs: map[string]string{"scope": "buildkit", "mode": "max"}}}}
+			dp, err := startDataPlane(context.Background(), &req, trusted, func(k string) string { return env[k] }, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dp.close()
+			notes := strings.Join(dp.notes, "\n")
+			if tc.skipped == "" {
+				if len(dp.exports) != 1 || len(req.Exports) != 1 || req.Exports[0].Type != "local" {
+					t.Errorf("want one data-plane export, got %d (%v); notes %q", len(dp.exports), req.Exports, notes)
+				}
+				return
+			}
+			if len(dp.exports) != 0 || len(req.Exports) != 0 || !strings.Contains(notes, "cache export type=gha,scope=buildkit skipped: "+tc.skipped) {
+				t.Errorf("want the export skipped (%s); exports %v, notes %q", tc.skipped, req.Exports, notes)
+			}
+			if strings.Contains(notes, tc.token) {
+				t.Errorf("the notes show the token: %q", notes)
+			}
+		})
 	}
 }

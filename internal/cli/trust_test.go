@@ -582,3 +582,46 @@ func TestCLIInsideJob(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedLocationHint: a trusted build off the default branch whose
+// explicit cache-to writes what the default branch reads (here the tag
+// it also imports) keeps it and gets one note with the cache: line; the
+// default branch's own build gets none.
+func TestSharedLocationHint(t *testing.T) {
+	byName := map[string]trustEvent{}
+	for _, ev := range trustEvents {
+		byName[ev.name] = ev
+	}
+	shared := map[string]string{
+		"cache-from": "type=registry,ref=" + trustRegistry + ":buildcache",
+		"cache-to":   "type=registry,ref=" + trustRegistry + ":buildcache,mode=max\ntype=registry,ref=" + trustRegistry + ":other",
+	}
+	for _, tt := range []struct {
+		event string
+		hints int
+	}{
+		{"push branch", 1},
+		{"pull_request same repo", 1},
+		{"push default branch", 0},
+	} {
+		t.Run(tt.event, func(t *testing.T) {
+			code, out, outputs := trustRun(t, byName[tt.event], "false", shared).run(t)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			if got := nonEmptyLines(outputs["cache-to"]); len(got) != 2 {
+				t.Errorf("cache-to %q: want both entries kept as written", got)
+			}
+			if n := strings.Count(out, "writes where the default branch"); n != tt.hints {
+				t.Errorf("%d hints, want %d\n%s", n, tt.hints, out)
+			}
+			want := "note: cache-to type=registry,ref=" + trustRegistry + ":buildcache,ignore-error=true,mode=max writes where the default branch"
+			if tt.hints == 1 && (!strings.Contains(out, want) || !strings.Contains(out, "`cache: type=registry,ref="+trustRegistry+",mode=max` instead")) {
+				t.Errorf("the hint does not name the entry and the cache: line\n%s", out)
+			}
+			if strings.Contains(out, ":other,ignore-error=true writes where") {
+				t.Errorf("a tag the default branch does not read got a hint\n%s", out)
+			}
+		})
+	}
+}
