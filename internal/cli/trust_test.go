@@ -625,3 +625,54 @@ func TestSharedLocationHint(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalSymlinkIntoTrustedScope: a fork's pull request (with
+// allow-untrusted-export) whose cache-to names its own scope's directory,
+// which is a symlink into the default branch's, is dropped: local
+// locations are compared as they are on disk.
+func TestLocalSymlinkIntoTrustedScope(t *testing.T) {
+	var fork trustEvent
+	for _, ev := range trustEvents {
+		if ev.name == "pull_request fork" {
+			fork = ev
+		}
+	}
+	root := t.TempDir()
+	mainDir := filepath.Join(root, "cache", "buildkit_master")
+	links := filepath.Join(root, "links")
+	for _, d := range []string{mainDir, links} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(mainDir, filepath.Join(links, "buildkit_pr-42")); err != nil {
+		t.Fatal(err)
+	}
+	// A parent that is a link is resolved too, and a directory that does
+	// not exist yet is judged by its parent.
+	if err := os.Symlink(filepath.Join(root, "cache"), filepath.Join(root, "cachelink")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dest string
+		kept bool
+	}{
+		{filepath.Join(links, "buildkit_pr-42"), false},
+		{filepath.Join(root, "cachelink", "buildkit_pr-42"), true},
+		{filepath.Join(root, "cachelink", "buildkit_master"), false},
+		{filepath.Join(root, "cache", "x", "..", "buildkit_pr-42"), true},
+	} {
+		t.Run(tt.dest, func(t *testing.T) {
+			code, out, outputs := trustRun(t, fork, "true", map[string]string{"cache-to": "type=local,dest=" + tt.dest}).run(t)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			if kept := outputs["cache-to"] != ""; kept != tt.kept {
+				t.Errorf("kept = %v, want %v\n%s", kept, tt.kept, out)
+			}
+			if !tt.kept && !strings.Contains(out, "untrusted build: it writes local dest "+mainDir) {
+				t.Errorf("the warning does not name the directory on disk\n%s", out)
+			}
+		})
+	}
+}
