@@ -155,7 +155,7 @@ func TestSharedHints(t *testing.T) {
 		{"branch writes the default branch's scope", feat,
 			nil, entries("type=s3,bucket=b,region=r,name=buildkit_main"),
 			"`cache: type=s3,bucket=b,region=r` instead"},
-		{"branch writes the directory it imports (the mv recipe reads what it wrote)", feat,
+		{"branch writes the directory it imports", feat,
 			entries("type=local,src=/tmp/.buildx-cache"), entries("type=local,dest=/tmp/.buildx-cache"),
 			"`cache: type=local,dest=/tmp` instead"},
 		{"branch writes its own place", feat,
