@@ -114,7 +114,12 @@ func (j *job) afterBuild(ctx context.Context, p planned) error {
 		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token", err)
 		return nil
 	}
-	ref := runnerenv.WritableRef(j.getenv("ACTIONS_RUNTIME_TOKEN"), j.getenv("GITHUB_REF"))
+	// The ref the gha export wrote, by the same decision that kept it.
+	ref, why := p.cache.Trust.GHAWriteRef(j.getenv("ACTIONS_RUNTIME_TOKEN"))
+	if why != "" {
+		j.rep.Warnf("cache-cleanup skipped: %s", why)
+		return nil
+	}
 	j.withUsage(ctx, rest, owner, repo, func() { j.cleanupExport(ctx, rest, owner, repo, ref, name, p) })
 	return nil
 }

@@ -82,15 +82,16 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if len(mp.imports) == 0 && mp.export == nil {
 		// An inline cache has no place for an archive: use the Actions
 		// cache when the runtime is there.
+		if p.scopes.Deleted {
+			return nil, notes, nil // a deleted ref reads and writes nothing
+		}
 		if !ghaRuntime(j.getenv) {
 			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
 			return nil, notes, nil
 		}
-		gha := cacheentry.Entry{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}
+		gha := plan.AddGitHubRuntime([]cacheentry.Entry{{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}}, j.getenv)[0]
 		mp.imports = []cacheentry.Entry{gha}
-		if p.scopes.Export != nil {
-			mp.export = &gha
-		}
+		mp.export = &gha
 	}
 	switch {
 	case p.scopes.Export == nil:
@@ -98,6 +99,12 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		mp.export, mp.noSave = nil, "this event exports no cache"
 	case mp.export == nil:
 		mp.noSave = "no cache export to a store that carries mounts"
+	default:
+		// A save is a write like any cache-to: the same trust decision,
+		// which the gha fallback above has not been through.
+		if why := p.cache.Trust.WriteRefusal(*mp.export); why != "" {
+			mp.export, mp.noSave = nil, why
+		}
 	}
 	return mp, notes, nil
 }

@@ -18,7 +18,8 @@ func TestActionPlanMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	cacheDir := t.TempDir()
-	ghaVars := map[string]string{"ACTIONS_RUNTIME_TOKEN": "tok", "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true"}
+	// The runtime token writes the job's ref, as GitHub's does.
+	ghaVars := map[string]string{"ACTIONS_RUNTIME_TOKEN": mintToken(t, "refs/heads/feature/Login_Form"), "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true"}
 	for _, tc := range []struct {
 		name, event, ref, payload string
 		inputs                    map[string]string
@@ -52,6 +53,13 @@ func TestActionPlanMounts(t *testing.T) {
 			inputs: map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
 			vars:   ghaVars,
 			want:   []string{"cache mount dl (/dl) sharing=locked: restore from gha scope buildkit; save to gha scope buildkit"},
+		},
+		{
+			name: "inline alone with a token that writes another ref saves nothing", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
+			inputs:  map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
+			vars:    map[string]string{"ACTIONS_RUNTIME_TOKEN": mintToken(t, "refs/heads/develop"), "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/"},
+			want:    []string{"restore from gha scope buildkit; no save: the gha exporter writes refs/heads/develop"},
+			notWant: []string{"save to"},
 		},
 		{
 			name: "a registry cache line carries them as artifacts", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
