@@ -16,6 +16,7 @@ import (
 	"github.com/bkcache/bkcache/internal/cachemount"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	units "github.com/docker/go-units"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,6 +28,9 @@ type mountPlan struct {
 	imports []cacheentry.Entry // stores to restore from, in lookup order
 	export  *cacheentry.Entry  // the store to save to; nil: no save
 	noSave  string             // why export is nil
+	// needsPlatform: ids use the platform's variables, and the plan was
+	// made without the builder's platform.
+	needsPlatform bool
 }
 
 // mountStoreTypes are the cache types that carry mount archives.
@@ -34,8 +38,9 @@ var mountStoreTypes = []string{cacheentry.TypeLocal, cacheentry.TypeGHA, cacheen
 
 // planMounts finds the cache mounts the target uses and the stores that
 // carry them: the build cache's own, with its scopes and trust rules. A
-// nil plan means there is nothing to do; notes say why.
-func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
+// nil plan means there is nothing to do; notes say why. builderPlatform
+// is the builder's platform, "" before bkcache connects to it.
+func (j *job) planMounts(p planned, builderPlatform string) (*mountPlan, []string, error) {
 	if slices.Equal(j.cfg.CacheMounts, []string{cachemount.None}) {
 		return nil, nil, nil
 	}
@@ -51,11 +56,13 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the Dockerfile for its cache mounts: %w", err)
 	}
-	found, err := cachemount.Discover(dt, j.cfg.Target)
+	found, err := cachemount.Discover(dt, cachemount.Options{
+		Target: j.cfg.Target, BuildArgs: j.cfg.BuildArgs, Platforms: j.cfg.Platforms, BuildPlatform: builderPlatform,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	var notes []string
+	notes := slices.Clone(found.Notes)
 	for _, s := range found.Skipped {
 		notes = append(notes, fmt.Sprintf("cache mount %s (stage %s) not carried: %s", s.Target, s.Stage, s.Reason))
 	}
@@ -64,9 +71,13 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		notes = append(notes, fmt.Sprintf("input cache-mounts names %q, but no RUN --mount=type=cache in the target has that id", id))
 	}
 	if len(sel) == 0 {
+		if found.NeedsPlatform {
+			// restoreMounts plans again with the builder's platform.
+			return &mountPlan{needsPlatform: true}, notes, nil
+		}
 		return nil, notes, nil
 	}
-	mp := &mountPlan{mounts: sel}
+	mp := &mountPlan{mounts: sel, needsPlatform: found.NeedsPlatform}
 	carries := mountCarrier(j.cfg.Cache)
 	for _, e := range plan.AddGitHubRuntime(p.cache.Imports, j.getenv) {
 		if carries(e) {
@@ -169,7 +180,7 @@ func entryList(es []cacheentry.Entry) string {
 
 // reportMounts logs the mount plan (plan and dry-run included).
 func (j *job) reportMounts(p planned) {
-	mp, notes, err := j.planMounts(p)
+	mp, notes, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
 		return
@@ -209,7 +220,7 @@ type mountResult struct {
 // restoreMounts fills the builder's cache mounts from the store before the
 // build. It never fails the build: problems are warnings.
 func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
-	mp, _, err := j.planMounts(p)
+	mp, _, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
 		return nil
@@ -221,6 +232,16 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", err)
 		return nil
+	}
+	if mp.needsPlatform {
+		// Mount ids that use the platform's variables are known now.
+		if mp, _, err = j.planMounts(p, platforms.Format(h.Platform())); err != nil || mp == nil {
+			h.Close()
+			return nil
+		}
+		for _, l := range mp.describe() {
+			j.rep.Infof("%s", l)
+		}
 	}
 	tmp, err := os.MkdirTemp("", "bkcache-mounts-")
 	if err != nil {

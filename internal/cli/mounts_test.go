@@ -13,7 +13,8 @@ import (
 func TestActionPlanMounts(t *testing.T) {
 	ctxDir := t.TempDir()
 	df := "FROM busybox\nRUN --mount=type=cache,id=dl,target=/dl,sharing=locked true\n" +
-		"RUN --mount=type=cache,target=/home/u/.cache,uid=1000 true\nRUN --mount=type=cache,target=$X true\n"
+		"RUN --mount=type=cache,target=/home/u/.cache,uid=1000 true\nRUN --mount=type=cache,target=$X true\n" +
+		"ARG TARGETARCH\nRUN --mount=type=cache,id=c-$TARGETARCH,target=/c true\n"
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,8 @@ func TestActionPlanMounts(t *testing.T) {
 				"cache mount dl (/dl) sharing=locked: restore from local " + cacheDir + "/buildkit_feature-login-form--d51d2737.mounts",
 				", then local " + cacheDir + "/buildkit_develop.mounts; save to local " + cacheDir + "/buildkit_feature-login-form--d51d2737.mounts\n",
 				"cache mount /home/u/.cache uid=1000 gid=0 mode=0755: restore from",
-				"cache mount $X (stage stage-0) not carried: uses a build variable",
+				"cache mount $X (stage stage-0) not carried: uses $X, which no ARG or ENV of the Dockerfile sets",
+				"cache mount /c (stage stage-0) not carried: uses $TARGETARCH, and the builder's platform is not known yet",
 			},
 		},
 		{
