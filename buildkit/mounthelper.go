@@ -141,15 +141,21 @@ func (h *MountHelper) Probe(ctx context.Context, m CacheMount) (mountarchive.Rep
 }
 
 // Restore unpacks the archive at archivePath into the mount when the mount
-// is empty; a mount with contents is left alone (Restored false).
-func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string) (mountarchive.Report, error) {
+// is empty; a mount with contents is left alone (Restored false). The
+// helper unpacks all of it or nothing; an archive over opt.MaxBytes of
+// files restores nothing and reports Exceeded.
+func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string, opt mountarchive.UnpackOptions) (mountarchive.Report, error) {
 	opts, src, err := m.mountOptions()
 	if err != nil {
 		return mountarchive.Report{}, err
 	}
 	name := filepath.Base(archivePath)
+	args := []string{"/" + h.binName, mountarchive.HelperCommand, "unpack", "/in/" + name, "/cache", "/out", strconv.FormatInt(opt.MaxBytes, 10)}
+	if opt.KeepSetID {
+		args = append(args, "keep-setid")
+	}
 	run := h.helper().Run(
-		llb.Args([]string{"/" + h.binName, mountarchive.HelperCommand, "unpack", "/in/" + name, "/cache", "/out"}),
+		llb.Args(args),
 		runAgain(),
 		llb.WithCustomNamef("[bkcache] restoring cache mount %s", m.CacheID))
 	run.AddMount("/in", llb.Local(archiveLocal, llb.IncludePatterns([]string{name})), llb.Readonly)

@@ -228,7 +228,7 @@ func (b *bench) roundTrip(ctx context.Context, tree, archive string) ([]time.Dur
 	}
 	defer h.Close()
 	if err := add(timed(func() error {
-		rep, err := h.Restore(ctx, benchMount, archive)
+		rep, err := h.Restore(ctx, benchMount, archive, mountarchive.UnpackOptions{})
 		if err == nil && !rep.Restored {
 			err = fmt.Errorf("restore found a full mount on a fresh builder")
 		}
@@ -412,7 +412,7 @@ func (b *bench) warmCold(ctx context.Context) ([]time.Duration, error) {
 	}
 	defer h.Close()
 	d, err = timed(func() error {
-		rep, err := h.Restore(ctx, warmMount, archive)
+		rep, err := h.Restore(ctx, warmMount, archive, mountarchive.UnpackOptions{})
 		if err == nil && !rep.Restored {
 			err = fmt.Errorf("not restored")
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // HelperCommand is the hidden bkcache subcommand that runs inside the
@@ -23,7 +24,8 @@ const (
 // Report is what the helper tells bkcache about one pack or unpack.
 type Report struct {
 	Stats
-	// Exceeded: pack found more than the cap and wrote no archive.
+	// Exceeded: pack found more than the cap and wrote no archive, or
+	// unpack found more than the cap in the archive and restored nothing.
 	Exceeded bool `json:"exceeded,omitempty"`
 	// Restored: unpack extracted the archive. False means the mount was
 	// not empty, so the builder's own, newer contents were kept.
@@ -32,9 +34,9 @@ type Report struct {
 
 // RunHelper runs the helper:
 //
-//	pack DIR OUTDIR MAXBYTES    archive DIR into OUTDIR
-//	unpack ARCHIVE DIR OUTDIR   extract ARCHIVE into DIR if DIR is empty
-//	probe DIR OUTDIR            count what DIR holds
+//	pack DIR OUTDIR MAXBYTES                        archive DIR into OUTDIR
+//	unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid]  extract ARCHIVE into DIR if DIR is empty
+//	probe DIR OUTDIR                                count what DIR holds
 func RunHelper(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 4 && args[0] == "pack":
@@ -43,19 +45,51 @@ func RunHelper(ctx context.Context, args []string) error {
 			return fmt.Errorf("pack: size cap %q: %w", args[3], err)
 		}
 		return pack(ctx, args[1], args[2], max)
-	case len(args) == 4 && args[0] == "unpack":
-		return unpack(ctx, args[1], args[2], args[3])
+	case (len(args) == 5 || len(args) == 6 && args[5] == "keep-setid") && args[0] == "unpack":
+		max, err := strconv.ParseInt(args[4], 10, 64)
+		if err != nil {
+			return fmt.Errorf("unpack: size cap %q: %w", args[4], err)
+		}
+		return unpack(ctx, args[1], args[2], args[3], UnpackOptions{MaxBytes: max, KeepSetID: len(args) == 6})
 	case len(args) == 3 && args[0] == "probe":
+		if err := removeStaging(args[1]); err != nil {
+			return err
+		}
 		st, err := Measure(args[1])
 		if err != nil {
 			return err
 		}
 		return writeJSON(filepath.Join(args[2], ReportFile), Report{Stats: st})
 	}
-	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR | probe DIR OUTDIR", HelperCommand)
+	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid] | probe DIR OUTDIR", HelperCommand)
+}
+
+// stagingPrefix names the directory inside a mount that a restore fills
+// before it moves the contents into place.
+const stagingPrefix = ".bkcache-restore-"
+
+// removeStaging removes what a restore that was stopped (a timeout kills
+// the helper) left in dir, so that it neither counts as the mount's
+// contents nor gets saved.
+func removeStaging(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), stagingPrefix) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func pack(ctx context.Context, dir, outDir string, max int64) error {
+	if err := removeStaging(dir); err != nil {
+		return err
+	}
 	f, err := os.Create(filepath.Join(outDir, ArchiveFile))
 	if err != nil {
 		return err
@@ -74,25 +108,76 @@ func pack(ctx context.Context, dir, outDir string, max int64) error {
 	return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st})
 }
 
-func unpack(ctx context.Context, archivePath, dir, outDir string) error {
+// unpack restores into dir only when it is empty, and atomically: the
+// archive is extracted into a fresh directory inside dir, and its
+// entries are moved into place only when all of it is there. On any
+// failure dir is emptied again, as it was found, so that a half-filled
+// mount never passes for the builder's own contents.
+func unpack(ctx context.Context, archivePath, dir, outDir string, opt UnpackOptions) error {
+	if err := removeStaging(dir); err != nil {
+		return err
+	}
 	empty, err := IsEmpty(dir)
 	if err != nil {
 		return err
 	}
 	rep := Report{}
 	if empty {
-		f, err := os.Open(archivePath)
+		err := unpackStaged(ctx, archivePath, dir, opt)
 		if err != nil {
-			return err
+			if cerr := emptyDir(dir); cerr != nil {
+				return errors.Join(err, cerr)
+			}
+			if !errors.Is(err, ErrTooLarge) {
+				return err
+			}
+			rep.Exceeded = true
+		} else {
+			rep.Restored = true
 		}
-		defer f.Close()
-		if err := Unpack(ctx, f, dir); err != nil {
-			return err
-		}
-		rep.Restored = true
 	}
 	if rep.Stats, err = Measure(dir); err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(outDir, ReportFile), rep)
+}
+
+func unpackStaged(ctx context.Context, archivePath, dir string, opt UnpackOptions) error {
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	staging, err := os.MkdirTemp(dir, stagingPrefix)
+	if err != nil {
+		return err
+	}
+	if err := Unpack(ctx, f, staging, opt); err != nil {
+		return err
+	}
+	// Renames within one filesystem: each is whole or not done.
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(staging, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(staging)
+}
+
+// emptyDir removes everything in dir but dir itself, a mount point.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,6 @@ import (
 )
 
 // extract runs only in a Linux builder; other systems never unpack.
-func extract(context.Context, *tar.Reader, string) error {
+func extract(context.Context, *tar.Reader, string, UnpackOptions) error {
 	return errors.New("unpacking a cache mount needs a unix system")
 }

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/cachemount"
 	"github.com/bkcache/bkcache/internal/mountstore"
@@ -259,8 +261,11 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 
 func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Mount) string {
 	// A builder that kept the mount (not a fresh runner) needs no archive.
-	if rep, err := run.helper.Probe(ctx, j.cacheMount(m)); err != nil {
-		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, err)
+	pctx, cancel := context.WithTimeout(ctx, helperTimeout(0))
+	rep, err := run.helper.Probe(pctx, j.cacheMount(m))
+	cancel()
+	if err != nil {
+		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, helperErr(ctx, err, helperTimeout(0)))
 		return "not restored (failed)"
 	} else if rep.Files > 0 {
 		return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
@@ -281,16 +286,31 @@ func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Moun
 			continue
 		}
 		path := filepath.Join(run.tmp, mountstore.ArchiveName(m.Key()))
-		size, err := spool(path, rc)
+		size, err := spool(path, rc, spoolLimit(j.cfg.CacheMountsMaxSize))
+		if errors.Is(err, errSpoolLimit) {
+			os.Remove(path)
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			return "not restored: the archive is over the size cap"
+		}
 		if err != nil {
+			os.Remove(path)
 			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
 			continue
 		}
-		rep, err := run.helper.Restore(ctx, j.cacheMount(m), path)
+		timeout := helperTimeout(size)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		rep, err := run.helper.Restore(rctx, j.cacheMount(m), path, mountarchive.UnpackOptions{
+			MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
+		})
+		cancel()
 		os.Remove(path)
 		if err != nil {
-			j.rep.Warnf("cache mount %s: restoring from %s: %v", m.ID, s, err)
+			j.rep.Warnf("cache mount %s: restoring from %s: %v", m.ID, s, helperErr(ctx, err, timeout))
 			return "not restored (failed)"
+		}
+		if rep.Exceeded {
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s holds more than cache-mounts-max-size (%s) of files", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			return "not restored: the archive is over the size cap"
 		}
 		if !rep.Restored {
 			return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
@@ -300,17 +320,62 @@ func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Moun
 	return "nothing saved yet"
 }
 
-func spool(path string, rc io.ReadCloser) (int64, error) {
+var errSpoolLimit = errors.New("archive over the size cap")
+
+// spool copies an archive from a store to path, at most limit bytes (0:
+// no limit): a store's object can be any size.
+func spool(path string, rc io.ReadCloser, limit int64) (int64, error) {
 	defer rc.Close()
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, rc)
+	r := io.Reader(rc)
+	if limit > 0 {
+		r = io.LimitReader(rc, limit+1)
+	}
+	n, err := io.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && limit > 0 && n > limit {
+		err = errSpoolLimit
+	}
 	return n, err
+}
+
+// spoolLimit is the largest archive a mount of at most maxBytes of files
+// can have: zstd at its fastest level can outgrow incompressible data a
+// little, and tar adds headers per file.
+func spoolLimit(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 0
+	}
+	return maxBytes + maxBytes/4 + 1<<20
+}
+
+// helperTimeout bounds one helper build: a start-up allowance plus the
+// archive at a slow 10 MiB/s. A helper build that hangs (the 5-hour hang
+// of buildkit-cache-dance#60) then costs one mount, not the job.
+func helperTimeout(archiveBytes int64) time.Duration {
+	const startup, pace = 2 * time.Minute, 10 << 20
+	return startup + time.Duration(archiveBytes/pace)*time.Second
+}
+
+// helperErr says that a helper build ran out of time, rather than
+// "context deadline exceeded".
+func helperErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("the helper build did not finish in %s; the mount is skipped", timeout)
+	}
+	return err
+}
+
+// keepSetID is the opt-in to restore setuid and setgid bits of files,
+// which are dropped by default (see README, Cache mounts).
+func keepSetID(getenv func(string) string) bool {
+	v, _ := strconv.ParseBool(getenv("BKCACHE_MOUNT_KEEP_SETID"))
+	return v
 }
 
 // saveMounts saves each mount that a step of the build ran with, and
@@ -352,10 +417,13 @@ func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, 
 	}
 	defer os.Remove(path)
 	defer f.Close()
-	rep, err := run.helper.Save(ctx, j.cacheMount(m), j.cfg.CacheMountsMaxSize, f)
+	timeout := helperTimeout(j.cfg.CacheMountsMaxSize)
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	rep, err := run.helper.Save(sctx, j.cacheMount(m), j.cfg.CacheMountsMaxSize, f)
+	cancel()
 	switch {
 	case err != nil:
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+		j.rep.Warnf("cache mount %s not saved: %v", m.ID, helperErr(ctx, err, timeout))
 		return "not saved (reading it failed)"
 	case rep.Exceeded:
 		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))

@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestActionPlanMounts is the dry run's account of the Dockerfile's cache
@@ -101,5 +107,51 @@ func TestActionPlanMounts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The download of an archive is bounded: a store's object can be any size.
+func TestSpoolLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int
+		limit int64
+		err   error
+	}{
+		{"under", 10, 10, nil},
+		{"over", 11, 10, errSpoolLimit},
+		{"no limit", 1 << 16, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a")
+			n, err := spool(path, io.NopCloser(bytes.NewReader(make([]byte, tc.size))), tc.limit)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			// Never more than one byte past the limit reaches the disk.
+			if fi, _ := os.Stat(path); tc.limit > 0 && fi.Size() > tc.limit+1 {
+				t.Errorf("wrote %d bytes, read %d", fi.Size(), n)
+			}
+		})
+	}
+	if got := spoolLimit(2 << 30); got <= 2<<30 || got > 3<<30 {
+		t.Errorf("spoolLimit(2GiB) = %d", got)
+	}
+}
+
+func TestHelperTimeout(t *testing.T) {
+	if a, b := helperTimeout(0), helperTimeout(2<<30); a < time.Minute || b <= a || b > time.Hour {
+		t.Errorf("timeouts %s for nothing, %s for 2GiB", a, b)
+	}
+	ctx := context.Background()
+	err := helperErr(ctx, fmt.Errorf("solve: %w", context.DeadlineExceeded), time.Minute)
+	if !strings.Contains(err.Error(), "did not finish in 1m0s") {
+		t.Errorf("err = %v", err)
+	}
+	// The job's own cancellation is not a helper timeout.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := helperErr(cctx, context.Canceled, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v", err)
 	}
 }
