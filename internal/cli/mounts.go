@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	units "github.com/docker/go-units"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // mountPlan is where a build's Dockerfile cache mounts come from and go.
@@ -230,7 +228,7 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	if mp == nil {
 		return nil
 	}
-	h, err := buildkit.NewMountHelper(ctx, j.cfg.Builder, j.getenv, helperBinary(j.getenv))
+	h, err := buildkit.NewMountHelper(ctx, j.cfg.Builder, j.getenv, j.helperFinder().find)
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", err)
 		return nil
@@ -463,32 +461,5 @@ func (j *job) cacheMount(m cachemount.Mount) buildkit.CacheMount {
 		CacheID: m.CacheID(j.cfg.BuildArgs["BUILDKIT_CACHE_MOUNT_NS"]),
 		Owned:   m.Owned, UID: m.UID, GID: m.GID, Mode: os.FileMode(m.Mode),
 		Sharing: m.Sharing,
-	}
-}
-
-// helperBinary finds a static bkcache for the builder's platform:
-// $BKCACHE_MOUNT_HELPER, else dist/bkcache-linux-<arch> beside this binary
-// (the action's dist/), else this binary when it is built for that
-// platform (release builds are static).
-func helperBinary(getenv func(string) string) func(ocispecs.Platform) (string, error) {
-	return func(p ocispecs.Platform) (string, error) {
-		if v := getenv("BKCACHE_MOUNT_HELPER"); v != "" {
-			return v, nil
-		}
-		if p.OS != "linux" {
-			return "", fmt.Errorf("the builder runs %s; cache mounts need a linux builder", p.OS)
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			return "", err
-		}
-		sibling := filepath.Join(filepath.Dir(exe), "bkcache-linux-"+p.Architecture)
-		if _, err := os.Stat(sibling); err == nil {
-			return sibling, nil
-		}
-		if runtime.GOOS == "linux" && runtime.GOARCH == p.Architecture {
-			return exe, nil
-		}
-		return "", fmt.Errorf("no bkcache binary for the builder's platform linux/%s (looked for %s)", p.Architecture, sibling)
 	}
 }
