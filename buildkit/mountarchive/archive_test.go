@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,5 +303,69 @@ func TestUnpackSetID(t *testing.T) {
 				t.Errorf("directory mode = %v, %v", di.Mode(), err)
 			}
 		})
+	}
+}
+
+// TestHelperBatch: one helper run serves several mounts, and one mount
+// that fails does not stop the others.
+func TestHelperBatch(t *testing.T) {
+	ctx := context.Background()
+	a, big := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(a, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "f"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "none")
+	report := func(dir string, i int) Report {
+		t.Helper()
+		var r Report
+		dt, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(i), ReportFile))
+		if err == nil {
+			err = json.Unmarshal(dt, &r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	packed := t.TempDir()
+	if err := RunHelper(ctx, []string{"pack-all", packed, "10", a, missing, big}); err != nil {
+		t.Fatal(err)
+	}
+	if r := report(packed, 0); r.Files != 1 || r.Error != "" {
+		t.Errorf("pack 0: %+v", r)
+	}
+	if r := report(packed, 1); r.Error == "" {
+		t.Errorf("pack of a missing directory: %+v", r)
+	}
+	if r := report(packed, 2); !r.Exceeded {
+		t.Errorf("pack over the cap: %+v", r)
+	}
+
+	dst0, dst1 := t.TempDir(), t.TempDir()
+	restored := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "bad.tar.zst")
+	if err := os.WriteFile(bad, []byte("not zstd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunHelper(ctx, []string{"unpack-all", restored, "0", "drop-setid", bad, dst0, filepath.Join(packed, "0", ArchiveFile), dst1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := report(restored, 0); r.Error == "" || r.Restored {
+		t.Errorf("unpack of a bad archive: %+v", r)
+	}
+	if r := report(restored, 1); !r.Restored || r.Files != 1 {
+		t.Errorf("unpack 1: %+v", r)
+	}
+
+	probed := t.TempDir()
+	if err := RunHelper(ctx, []string{"probe-all", probed, dst0, dst1}); err != nil {
+		t.Fatal(err)
+	}
+	if r0, r1 := report(probed, 0), report(probed, 1); r0.Files != 0 || r1.Files != 1 {
+		t.Errorf("probe: %+v %+v", r0, r1)
 	}
 }

@@ -30,6 +30,8 @@ type Report struct {
 	// Restored: unpack extracted the archive. False means the mount was
 	// not empty, so the builder's own, newer contents were kept.
 	Restored bool `json:"restored,omitempty"`
+	// Error: this mount failed; the other mounts of a batch went on.
+	Error string `json:"error,omitempty"`
 }
 
 // RunHelper runs the helper:
@@ -51,17 +53,60 @@ func RunHelper(ctx context.Context, args []string) error {
 			return fmt.Errorf("unpack: size cap %q: %w", args[4], err)
 		}
 		return unpack(ctx, args[1], args[2], args[3], UnpackOptions{MaxBytes: max, KeepSetID: len(args) == 6})
-	case len(args) == 3 && args[0] == "probe":
-		if err := removeStaging(args[1]); err != nil {
-			return err
-		}
-		st, err := Measure(args[1])
+	case len(args) >= 2 && args[0] == "probe-all":
+		return forEach(args[1], args[2:], 1, func(sub string, a []string) error { return probe(a[0], sub) })
+	case len(args) >= 4 && args[0] == "pack-all":
+		max, err := strconv.ParseInt(args[2], 10, 64)
 		if err != nil {
+			return fmt.Errorf("pack-all: size cap %q: %w", args[2], err)
+		}
+		return forEach(args[1], args[3:], 1, func(sub string, a []string) error { return pack(ctx, a[0], sub, max) })
+	case len(args) >= 4 && args[0] == "unpack-all":
+		max, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil {
+			return fmt.Errorf("unpack-all: size cap %q: %w", args[2], err)
+		}
+		opt := UnpackOptions{MaxBytes: max, KeepSetID: args[3] == "keep-setid"}
+		return forEach(args[1], args[4:], 2, func(sub string, a []string) error { return unpack(ctx, a[0], a[1], sub, opt) })
+	case len(args) == 3 && args[0] == "probe":
+		return probe(args[1], args[2])
+	}
+	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid] | probe DIR OUTDIR |"+
+		" probe-all OUTDIR DIR... | pack-all OUTDIR MAXBYTES DIR... | unpack-all OUTDIR MAXBYTES keep-setid|drop-setid ARCHIVE DIR...", HelperCommand)
+}
+
+// forEach runs one mount's work per group of n arguments, with its own
+// output directory OUTDIR/<i>. A mount that fails gets its error in its
+// report, and the others go on: one helper build serves all of a build's
+// mounts.
+func forEach(outDir string, args []string, n int, do func(sub string, a []string) error) error {
+	if len(args)%n != 0 {
+		return fmt.Errorf("%d arguments, want groups of %d", len(args), n)
+	}
+	for i := 0; i*n < len(args); i++ {
+		sub := filepath.Join(outDir, strconv.Itoa(i))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return err
 		}
-		return writeJSON(filepath.Join(args[2], ReportFile), Report{Stats: st})
+		if err := do(sub, args[i*n:(i+1)*n]); err != nil {
+			os.Remove(filepath.Join(sub, ArchiveFile))
+			if err := writeJSON(filepath.Join(sub, ReportFile), Report{Error: err.Error()}); err != nil {
+				return err
+			}
+		}
 	}
-	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid] | probe DIR OUTDIR", HelperCommand)
+	return nil
+}
+
+func probe(dir, outDir string) error {
+	if err := removeStaging(dir); err != nil {
+		return err
+	}
+	st, err := Measure(dir)
+	if err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st})
 }
 
 // stagingPrefix names the directory inside a mount that a restore fills
