@@ -277,7 +277,7 @@ func (d *dockerfile) globals(opt Options, target string) (*env, error) {
 		if known {
 			g.set(k, v)
 		} else {
-			g.setUnknown(k)
+			g.setUnknown(k, k)
 		}
 	}
 	bp, bpOK := parsePlatform(opt.BuildPlatform)
@@ -373,7 +373,7 @@ func (d *dockerfile) stageMounts(i int, e *env, g *env, buildArgs map[string]str
 			before := e.clone()
 			for _, kv := range c.Env {
 				if err := e.setExpanded(lex, kv.Key, kv.Value, before); err != nil {
-					e.setUnknown(kv.Key)
+					e.setUnknown(kv.Key, "")
 				}
 			}
 		case *instructions.ArgCommand:
@@ -383,7 +383,7 @@ func (d *dockerfile) stageMounts(i int, e *env, g *env, buildArgs map[string]str
 					e.set(kv.Key, v)
 				case kv.Value != nil:
 					if err := e.setExpanded(lex, kv.Key, *kv.Value, e); err != nil {
-						e.setUnknown(kv.Key)
+						e.setUnknown(kv.Key, "")
 					}
 				default:
 					// An ARG without a value takes the meta-arg's.
@@ -435,12 +435,16 @@ func (d *dockerfile) runMounts(run *instructions.RunCommand, stage string, lex *
 			}
 			return res.Result, err
 		})
-		switch {
-		case unknown != "" && slices.Contains(platformArgs, unknown):
-			out = append(out, skip(rawTarget(raw), stage, fmt.Sprintf("uses $%s, and the builder's platform is not known yet", unknown), true))
+		switch cause := e.unknown[unknown]; {
+		case unknown != "" && cause != "":
+			via := ""
+			if cause != unknown {
+				via = " (from $" + cause + ")"
+			}
+			out = append(out, skip(rawTarget(raw), stage, fmt.Sprintf("uses $%s%s, and the builder's platform is not known yet", unknown, via), true))
 			continue
 		case unknown != "":
-			out = append(out, skip(rawTarget(raw), stage, fmt.Sprintf("uses $%s, whose value bkcache cannot know", unknown), false))
+			out = append(out, skip(rawTarget(raw), stage, fmt.Sprintf("uses $%s, whose value depends on the base image's ENV, which bkcache cannot read", unknown), false))
 			continue
 		case unset != "" && e.fromImage:
 			out = append(out, skip(rawTarget(raw), stage, fmt.Sprintf("uses $%s, which no ARG or ENV of the Dockerfile sets (the base image's ENV may)", unset), false))
@@ -660,15 +664,17 @@ func stageName(st instructions.Stage, i int) string {
 // whose values cannot be known here (the builder's platform in a dry run,
 // or values derived from it) are kept apart.
 type env struct {
-	keys    []string
-	vals    map[string]string
-	unknown map[string]bool
+	keys []string
+	vals map[string]string
+	// unknown maps each variable whose value is not known to the platform
+	// variable it comes from, or "" for the base image's ENV.
+	unknown map[string]string
 	// fromImage: the stage descends from an image, whose ENV is not
 	// known here.
 	fromImage bool
 }
 
-func newEnv() *env { return &env{vals: map[string]string{}, unknown: map[string]bool{}} }
+func newEnv() *env { return &env{vals: map[string]string{}, unknown: map[string]string{}} }
 
 func (e *env) clone() *env {
 	return &env{keys: slices.Clone(e.keys), vals: maps.Clone(e.vals), unknown: maps.Clone(e.unknown), fromImage: e.fromImage}
@@ -686,23 +692,29 @@ func (e *env) set(k, v string) {
 	delete(e.unknown, k)
 }
 
-func (e *env) setUnknown(k string) {
+func (e *env) setUnknown(k, cause string) {
 	if _, ok := e.vals[k]; ok {
 		delete(e.vals, k)
 		e.keys = slices.DeleteFunc(e.keys, func(s string) bool { return s == k })
 	}
-	e.unknown[k] = true
+	e.unknown[k] = cause
 }
 
 // setExpanded sets k to word expanded in from; a value that uses an
-// unknown variable is unknown.
+// unknown variable is unknown, and so is one that uses a variable the
+// Dockerfile does not set in a stage whose base image may set it
+// (ENV GOCACHE=$HOME/.cache/go).
 func (e *env) setExpanded(lex *shell.Lex, k, word string, from *env) error {
 	res, err := lex.ProcessWordWithMatches(word, from)
 	if err != nil {
 		return err
 	}
-	if from.unknownIn(res.Unmatched) != "" {
-		e.setUnknown(k)
+	if v := from.unknownIn(res.Unmatched); v != "" {
+		e.setUnknown(k, from.unknown[v])
+		return nil
+	}
+	if from.fromImage && len(res.Unmatched) > 0 {
+		e.setUnknown(k, "")
 		return nil
 	}
 	e.set(k, res.Result)
@@ -714,8 +726,8 @@ func (e *env) setExpanded(lex *shell.Lex, k, word string, from *env) error {
 func (e *env) inherit(k string, g *env) {
 	if v, ok := g.vals[k]; ok {
 		e.set(k, v)
-	} else if g.unknown[k] {
-		e.setUnknown(k)
+	} else if cause, ok := g.unknown[k]; ok {
+		e.setUnknown(k, cause)
 	}
 }
 
@@ -724,7 +736,7 @@ func (e *env) inherit(k string, g *env) {
 func (e *env) unknownIn(unmatched map[string]struct{}) string {
 	var found string
 	for v := range unmatched {
-		if e.unknown[v] && (found == "" || v < found) {
+		if _, ok := e.unknown[v]; ok && (found == "" || v < found) {
 			found = v
 		}
 	}

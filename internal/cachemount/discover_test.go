@@ -86,6 +86,8 @@ RUN --mount=type=cache,target=/z,sharing=private --mount=type=secret,id=s true
 			dockerfile: `FROM python:3.12 AS py
 RUN --mount=type=cache,target=/root/.cache/pip,uid=$APP_UID --mount=type=cache,target=/root/.cache/other true
 RUN --mount=type=cache,target=/bad,sharing=bogus true
+ENV GOCACHE=$HOME/.cache/go-build
+RUN --mount=type=cache,target=$GOCACHE true
 FROM alpine AS unused
 RUN --mount=type=cache,target=/u,gid=$G true
 FROM py
@@ -95,7 +97,7 @@ RUN --mount=type=cache,target=/last true
 				{ID: "/root/.cache/other", Target: "/root/.cache/other", Mode: DefaultMode, Sharing: SharingShared, Stage: "py", Targets: []string{"/root/.cache/other"}},
 				{ID: "/last", Target: "/last", Mode: DefaultMode, Sharing: SharingShared, Stage: "stage-2", Targets: []string{"/last"}},
 			},
-			skipped: []string{"/root/.cache/pip", "/bad"},
+			skipped: []string{"/root/.cache/pip", "/bad", "$GOCACHE"},
 		},
 	}
 	for _, tc := range tests {
@@ -237,6 +239,16 @@ func TestDiscoverRealWorld(t *testing.T) {
 				"/usr/local/share/.cache/corepack: $TARGETPLATFORM", "/usr/local/share/.cache/yarn: $TARGETPLATFORM",
 			},
 			needs: true,
+		},
+		{
+			name: "a meta-arg from the platform, unknown", file: "derived-platform.Dockerfile",
+			skipped: []string{"/c: uses $ARCH (from $TARGETARCH), and the builder's platform"},
+			needs:   true,
+		},
+		{
+			name: "a meta-arg from the platform, known", file: "derived-platform.Dockerfile",
+			opt:  Options{BuildPlatform: "linux/arm64"},
+			want: []string{"c-arm64 (/c) @stage-0 /c"},
 		},
 		{
 			name: "a custom frontend is named once", file: "custom-frontend.Dockerfile",

@@ -250,26 +250,113 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 		return nil
 	}
 	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts))}
+	j.restoreAll(ctx, run)
 	for i, m := range mp.mounts {
-		run.results[i].restored = j.restoreMount(ctx, run, m)
 		j.rep.Infof("cache mount %s: %s", m.ID, run.results[i].restored)
 	}
 	return run
 }
 
-func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Mount) string {
-	// A builder that kept the mount (not a fresh runner) needs no archive.
+// restoreAll probes every mount in one helper build, fetches the archives
+// of the empty ones, and restores them in a second helper build.
+func (j *job) restoreAll(ctx context.Context, run *mountRun) {
+	mounts := run.plan.mounts
+	cms := make([]buildkit.CacheMount, len(mounts))
+	for i, m := range mounts {
+		cms[i] = j.cacheMount(m)
+	}
+	failed := func(is []int) {
+		for _, i := range is {
+			run.results[i].restored = "not restored (failed)"
+		}
+	}
+	all := make([]int, len(mounts))
+	for i := range all {
+		all[i] = i
+	}
+	// A builder that kept a mount (not a fresh runner) needs no archive.
 	pctx, cancel := context.WithTimeout(ctx, helperTimeout(0))
-	rep, err := run.helper.Probe(pctx, j.cacheMount(m))
+	probes, err := run.helper.ProbeAll(pctx, cms)
 	cancel()
 	if err != nil {
-		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, helperErr(ctx, err, helperTimeout(0)))
-		return "not restored (failed)"
-	} else if rep.Files > 0 {
-		return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, helperTimeout(0)))
+		failed(all)
+		return
 	}
+	type fetched struct {
+		i     int
+		path  string
+		store string
+		size  int64
+	}
+	var todo []fetched
+	var total int64
+	for i, m := range mounts {
+		switch {
+		case probes[i].Error != "":
+			j.rep.Warnf("cache mount %s: not restored: %s", m.ID, probes[i].Error)
+			failed([]int{i})
+			continue
+		case probes[i].Files > 0:
+			run.results[i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", probes[i].Files)
+			continue
+		}
+		path, store, size, result := j.fetchMount(ctx, run, m)
+		if path == "" {
+			run.results[i].restored = result
+			continue
+		}
+		todo = append(todo, fetched{i, path, store, size})
+		total += size
+	}
+	if len(todo) == 0 {
+		return
+	}
+	start := time.Now()
+	sel := make([]buildkit.CacheMount, len(todo))
+	paths := make([]string, len(todo))
+	var is []int
+	for k, f := range todo {
+		sel[k], paths[k] = cms[f.i], f.path
+		is = append(is, f.i)
+	}
+	timeout := helperTimeout(total)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	reps, err := run.helper.RestoreAll(rctx, sel, paths, mountarchive.UnpackOptions{
+		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
+	})
+	cancel()
+	for _, p := range paths {
+		os.Remove(p)
+	}
+	if err != nil {
+		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, timeout))
+		failed(is)
+		return
+	}
+	took := time.Since(start).Round(10 * time.Millisecond)
+	for k, f := range todo {
+		m, rep := mounts[f.i], reps[k]
+		switch {
+		case rep.Error != "":
+			j.rep.Warnf("cache mount %s: restoring from %s: %s", m.ID, f.store, rep.Error)
+			failed([]int{f.i})
+		case rep.Exceeded:
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s holds more than cache-mounts-max-size (%s) of files", m.ID, f.store, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			run.results[f.i].restored = "not restored: the archive is over the size cap"
+		case !rep.Restored:
+			run.results[f.i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+		default:
+			// One helper build restored them all: the time is the batch's.
+			run.results[f.i].restored = fmt.Sprintf("restored from %s (%s, %d files) in %s", f.store, units.BytesSize(float64(f.size)), rep.Files, took)
+		}
+	}
+}
+
+// fetchMount downloads m's archive from the first store that has it into
+// run.tmp. With no path, result says why there is nothing to restore.
+func (j *job) fetchMount(ctx context.Context, run *mountRun, m cachemount.Mount) (path, store string, size int64, result string) {
 	for _, e := range run.plan.imports {
-		start := time.Now()
 		s, err := mountstore.FromEntry(ctx, e, j.getenv)
 		if err != nil {
 			j.rep.Warnf("cache mount %s: %s: %v", m.ID, e.Redacted(), err)
@@ -288,34 +375,16 @@ func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Moun
 		if errors.Is(err, errSpoolLimit) {
 			os.Remove(path)
 			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-			return "not restored: the archive is over the size cap"
+			return "", "", 0, "not restored: the archive is over the size cap"
 		}
 		if err != nil {
 			os.Remove(path)
 			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
 			continue
 		}
-		timeout := helperTimeout(size)
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		rep, err := run.helper.Restore(rctx, j.cacheMount(m), path, mountarchive.UnpackOptions{
-			MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
-		})
-		cancel()
-		os.Remove(path)
-		if err != nil {
-			j.rep.Warnf("cache mount %s: restoring from %s: %v", m.ID, s, helperErr(ctx, err, timeout))
-			return "not restored (failed)"
-		}
-		if rep.Exceeded {
-			j.rep.Warnf("cache mount %s: not restored: the archive in %s holds more than cache-mounts-max-size (%s) of files", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-			return "not restored: the archive is over the size cap"
-		}
-		if !rep.Restored {
-			return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
-		}
-		return fmt.Sprintf("restored from %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
+		return path, s.String(), size, ""
 	}
-	return "nothing saved yet"
+	return "", "", 0, "nothing saved yet"
 }
 
 var errSpoolLimit = errors.New("archive over the size cap")
@@ -376,16 +445,16 @@ func keepSetID(getenv func(string) string) bool {
 	return v
 }
 
-// saveMounts saves each mount that a step of the build ran with, and
-// returns the summary lines. It never fails the build.
+// saveMounts saves each mount that a step of the build ran with, in one
+// helper build, and returns the summary lines. It never fails the build.
 func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result) []string {
 	if run == nil {
 		return nil
 	}
+	j.saveAll(ctx, run, res)
 	var lines []string
 	for i, m := range run.plan.mounts {
 		r := &run.results[i]
-		r.saved = j.saveMount(ctx, run, m, res)
 		line := fmt.Sprintf("%s: %s; %s", m.ID, r.restored, r.saved)
 		j.rep.Infof("cache mount %s", line)
 		lines = append(lines, line)
@@ -393,51 +462,87 @@ func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result
 	return lines
 }
 
-func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, res buildkit.Result) string {
-	if run.plan.export == nil {
-		return "not saved: " + run.plan.noSave
+func (j *job) saveAll(ctx context.Context, run *mountRun, res buildkit.Result) {
+	var todo []int
+	for i, m := range run.plan.mounts {
+		r := &run.results[i]
+		if run.plan.export == nil {
+			r.saved = "not saved: " + run.plan.noSave
+			continue
+		}
+		if ran, seen := mountRan(m, res.Vertices); seen && !ran {
+			r.saved = "not saved: every step that uses it was cached, so it is unchanged"
+			continue
+		}
+		todo = append(todo, i)
 	}
-	if ran, seen := mountRan(m, res.Vertices); seen && !ran {
-		return "not saved: every step that uses it was cached, so it is unchanged"
+	if len(todo) == 0 {
+		return
+	}
+	fail := func(saved string, err error) {
+		j.rep.Warnf("cache mounts not saved: %v", err)
+		for _, i := range todo {
+			run.results[i].saved = saved
+		}
 	}
 	start := time.Now()
 	s, err := mountstore.FromEntry(ctx, *run.plan.export, j.getenv)
 	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (store failed)"
+		fail("not saved (store failed)", err)
+		return
 	}
-	// The archive goes to a file first: only a complete one is stored.
-	path := filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key()))
-	f, err := os.Create(path)
-	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (failed)"
+	// Each archive goes to a file first: only a complete one is stored.
+	files := make([]*os.File, len(todo))
+	ws := make([]io.Writer, len(todo))
+	cms := make([]buildkit.CacheMount, len(todo))
+	for k, i := range todo {
+		m := run.plan.mounts[i]
+		f, err := os.Create(filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key())))
+		if err != nil {
+			fail("not saved (failed)", err)
+			return
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		files[k], ws[k], cms[k] = f, f, j.cacheMount(m)
 	}
-	defer os.Remove(path)
-	defer f.Close()
-	timeout := helperTimeout(j.cfg.CacheMountsMaxSize)
+	timeout := helperTimeout(j.cfg.CacheMountsMaxSize * int64(len(todo)))
 	sctx, cancel := context.WithTimeout(ctx, timeout)
-	rep, err := run.helper.Save(sctx, j.cacheMount(m), j.cfg.CacheMountsMaxSize, f)
+	reps, err := run.helper.SaveAll(sctx, cms, j.cfg.CacheMountsMaxSize, ws)
 	cancel()
-	switch {
-	case err != nil:
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, helperErr(ctx, err, timeout))
-		return "not saved (reading it failed)"
-	case rep.Exceeded:
-		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-		return fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
-	case rep.Files == 0:
-		return "not saved: it is empty"
-	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err == nil {
-		err = s.Put(ctx, m.Key(), f, size)
-	}
 	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (store failed)"
+		fail("not saved (reading it failed)", helperErr(ctx, err, timeout))
+		return
 	}
-	return fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
+	packed := time.Since(start)
+	for k, i := range todo {
+		m, rep, r := run.plan.mounts[i], reps[k], &run.results[i]
+		switch {
+		case rep.Error != "":
+			j.rep.Warnf("cache mount %s not saved: %s", m.ID, rep.Error)
+			r.saved = "not saved (reading it failed)"
+			continue
+		case rep.Exceeded:
+			j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			r.saved = fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
+			continue
+		case rep.Files == 0:
+			r.saved = "not saved: it is empty"
+			continue
+		}
+		put := time.Now()
+		size, err := files[k].Seek(0, io.SeekEnd)
+		if err == nil {
+			err = s.Put(ctx, m.Key(), files[k], size)
+		}
+		if err != nil {
+			j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+			r.saved = "not saved (store failed)"
+			continue
+		}
+		// The helper build packed all of them; the upload is this one's.
+		r.saved = fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, (packed + time.Since(put)).Round(10*time.Millisecond))
+	}
 }
 
 // mountRan reports whether a build step that mounts m ran (was not

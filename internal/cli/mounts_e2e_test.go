@@ -187,12 +187,12 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 	}
 	cache := "type=local,dest=" + filepath.Join(t.TempDir(), "cache")
 	scope := "mounts-" + testenv.RandomHex(6)
-	build := func(ns string) (out, summary, log string) {
+	build := func(ns string, platforms string) (out, summary, log string) {
 		t.Helper()
 		out = t.TempDir()
 		r := newRunnerEnv(t, "push", "refs/heads/feature/Login_Form", "push_branch.json", map[string]string{
 			"context": ctxDir, "builder": env.BuildxBuilder, "cache": cache, "cache-scope": scope,
-			"platforms":  "linux/amd64,linux/arm64",
+			"platforms":  platforms,
 			"build-args": "BASE=" + env.MultiBaseImage + "\nRUNID=" + testenv.RandomHex(6) + "\nBUILDKIT_CACHE_MOUNT_NS=" + ns,
 			"outputs":    "type=local,dest=" + out,
 		})
@@ -220,7 +220,7 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 	}
 	platforms := []string{"linux/amd64", "linux/arm64"}
 
-	cold, sum, log := build("ns-" + testenv.RandomHex(6))
+	cold, sum, log := build("ns-"+testenv.RandomHex(6), "linux/amd64,linux/arm64")
 	for _, p := range platforms {
 		dir := strings.ReplaceAll(p, "/", "_")
 		if got := read(cold, dir+"/state"); got != "cold" {
@@ -234,7 +234,7 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 		t.Fatalf("first build saved %d mounts, want one per platform; summary:\n%s\nlog:\n%s", n, sum, log)
 	}
 
-	warm, sum, log := build("ns-" + testenv.RandomHex(6))
+	warm, sum, log := build("ns-"+testenv.RandomHex(6), "linux/amd64,linux/arm64")
 	for _, p := range platforms {
 		dir := strings.ReplaceAll(p, "/", "_")
 		if got := read(warm, dir+"/state"); got != "warm" {
@@ -247,5 +247,15 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 	}
 	if n := strings.Count(sum, "restored from "); n != 2 {
 		t.Errorf("second build restored %d mounts, want 2:\n%s", n, sum)
+	}
+
+	// Without platforms the target is the builder's own platform, known
+	// only once bkcache connects: the mount is found then, and restored.
+	one, sum, log := build("ns-"+testenv.RandomHex(6), "")
+	if got := read(one, "state"); got != "warm" {
+		t.Errorf("a build for the builder's platform found the mount %s\nsummary:\n%s\nlog:\n%s", got, sum, log)
+	}
+	if n := strings.Count(sum, "restored from "); n != 1 || !strings.Contains(sum, "dl-linux/amd64: ") {
+		t.Errorf("a build for the builder's platform restored %d mounts:\n%s", n, sum)
 	}
 }
