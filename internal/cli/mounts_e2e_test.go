@@ -250,7 +250,13 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 	}
 
 	// Without platforms the target is the builder's own platform, known
-	// only once bkcache connects: the mount is found then, and restored.
+	// only once bkcache connects: the mount is found then, saved, and
+	// restored. (The build cache scope, and so the mounts', is another
+	// one without platforms.)
+	_, sum, log = build("ns-"+testenv.RandomHex(6), "")
+	if !strings.Contains(sum, "dl-linux/amd64: nothing saved yet; saved to ") {
+		t.Errorf("a build for the builder's platform did not save its mount:\n%s\nlog:\n%s", sum, log)
+	}
 	one, sum, log := build("ns-"+testenv.RandomHex(6), "")
 	if got := read(one, "state"); got != "warm" {
 		t.Errorf("a build for the builder's platform found the mount %s\nsummary:\n%s\nlog:\n%s", got, sum, log)
