@@ -198,9 +198,18 @@ func (j *job) reportMounts(p planned) {
 // mountRun carries the mounts of one build from restore to save.
 type mountRun struct {
 	plan    *mountPlan
-	helper  *buildkit.MountHelper
+	helper  mountHelper
 	tmp     string
 	results []mountResult
+}
+
+// mountHelper is what a mountRun needs of buildkit.MountHelper: one
+// helper build per phase for all the mounts.
+type mountHelper interface {
+	ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error)
+	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
+	SaveAll(ctx context.Context, ms []buildkit.CacheMount, maxBytes int64, ws []io.Writer) ([]mountarchive.Report, error)
+	Close() error
 }
 
 // close ends the helper's connection and removes the spooled archives.
@@ -425,15 +434,19 @@ func spoolLimit(maxBytes int64) int64 {
 // archive at a slow 10 MiB/s. A helper build that hangs (the 5-hour hang
 // of buildkit-cache-dance#60) then costs one mount, not the job.
 func helperTimeout(archiveBytes int64) time.Duration {
-	const startup, pace = 2 * time.Minute, 10 << 20
-	return startup + time.Duration(archiveBytes/pace)*time.Second
+	const pace = 10 << 20
+	return helperStartup + time.Duration(archiveBytes/pace)*time.Second
 }
+
+// helperStartup is the part of a helper build's timeout that does not
+// depend on the archive (a var for tests).
+var helperStartup = 2 * time.Minute
 
 // helperErr says that a helper build ran out of time, rather than
 // "context deadline exceeded".
 func helperErr(ctx context.Context, err error, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("the helper build did not finish in %s; the mount is skipped", timeout)
+		return fmt.Errorf("the helper build did not finish in %s and was stopped", timeout)
 	}
 	return err
 }
