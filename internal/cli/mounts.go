@@ -244,7 +244,7 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	}
 	if mp.needsPlatform {
 		// Mount ids that use the platform's variables are known now.
-		if mp, _, err = j.planMounts(p, platforms.Format(h.Platform())); err != nil || mp == nil {
+		if mp, _, err = j.planMounts(p, platforms.Format(h.Platform())); err != nil || mp == nil || len(mp.mounts) == 0 {
 			h.Close()
 			return nil
 		}
