@@ -82,7 +82,9 @@ func (f *helperFinder) find(p ocispecs.Platform) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	built := filepath.Join(f.cacheDir, "bkcache", "mount-helper", key, "bkcache-linux-"+arch)
+	// Beside, not inside, the CLI's default local cache (~/.cache/bkcache),
+	// whose directories are build caches.
+	built := filepath.Join(f.cacheDir, "bkcache-mount-helper", key, "bkcache-linux-"+arch)
 	if checkHelper(built, arch) == nil {
 		return built, nil
 	}
