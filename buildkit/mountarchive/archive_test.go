@@ -369,3 +369,31 @@ func TestHelperBatch(t *testing.T) {
 		t.Errorf("probe: %+v %+v", r0, r1)
 	}
 }
+
+// Two helpers on one shared mount: the second waits for the first's
+// restore, then finds the mount full and keeps it.
+func TestHelperLocksTheMount(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	res := t.TempDir()
+	go func() { done <- RunHelper(context.Background(), []string{"probe", dir, res}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("probe ran while another helper held the mount: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := os.WriteFile(filepath.Join(dir, "restored"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if dt, err := os.ReadFile(filepath.Join(res, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
+		t.Errorf("probe report %s, %v", dt, err)
+	}
+}

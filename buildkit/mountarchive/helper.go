@@ -99,6 +99,11 @@ func forEach(outDir string, args []string, n int, do func(sub string, a []string
 }
 
 func probe(dir, outDir string) error {
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := removeStaging(dir); err != nil {
 		return err
 	}
@@ -132,6 +137,11 @@ func removeStaging(dir string) error {
 }
 
 func pack(ctx context.Context, dir, outDir string, max int64) error {
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := removeStaging(dir); err != nil {
 		return err
 	}
@@ -159,6 +169,11 @@ func pack(ctx context.Context, dir, outDir string, max int64) error {
 // failure dir is emptied again, as it was found, so that a half-filled
 // mount never passes for the builder's own contents.
 func unpack(ctx context.Context, archivePath, dir, outDir string, opt UnpackOptions) error {
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := removeStaging(dir); err != nil {
 		return err
 	}

@@ -164,3 +164,19 @@ func create(p string, hdr *tar.Header, data io.Reader, linkTarget string) error 
 		return os.Link(linkTarget, p)
 	}
 }
+
+// lockDir holds an exclusive flock on the mount's directory until unlock.
+// Builds on one builder can run helper builds on one shared cache mount
+// at the same time; the lock keeps one restore from seeing, or clearing,
+// another's half-done work. The directory is the same inode in every
+// container that mounts the cache through a bind mount, so the lock holds
+// across them. Where the filesystem cannot lock, the helper goes on
+// without: the lock narrows a race, nothing depends on it.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	return func() { f.Close() }, nil
+}
