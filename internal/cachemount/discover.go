@@ -186,6 +186,13 @@ func parseDockerfile(dt []byte) (*dockerfile, error) {
 }
 
 // discover adds the mounts of every target platform to f.
+//
+// dockerfile2llb cannot run here: it resolves base images through a
+// frontend client, which is I/O. So the few rules of its dispatch that
+// give build variables their values (defaultArgs, buildMetaArgs,
+// dispatchArg, dispatchEnv, the FROM lookup of addState) are reproduced
+// below, with BuildKit's own parser, instructions and shell.Lex doing
+// the parsing and expansion.
 func (d *dockerfile) discover(f *Found, opt Options) error {
 	targets := opt.Platforms
 	if len(targets) == 0 {
