@@ -441,7 +441,7 @@ func (b *bench) unchanged(ctx context.Context) ([]time.Duration, error) {
 	bk := func(mounts string) (time.Duration, error) {
 		return timed(func() error {
 			cmd := exec.CommandContext(ctx, b.bkcache, "build", "--context", dir, "--builder", addr, "--ref", "refs/heads/main",
-				"--cache", "type=local,dest="+cache, "--build-args", "RUNID=fixed", "--cache-mounts", mounts, "--progress", "quiet")
+				"--cache", "type=local,dest="+cache, "--build-args", "RUNID=fixed", "--cache-mounts", mounts, "--progress", "plain")
 			cmd.Env = append(os.Environ(), "BKCACHE_MOUNT_HELPER="+b.helper)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
