@@ -39,6 +39,9 @@ type Result struct {
 	// azblob, gha or local location as no error at all.
 	Misses  []string
 	Builder Endpoint
+	// BuilderVersion is the builder's BuildKit version (its Info call),
+	// "" when it does not say.
+	BuilderVersion string
 }
 
 // ProgressModes are the accepted Request.Progress values: BuildKit's
@@ -129,6 +132,10 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		}
 	}
 
+	version := ""
+	if info, err := c.Info(ctx); err == nil && info != nil {
+		version = info.BuildkitVersion.Version
+	}
 	res, rec, err := solve(ctx, c.Client, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
@@ -151,7 +158,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			}
 		}
 	}
-	out := Result{Builder: ep, Misses: localMisses}
+	out := Result{Builder: ep, Misses: localMisses, BuilderVersion: version}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
 		cw, misses := cacheWarnings(out.Vertices, req, err == nil)
