@@ -171,7 +171,7 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 	if _, err := j.build(ctx, p); err != nil {
 		return err
 	}
-	rep.printOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-scope")
+	rep.printOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-miss-reason", "cache-scope")
 	return nil
 }
 

@@ -152,6 +152,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	mounts := j.restoreMounts(ctx, p)
 	defer mounts.close()
+	why := j.startExplain(ctx, p)
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
@@ -208,7 +209,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
+	missed := j.finishExplain(ctx, why, res)
 	sum := j.summary(ctx, p, res, elapsed)
+	sum.Builds[0].MissReasons = missed
 	dpr.addToSummary(&sum, res.Cached)
 	sum.Mounts = j.saveMounts(ctx, mounts, res)
 	j.rep.Summary(sum)

@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/contexthash"
+	"github.com/bkcache/bkcache/internal/explain"
+	"github.com/bkcache/bkcache/internal/mountstore"
+	"github.com/bkcache/bkcache/internal/plan"
+)
+
+// The build record lives in the cache's own store and scope, through
+// mountstore's Store (a small blob under a key per scope). The current
+// record and the one before it are kept, for `bkcache explain`.
+const (
+	// Neither key is a prefix of the other: the gha store finds a key by
+	// prefix.
+	recordKey     = "bkcache-build-record-last"
+	prevRecordKey = "bkcache-build-record-prev"
+)
+
+// recordPlan is where a build's record is read from and written to: the
+// stores that carry cache mounts, with the same scopes and trust rule.
+type recordPlan struct {
+	imports []cacheentry.Entry // in lookup order
+	export  *cacheentry.Entry  // nil: this build writes no record
+	mode    string             // the export's mode
+}
+
+func (j *job) planRecord(p planned) recordPlan {
+	var rp recordPlan
+	carries := mountCarrier(j.cfg.Cache)
+	for _, e := range plan.AddGitHubRuntime(p.cache.Imports, j.getenv) {
+		if carries(e) {
+			rp.imports = append(rp.imports, e)
+		}
+	}
+	// The record goes only where the build's cache goes: an export the
+	// plan kept after its trust rule, of a scope this event may write.
+	if p.scopes.Export != nil {
+		for _, e := range plan.AddGitHubRuntime(p.cache.Exports, j.getenv) {
+			if carries(e) {
+				rp.export = &e
+				rp.mode = e.Attrs["mode"]
+				if rp.mode == "" {
+					rp.mode = "min" // BuildKit's default
+				}
+				break
+			}
+		}
+	}
+	return rp
+}
+
+// explainRun carries what is gathered before the build to the
+// comparison after it.
+type explainRun struct {
+	plan    recordPlan
+	done    chan struct{}
+	files   map[string]string
+	stats   contexthash.Stats
+	hashErr error
+	old     *explain.Record
+	oldRaw  []byte // the export scope's record as read, to keep as the previous one
+	from    string // the store the old record came from
+	tried   []string
+}
+
+// startExplain hashes the context files COPY/ADD read and reads the
+// imported scopes' record while the build runs. It never fails the build.
+func (j *job) startExplain(ctx context.Context, p planned) *explainRun {
+	x := &explainRun{plan: j.planRecord(p), done: make(chan struct{})}
+	var secrets []string
+	for k, v := range j.cfg.BuildArgs {
+		if v != "" && explain.SecretLike(k, v) {
+			secrets = append(secrets, v)
+		}
+	}
+	j.rep.Mask(secrets...)
+	go func() {
+		defer close(x.done)
+		x.files, x.stats, x.hashErr = j.hashContext(ctx)
+		x.readOld(ctx, j.getenv)
+	}()
+	return x
+}
+
+func (j *job) dockerfilePath() string {
+	if j.cfg.File != "" {
+		return j.cfg.File
+	}
+	return filepath.Join(j.cfg.Context, "Dockerfile")
+}
+
+func (j *job) hashContext(ctx context.Context) (map[string]string, contexthash.Stats, error) {
+	if j.cfg.Context == "" || strings.Contains(j.cfg.Context, "://") || strings.HasPrefix(j.cfg.Context, "git@") {
+		return nil, contexthash.Stats{}, errors.New("the context is not a local directory")
+	}
+	df, err := os.ReadFile(j.dockerfilePath())
+	if err != nil {
+		return nil, contexthash.Stats{}, err
+	}
+	srcs, err := explain.ContextSources(df)
+	if err != nil {
+		return nil, contexthash.Stats{}, err
+	}
+	opt := contexthash.Options{Dockerfile: j.dockerfilePath()}
+	if !j.inAction {
+		// Outside a runner the same checkout is built again and again:
+		// keep the hashes by size and mtime.
+		abs, _ := filepath.Abs(j.cfg.Context)
+		h := sha256.Sum256([]byte(abs))
+		opt.Reuse = filepath.Join(defaultLocalCacheDir(j.getenv), "context-hashes", hex.EncodeToString(h[:8])+".json")
+	}
+	return contexthash.Files(ctx, j.cfg.Context, srcs, opt)
+}
+
+// readOld reads the first record found in the imported scopes, in order.
+func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
+	for _, e := range x.plan.imports {
+		x.tried = append(x.tried, plan.Display(e))
+		b, err := readRecord(ctx, e, recordKey, getenv)
+		if err != nil {
+			continue
+		}
+		r, err := explain.Decode(b)
+		if err != nil {
+			continue
+		}
+		x.old, x.from = &r, plan.Display(e)
+		if x.plan.export != nil && sameStore(e, *x.plan.export) {
+			x.oldRaw = b
+		}
+		return
+	}
+}
+
+func readRecord(ctx context.Context, e cacheentry.Entry, key string, getenv func(string) string) ([]byte, error) {
+	s, err := mountstore.FromEntry(ctx, e, getenv)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 1<<20))
+}
+
+func sameStore(a, b cacheentry.Entry) bool { return mountstore.Describe(a) == mountstore.Describe(b) }
+
+// finishExplain compares the build with the imported record, reports the
+// causes of its misses (log lines, output cache-miss-reason), saves the
+// new record, and returns the summary lines. It never fails the build.
+func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Result) []string {
+	if x == nil {
+		return nil
+	}
+	<-x.done
+	start := time.Now()
+	if x.hashErr != nil {
+		j.rep.Debugf("build record: context files not hashed: %v", x.hashErr)
+	}
+	cur := explain.NewRecord(explain.Build{
+		BuildKit:  res.BuilderVersion,
+		Platforms: j.cfg.Platforms,
+		Mode:      x.plan.mode,
+		Args:      j.cfg.BuildArgs,
+		Vertices:  buildVertices(res.Vertices),
+		Files:     x.files,
+		Created:   time.Now(),
+	})
+	var causes []explain.Cause
+	if res.Cached < res.Steps {
+		switch {
+		case j.cfg.NoCache:
+			causes = []explain.Cause{{Kind: "no-cache", Text: "no-cache is set: every step ran without the cache"}}
+		case x.old == nil:
+			causes = []explain.Cause{explain.NoRecord(x.tried)}
+		default:
+			x.old.Scope = x.from
+			causes = explain.Compare(*x.old, cur)
+		}
+	}
+	var lines []string
+	for _, c := range causes {
+		j.rep.Infof("why it missed: %s", c)
+		lines = append(lines, c.Text)
+	}
+	if err := j.rep.SetOutput("cache-miss-reason", explain.Summary(causes)); err != nil {
+		j.rep.Warnf("setting output %q: %v", "cache-miss-reason", err)
+	}
+	if x.plan.export != nil {
+		cur.Scope = plan.Display(*x.plan.export)
+		if err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv); err != nil {
+			j.rep.Warnf("build record not saved: %v", err)
+		}
+	}
+	j.rep.Debugf("build record: %d context files (%d hashed, %d reused, %d bytes) in %s; compared and saved in %s",
+		x.stats.Files, x.stats.Hashed, x.stats.Reused, x.stats.Bytes, x.stats.Elapsed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	return lines
+}
+
+func buildVertices(vs []buildkit.Vertex) []explain.BuildVertex {
+	out := make([]explain.BuildVertex, len(vs))
+	for i, v := range vs {
+		out[i] = explain.BuildVertex{Digest: v.Digest, Name: v.Name, Inputs: v.Inputs, Cached: v.Cached}
+	}
+	return out
+}
+
+// saveRecord writes r as the scope's record, and the record it replaces
+// (prev, as read before the build) as the previous one.
+func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev []byte, getenv func(string) string) error {
+	b, err := explain.Encode(r)
+	if err != nil {
+		return err
+	}
+	s, err := mountstore.FromEntry(ctx, e, getenv)
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		if err := s.Put(ctx, prevRecordKey, bytes.NewReader(prev), int64(len(prev))); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	if err := s.Put(ctx, recordKey, bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
+	}
+	return nil
+}
