@@ -162,6 +162,11 @@ func (c comparison) cause(i int) Cause {
 		return Cause{Kind: kind, Step: step, Text: fmt.Sprintf(format, a...)}
 	}
 	changed := changedArgs(old.Args, cur.Args)
+	// Another platform defines every step anew (each op carries its
+	// platform), though the names below the context stay the same.
+	if !slices.Equal(old.Platforms, cur.Platforms) {
+		return mk(KindPlatform, "platform changed (%s → %s)", platforms(old.Platforms), platforms(cur.Platforms))
+	}
 	if _, same := c.oldByID[c.curIDs[i]]; same {
 		// The same definition as in the record: what differs is content
 		// BuildKit adds to the cache key at solve time (the files a COPY
@@ -189,9 +194,6 @@ func (c comparison) cause(i int) Cause {
 	}
 	if old.BuildKit != "" && cur.BuildKit != "" && old.BuildKit != cur.BuildKit {
 		return mk(KindBuildKit, "BuildKit version changed (%s → %s): its frontend may define every step anew", old.BuildKit, cur.BuildKit)
-	}
-	if !slices.Equal(old.Platforms, cur.Platforms) {
-		return mk(KindPlatform, "platform changed (%s → %s)", platforms(old.Platforms), platforms(cur.Platforms))
 	}
 	if isFromName(v.Name) {
 		ref, dig := fromRef(step)

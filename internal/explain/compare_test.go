@@ -129,6 +129,12 @@ func TestCompare(t *testing.T) {
 			want: []string{"platform: platform changed (linux/amd64 → linux/arm64)"},
 		},
 		{
+			name: "platform changed, same step names",
+			g:    graph{session: "s2", base: "aaa", run: "go mod download"},
+			mut:  func(b *Build) { b.Platforms = []string{"linux/arm64"} },
+			want: []string{"platform: platform changed (linux/amd64 → linux/arm64)"},
+		},
+		{
 			name: "same steps, cache not imported",
 			g:    graph{session: "s2", base: "aaa", run: "go mod download"},
 			want: []string{"cache-missing: COPY go.mod ./: same step as in the record of buildkit_main, but its cache was not imported: an evicted blob, or the cache was exported to another scope"},
