@@ -130,7 +130,7 @@ func (j *job) hashContext(ctx context.Context) (map[string]string, contexthash.S
 // readOld reads the first record found in the imported scopes, in order.
 func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 	for _, e := range x.plan.imports {
-		x.tried = append(x.tried, plan.Display(e))
+		x.tried = append(x.tried, recordWhere(e))
 		b, err := readRecord(ctx, e, recordKey, getenv)
 		if err != nil {
 			continue
@@ -139,7 +139,7 @@ func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 		if err != nil {
 			continue
 		}
-		x.old, x.from = &r, plan.Display(e)
+		x.old, x.from = &r, recordWhere(e)
 		if x.plan.export != nil && sameStore(e, *x.plan.export) {
 			x.oldRaw = b
 		}
@@ -158,6 +158,29 @@ func readRecord(ctx context.Context, e cacheentry.Entry, key string, getenv func
 	}
 	defer rc.Close()
 	return io.ReadAll(io.LimitReader(rc, 1<<20))
+}
+
+// recordWhere names a scope's store for messages: the type and the
+// scope's location, the same for its import and export entries, without
+// secrets.
+func recordWhere(e cacheentry.Entry) string {
+	a := e.Attrs
+	switch e.Type {
+	case cacheentry.TypeLocal:
+		if a["dest"] != "" {
+			return "local " + a["dest"]
+		}
+		return "local " + a["src"]
+	case cacheentry.TypeGHA:
+		return "gha " + a["scope"]
+	case cacheentry.TypeRegistry:
+		return "registry " + a["ref"]
+	case cacheentry.TypeS3:
+		return "s3 " + a["bucket"] + "/" + a["prefix"] + a["name"]
+	case cacheentry.TypeAzblob:
+		return "azblob " + a["prefix"] + a["name"]
+	}
+	return e.Type
 }
 
 func sameStore(a, b cacheentry.Entry) bool { return mountstore.Describe(a) == mountstore.Describe(b) }
@@ -204,7 +227,7 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 		j.rep.Warnf("setting output %q: %v", "cache-miss-reason", err)
 	}
 	if x.plan.export != nil {
-		cur.Scope = plan.Display(*x.plan.export)
+		cur.Scope = recordWhere(*x.plan.export)
 		if err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv); err != nil {
 			j.rep.Warnf("build record not saved: %v", err)
 		}
@@ -242,4 +265,73 @@ func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev 
 		return fmt.Errorf("%s: %w", s, err)
 	}
 	return nil
+}
+
+// explainLast is `bkcache explain`: it compares the last two records of
+// the scope this ref exports to (else the first it imports that has one)
+// and prints the causes of the last build's first misses.
+func (j *job) explainLast(ctx context.Context, p planned, out io.Writer) error {
+	rp := j.planRecord(p)
+	stores := rp.imports
+	if rp.export != nil {
+		stores = append([]cacheentry.Entry{*rp.export}, stores...)
+	}
+	if len(stores) == 0 {
+		return errors.New("no cache store here keeps build records (local, gha, s3, azblob or registry)")
+	}
+	var tried []string
+	for _, e := range stores {
+		where := recordWhere(e)
+		tried = append(tried, where)
+		b, err := readRecord(ctx, e, recordKey, j.getenv)
+		if errors.Is(err, mountstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading the build record of %s: %w", where, err)
+		}
+		last, err := explain.Decode(b)
+		if err != nil {
+			return fmt.Errorf("the build record of %s: %w", where, err)
+		}
+		fmt.Fprintf(out, "last build of %s: %s, %s\n", where, last.Created.Format(time.RFC3339), stepCount(last))
+		b, err = readRecord(ctx, e, prevRecordKey, j.getenv)
+		if errors.Is(err, mountstore.ErrNotFound) {
+			fmt.Fprintln(out, "no earlier build record to compare with: the scope's first build")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the earlier build record of %s: %w", where, err)
+		}
+		prev, err := explain.Decode(b)
+		if err != nil {
+			return fmt.Errorf("the earlier build record of %s: %w", where, err)
+		}
+		prev.Scope = where
+		fmt.Fprintf(out, "compared with the build of %s\n", prev.Created.Format(time.RFC3339))
+		causes := explain.Compare(prev, last)
+		if len(causes) == 0 {
+			fmt.Fprintln(out, "no step missed the cache")
+		}
+		for _, c := range causes {
+			fmt.Fprintf(out, "why it missed: %s\n", c)
+		}
+		return nil
+	}
+	fmt.Fprintln(out, explain.NoRecord(tried))
+	return nil
+}
+
+// stepCount says how many of a record's steps were cached.
+func stepCount(r explain.Record) string {
+	steps, cached := 0, 0
+	for _, v := range r.Vertices {
+		if explain.IsStep(v.Name) {
+			steps++
+			if v.Cached {
+				cached++
+			}
+		}
+	}
+	return fmt.Sprintf("%d of %d steps cached", cached, steps)
 }

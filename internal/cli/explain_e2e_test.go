@@ -179,7 +179,7 @@ func TestE2EExplainMisses(t *testing.T) {
 			},
 			want: []string{
 				"COPY a.txt /a.txt: context file changed a.txt",
-				"RUN echo built > /out: same step as in the record of type=local,src=%CACHE%/buildkit_main, but its cache was not imported: the export was mode=min, which keeps only the final stage's cache",
+				"RUN echo built > /out: same step as in the record of local %CACHE%/buildkit_main, but its cache was not imported: the export was mode=min, which keeps only the final stage's cache",
 			},
 		},
 		{
@@ -191,7 +191,7 @@ func TestE2EExplainMisses(t *testing.T) {
 				}
 				return nil
 			},
-			want: []string{"RUN echo evicted: same step as in the record of type=local,src=%CACHE%/buildkit_main, but its cache was not imported: an evicted blob, or the cache was exported to another scope"},
+			want: []string{"RUN echo evicted: same step as in the record of local %CACHE%/buildkit_main, but its cache was not imported: an evicted blob, or the cache was exported to another scope"},
 		},
 		{
 			name:  "the BuildKit version changed",
@@ -256,6 +256,26 @@ func TestE2EExplainMisses(t *testing.T) {
 			if (len(got) == 0) != (reason == "") || (reason != "" && !slices.Contains(got, reason)) {
 				t.Errorf("cache-miss-reason = %q, want one of the causes %q", reason, got)
 			}
+			// `bkcache explain` compares the same two records, now both in
+			// the store, and names the same causes.
+			if !slices.Contains(extra, "--cache-from") {
+				var flags []string
+				for i := 0; i+1 < len(extra); i += 2 {
+					if extra[i] == "--cache" || extra[i] == "--platform" {
+						flags = append(flags, extra[i], extra[i+1])
+					}
+				}
+				code, out, errOut := cliExplain(t, c.cacheDir, flags...)
+				if code != 0 {
+					t.Fatalf("explain: exit %d\n%s", code, errOut)
+				}
+				if ex := whyLines(out); !slices.Equal(ex, got) {
+					t.Errorf("bkcache explain names:\n%s\nthe build named:\n%s", strings.Join(ex, "\n"), strings.Join(got, "\n"))
+				}
+				if len(got) == 0 && !strings.Contains(out, "no step missed the cache") {
+					t.Errorf("bkcache explain:\n%s", out)
+				}
+			}
 			if strings.Contains(stdout+stderr, secretValue) {
 				t.Errorf("the secret build-arg reached the output")
 			}
@@ -264,6 +284,22 @@ func TestE2EExplainMisses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cliExplain runs `bkcache explain` for refs/heads/main with the local
+// cache in cacheDir.
+func cliExplain(t *testing.T, cacheDir string, extra ...string) (int, string, string) {
+	t.Helper()
+	env := map[string]string{"BKCACHE_CACHE_DIR": cacheDir}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), Env{
+		Args:     append([]string{"explain", "--ref", "refs/heads/main"}, extra...),
+		Getenv:   func(k string) string { return env[k] },
+		ReadFile: os.ReadFile,
+		Stdout:   &out,
+		Stderr:   &errb,
+	})
+	return code, out.String(), errb.String()
 }
 
 // setRecordVersion rewrites the BuildKit version in the record of the

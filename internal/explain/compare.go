@@ -328,6 +328,10 @@ func stagePrefix(name string) string {
 	return m[1]
 }
 
+// IsStep reports whether a vertex name is a Dockerfile instruction other
+// than FROM, as buildkit counts steps.
+func IsStep(name string) bool { return isStepName(name) }
+
 func isStepName(name string) bool { return prefix.MatchString(name) && !isFromName(name) }
 
 func isFromName(name string) bool {
