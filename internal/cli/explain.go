@@ -19,6 +19,7 @@ import (
 	"github.com/bkcache/bkcache/internal/explain"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
+	units "github.com/docker/go-units"
 )
 
 // The build record lives in the cache's own store and scope, through
@@ -192,11 +193,8 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	if x == nil {
 		return nil
 	}
+	start := time.Now() // the build is over: from here on, time is added
 	<-x.done
-	start := time.Now()
-	if x.hashErr != nil {
-		j.rep.Debugf("build record: context files not hashed: %v", x.hashErr)
-	}
 	cur := explain.NewRecord(explain.Build{
 		BuildKit:  res.BuilderVersion,
 		Platforms: j.cfg.Platforms,
@@ -226,14 +224,22 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	if err := j.rep.SetOutput("cache-miss-reason", explain.Summary(causes)); err != nil {
 		j.rep.Warnf("setting output %q: %v", "cache-miss-reason", err)
 	}
+	saved := "not saved: this build exports no cache to a store that keeps records"
 	if x.plan.export != nil {
 		cur.Scope = recordWhere(*x.plan.export)
-		if err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv); err != nil {
+		n, err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv)
+		if err != nil {
 			j.rep.Warnf("build record not saved: %v", err)
+			saved = "not saved (store failed)"
+		} else {
+			saved = fmt.Sprintf("saved to %s (%s)", cur.Scope, units.BytesSize(float64(n)))
 		}
 	}
-	j.rep.Debugf("build record: %d context files (%d hashed, %d reused, %d bytes) in %s; compared and saved in %s",
-		x.stats.Files, x.stats.Hashed, x.stats.Reused, x.stats.Bytes, x.stats.Elapsed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	hashed := fmt.Sprintf("%d context files hashed (%d reused)", x.stats.Hashed, x.stats.Reused)
+	if x.hashErr != nil {
+		hashed = "context files not hashed: " + x.hashErr.Error()
+	}
+	j.rep.Infof("build record %s; %s; %s after the build", saved, hashed, time.Since(start).Round(time.Millisecond))
 	return lines
 }
 
@@ -247,24 +253,24 @@ func buildVertices(vs []buildkit.Vertex) []explain.BuildVertex {
 
 // saveRecord writes r as the scope's record, and the record it replaces
 // (prev, as read before the build) as the previous one.
-func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev []byte, getenv func(string) string) error {
+func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev []byte, getenv func(string) string) (int, error) {
 	b, err := explain.Encode(r)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s, err := mountstore.FromEntry(ctx, e, getenv)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if prev != nil {
 		if err := s.Put(ctx, prevRecordKey, bytes.NewReader(prev), int64(len(prev))); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
+			return 0, fmt.Errorf("%s: %w", s, err)
 		}
 	}
 	if err := s.Put(ctx, recordKey, bytes.NewReader(b), int64(len(b))); err != nil {
-		return fmt.Errorf("%s: %w", s, err)
+		return 0, fmt.Errorf("%s: %w", s, err)
 	}
-	return nil
+	return len(b), nil
 }
 
 // explainLast is `bkcache explain`: it compares the last two records of
