@@ -195,7 +195,12 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	}
 	start := time.Now() // the build is over: from here on, time is added
 	<-x.done
+	salt := ""
+	if x.old != nil {
+		salt = x.old.Salt
+	}
 	cur := explain.NewRecord(explain.Build{
+		Salt:      salt,
 		BuildKit:  res.BuilderVersion,
 		Platforms: j.cfg.Platforms,
 		Mode:      x.plan.mode,

@@ -161,7 +161,7 @@ func (c comparison) cause(i int) Cause {
 	mk := func(kind, format string, a ...any) Cause {
 		return Cause{Kind: kind, Step: step, Text: fmt.Sprintf(format, a...)}
 	}
-	changed := changedArgs(old.Args, cur.Args)
+	changed := changedArgs(old, cur)
 	// Another platform defines every step anew (each op carries its
 	// platform), though the names below the context stay the same.
 	if !slices.Equal(old.Platforms, cur.Platforms) {
@@ -273,10 +273,21 @@ func inputIDs(r Record, ids []string, i int) []string {
 	return out
 }
 
-func changedArgs(old, cur map[string]Arg) []string {
+// changedArgs names the build-args that differ. Hashes made with
+// different salts do not compare: then only the readable values do, and a
+// secret-like arg counts as changed.
+func changedArgs(oldR, curR Record) []string {
+	old, cur := oldR.Args, curR.Args
+	sameSalt := oldR.Salt == curR.Salt
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(cur)) {
-		if o, ok := old[k]; !ok || o.Hash != cur[k].Hash {
+		o, ok := old[k]
+		switch {
+		case !ok:
+			out = append(out, k)
+		case sameSalt && o.Hash != cur[k].Hash:
+			out = append(out, k)
+		case !sameSalt && (o.Secret || cur[k].Secret || o.Value != cur[k].Value):
 			out = append(out, k)
 		}
 	}

@@ -46,6 +46,7 @@ func record(g graph, mut func(*Build)) Record {
 		Files:     map[string]string{"go.mod": "h-mod", "main.go": "h-main", "pkg/a.go": "h-a"},
 		Vertices:  g.vertices(),
 		Created:   time.Unix(0, 0),
+		Salt:      "salt",
 	}
 	if mut != nil {
 		mut(&b)
@@ -111,6 +112,15 @@ func TestCompare(t *testing.T) {
 			g:    graph{session: "s2", base: "aaa", run: "go mod download", runEnv: "x", cached: map[string]bool{"copy": true}},
 			mut:  func(b *Build) { b.Args["NPM_TOKEN"] = "npm_ZZZZyyyyXXXXwwww9876" },
 			want: []string{"build-arg: RUN go mod download: build-arg changed: NPM_TOKEN *** (secret, hash "},
+		},
+		{
+			name: "an unchanged secret build-arg is no cause",
+			old: ptr(record(graph{session: "s1", base: "aaa", run: "go mod download", cached: hitAll}, func(b *Build) {
+				b.Args["NPM_TOKEN"] = "npm_AAAAbbbbCCCCdddd1234"
+			})),
+			g:    graph{session: "s2", base: "aaa", run: "go mod download", runEnv: "x", cached: map[string]bool{"copy": true}},
+			mut:  func(b *Build) { b.Args["NPM_TOKEN"] = "npm_AAAAbbbbCCCCdddd1234"; b.Args["COMMIT"] = "abc" },
+			want: []string{`build-arg: RUN go mod download: build-arg changed: COMMIT (unset) → "abc"`},
 		},
 		{
 			name: "base image moved",

@@ -24,6 +24,8 @@ package explain
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +52,12 @@ type Record struct {
 	Platforms []string  `json:"platforms,omitempty"`
 	// Mode is the export's mode (min or max): with min, only the final
 	// stage's cache is kept.
-	Mode     string         `json:"mode,omitempty"`
+	Mode string `json:"mode,omitempty"`
+	// Salt goes into every build-arg hash. A build takes the salt of the
+	// record it compares with, so the hashes compare; a new one otherwise.
+	// It makes tables of precomputed hashes useless, not a weak secret
+	// safe: pass those as build secrets, not build-args.
+	Salt     string         `json:"salt,omitempty"`
 	Args     map[string]Arg `json:"args,omitempty"`
 	Vertices []Vertex       `json:"vertices"`
 	// Files are the context files COPY/ADD read: path → short content
@@ -95,6 +102,7 @@ type Build struct {
 	Vertices  []BuildVertex
 	Files     map[string]string
 	Created   time.Time
+	Salt      string // the compared record's salt; "" for a new one
 }
 
 // bookkeeping vertices are not part of the build graph's cache: their
@@ -117,15 +125,19 @@ func NewRecord(b Build) Record {
 		Created:   b.Created.UTC(),
 		Scope:     b.Scope,
 		BuildKit:  b.BuildKit,
-		Platforms: slices.Clone(b.Platforms),
+		Platforms: slices.Sorted(slices.Values(b.Platforms)),
 		Mode:      b.Mode,
 		Files:     b.Files,
+		Salt:      b.Salt,
+	}
+	if r.Salt == "" {
+		r.Salt = newSalt()
 	}
 	var secrets []string
 	if len(b.Args) > 0 {
 		r.Args = map[string]Arg{}
 		for k, v := range b.Args {
-			a := Arg{Hash: hashArg(k, v)}
+			a := Arg{Hash: hashArg(r.Salt, k, v)}
 			if SecretLike(k, v) {
 				a.Secret = true
 				if v != "" {
@@ -251,4 +263,10 @@ func maxDepth(files map[string]string) int {
 		d = max(d, strings.Count(p, "/")+1)
 	}
 	return d
+}
+
+func newSalt() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

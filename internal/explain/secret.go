@@ -57,8 +57,8 @@ func isHex(s string) bool {
 
 // hashArg is the short hash a record keeps of a build-arg value: enough to
 // tell a change, not to read it back.
-func hashArg(name, value string) string {
-	h := sha256.Sum256([]byte("bkcache-build-arg\x00" + name + "\x00" + value))
+func hashArg(salt, name, value string) string {
+	h := sha256.Sum256([]byte("bkcache-build-arg\x00" + salt + "\x00" + name + "\x00" + value))
 	return hex.EncodeToString(h[:8])
 }
 
