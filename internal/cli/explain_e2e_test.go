@@ -22,8 +22,9 @@ import (
 // second build on a fresh builder must name exactly that thing.
 type explainRow struct {
 	name  string
+	need  []string          // more of the test environment than buildkit and registry
 	files map[string]string // the context, Dockerfile included; %BASE% is the base image
-	args  []string          // flags of both builds
+	args  []string          // flags of both builds; %CACHE% is the local cache directory, %NAME% a fresh name
 	// change changes one thing between the builds; it returns the second
 	// build's flags, nil for the same as the first's.
 	change func(t *testing.T, r *explainCase) []string
@@ -209,8 +210,30 @@ func TestE2EExplainMisses(t *testing.T) {
 			want: []string{"BuildKit version changed (v0.0.1 → "},
 		},
 	}
+	for _, store := range []struct{ name, need, line string }{
+		{"registry", "registry", "type=registry,ref=" + env.Registry + "/bkcache-explain/%NAME%"},
+		{"s3", "s3", "type=s3,bucket=" + testenv.Get().S3Bucket + ",region=" + testenv.Get().S3Region + ",endpoint_url=" + testenv.Get().S3Endpoint +
+			",use_path_style=true,access_key_id=" + testenv.Get().S3AccessKey + ",secret_access_key=" + testenv.Get().S3SecretKey + ",prefix=%NAME%/"},
+		{"azblob", "azure", "type=azblob,account_url=" + testenv.Get().AzureAccountURL + ",account_name=" + testenv.Get().AzureAccountName +
+			",secret_access_key=" + testenv.Get().AzureAccountKey + ",prefix=%NAME%/"},
+	} {
+		rows = append(rows, explainRow{
+			name:  "a context file changed, in the " + store.name + " store",
+			need:  []string{store.need},
+			files: map[string]string{"Dockerfile": "FROM %BASE%\nCOPY a.txt /a.txt\nRUN cat /a.txt\n", "a.txt": "a"},
+			args:  []string{"--cache", store.line},
+			change: func(t *testing.T, c *explainCase) []string {
+				c.write(t, "a.txt", "changed")
+				return nil
+			},
+			want: []string{"COPY a.txt /a.txt: context file changed a.txt"},
+		})
+	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
+			if len(row.need) > 0 {
+				testenv.Require(t, row.need...)
+			}
 			c := &explainCase{ctxDir: t.TempDir(), cacheDir: filepath.Join(t.TempDir(), "cache"), base: env.BaseImage}
 			if strings.Contains(row.name, "base image") {
 				c.base = env.Registry + "/bkcache/explain-base-" + testenv.RandomHex(6) + ":latest"
@@ -219,8 +242,9 @@ func TestE2EExplainMisses(t *testing.T) {
 			for name, body := range row.files {
 				c.write(t, name, body)
 			}
+			fresh := "explain-" + testenv.RandomHex(6)
 			for i, a := range row.args {
-				row.args[i] = strings.ReplaceAll(a, "%CACHE%", c.cacheDir)
+				row.args[i] = strings.NewReplacer("%CACHE%", c.cacheDir, "%NAME%", fresh).Replace(a)
 			}
 			code, _, stderr, _ := cliBuild(t, testenv.NewBuildkitd(t), c.cacheDir, c.ctxDir, row.args...)
 			if code != 0 {
