@@ -173,6 +173,9 @@ func (c comparison) cause(i int) Cause {
 		// reads, in the op's CacheMap), the environment of a RUN below the
 		// context, or the cache itself.
 		if srcs, ok := contextSources(step); ok {
+			if !old.Hashed || !cur.Hashed {
+				return mk(KindUnknown, "%s: same step as in the record, but the context files were not hashed in both builds: a changed file, or a cache that was not imported", step)
+			}
 			if ch := filterChanges(diffFiles(old, cur), srcs); len(ch) > 0 {
 				return mk(KindContext, "%s: %s", step, describeChanges(ch))
 			}

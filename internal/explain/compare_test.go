@@ -150,6 +150,12 @@ func TestCompare(t *testing.T) {
 			want: []string{"cache-missing: COPY go.mod ./: same step as in the record of buildkit_main, but its cache was not imported: an evicted blob, or the cache was exported to another scope"},
 		},
 		{
+			name: "context not hashed",
+			g:    graph{session: "s2", base: "aaa", run: "go mod download"},
+			mut:  func(b *Build) { b.Files = nil },
+			want: []string{"unknown: COPY go.mod ./: same step as in the record, but the context files were not hashed in both builds: a changed file, or a cache that was not imported"},
+		},
+		{
 			name: "same steps, mode=min",
 			old:  ptr(record(base, func(b *Build) { b.Mode = "min" })),
 			g:    graph{session: "s2", base: "aaa", run: "go mod download"},
@@ -311,5 +317,34 @@ func TestContextSources(t *testing.T) {
 		if strings.Join(got, " ") != tc.want || ok != tc.ok {
 			t.Errorf("contextSources(%q) = %q, %v; want %q, %v", tc.step, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// A large graph compares in well under a second, whatever missed.
+func TestCompareLarge(t *testing.T) {
+	mk := func(salt string, cached bool) Record {
+		var vs []BuildVertex
+		for i := range 2000 {
+			v := BuildVertex{Digest: fmt.Sprintf("sha256:%s-%d", salt, i), Name: fmt.Sprintf("[%d/2000] RUN step %d", i+1, i), Cached: cached}
+			if i == 0 {
+				v = BuildVertex{Digest: "sha256:from", Name: "[1/2000] FROM img@sha256:1"}
+			} else {
+				v.Inputs = []string{vs[i-1].Digest}
+				if i > 10 {
+					v.Inputs = append(v.Inputs, vs[i-10].Digest)
+				}
+			}
+			vs = append(vs, v)
+		}
+		return NewRecord(Build{Vertices: vs, Salt: "s"})
+	}
+	old, cur := mk("old", true), mk("new", false)
+	start := time.Now()
+	causes := Compare(old, cur)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Compare took %s", d)
+	}
+	if len(causes) != 1 || causes[0].Kind != KindDefinition || causes[0].Step != "RUN step 1" {
+		t.Errorf("causes = %+v, want the first RUN's definition", causes)
 	}
 }

@@ -65,6 +65,9 @@ type Record struct {
 	// folded into their directory ("dir/") to keep the record small.
 	Files      map[string]string `json:"files,omitempty"`
 	FilesDepth int               `json:"files_depth,omitempty"`
+	// Hashed says the context files were hashed (Files may still be
+	// empty: a Dockerfile without COPY or ADD).
+	Hashed bool `json:"hashed,omitempty"`
 }
 
 // Arg is a build-arg as the record keeps it. Secret-like values are kept
@@ -100,7 +103,7 @@ type Build struct {
 	Mode      string
 	Args      map[string]string
 	Vertices  []BuildVertex
-	Files     map[string]string
+	Files     map[string]string // nil: not hashed
 	Created   time.Time
 	Salt      string // the compared record's salt; "" for a new one
 }
@@ -128,6 +131,7 @@ func NewRecord(b Build) Record {
 		Platforms: slices.Sorted(slices.Values(b.Platforms)),
 		Mode:      b.Mode,
 		Files:     b.Files,
+		Hashed:    b.Files != nil,
 		Salt:      b.Salt,
 	}
 	if r.Salt == "" {
@@ -253,6 +257,19 @@ func Decode(b []byte) (Record, error) {
 	}
 	if r.Format != FormatVersion {
 		return Record{}, fmt.Errorf("%w: format %d", ErrFormat, r.Format)
+	}
+	// Compare relies on build order: each input comes before its user.
+	for i, v := range r.Vertices {
+		for _, in := range v.Inputs {
+			if in < 0 || in >= i {
+				return Record{}, fmt.Errorf("%w: vertex %d has input %d", ErrFormat, i, in)
+			}
+		}
+	}
+	for _, a := range r.Args {
+		if len(a.Hash) < 6 {
+			return Record{}, fmt.Errorf("%w: a build-arg without its hash", ErrFormat)
+		}
 	}
 	return r, nil
 }
