@@ -131,13 +131,20 @@ func (j *job) hashContext(ctx context.Context) (map[string]string, contexthash.S
 // readOld reads the first record found in the imported scopes, in order.
 func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 	for _, e := range x.plan.imports {
-		x.tried = append(x.tried, recordWhere(e))
+		where := recordWhere(e)
 		b, err := readRecord(ctx, e, recordKey, getenv)
+		if errors.Is(err, mountstore.ErrNotFound) {
+			x.tried = append(x.tried, where)
+			continue
+		}
 		if err != nil {
+			// Said in the cause: a failed read is not "no record".
+			x.tried = append(x.tried, where+" (unreadable: "+firstLineOf(err.Error())+")")
 			continue
 		}
 		r, err := explain.Decode(b)
 		if err != nil {
+			x.tried = append(x.tried, where+" (unreadable: "+firstLineOf(err.Error())+")")
 			continue
 		}
 		x.old, x.from = &r, recordWhere(e)
@@ -345,4 +352,9 @@ func stepCount(r explain.Record) string {
 		}
 	}
 	return fmt.Sprintf("%d of %d steps cached", cached, steps)
+}
+
+func firstLineOf(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }
