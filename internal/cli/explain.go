@@ -19,6 +19,7 @@ import (
 	"github.com/bkcache/bkcache/internal/explain"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/bkcache/bkcache/internal/redact"
 	units "github.com/docker/go-units"
 )
 
@@ -139,7 +140,8 @@ func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 		}
 		if err != nil {
 			// Said in the cause: a failed read is not "no record".
-			x.tried = append(x.tried, where+" (unreadable: "+firstLineOf(err.Error())+")")
+			msg := redact.String(firstLineOf(err.Error()), cacheentry.Secrets([]cacheentry.Entry{e}, nil)...)
+			x.tried = append(x.tried, where+" (unreadable: "+msg+")")
 			continue
 		}
 		r, err := explain.Decode(b)
