@@ -21,6 +21,7 @@ import (
 	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/internal/redact"
 	units "github.com/docker/go-units"
+	"github.com/moby/buildkit/client"
 )
 
 // The build record lives in the cache's own store and scope, through
@@ -64,6 +65,29 @@ func (j *job) planRecord(p planned) recordPlan {
 		}
 	}
 	return rp
+}
+
+// reportRecord says where the build record is read and saved, in the
+// plan (dry runs included), so that what a build writes is on record
+// before it runs.
+func (j *job) reportRecord(p planned) {
+	rp := j.planRecord(p)
+	var from []string
+	for _, e := range rp.imports {
+		from = append(from, recordWhere(e))
+	}
+	line := "build record: compare with "
+	if len(from) == 0 {
+		line += "nothing"
+	} else {
+		line += strings.Join(from, ", then ")
+	}
+	if rp.export != nil {
+		line += "; save to " + recordWhere(*rp.export)
+	} else {
+		line += "; no save: this build exports no cache to a store that keeps records"
+	}
+	j.rep.Infof("%s", line)
 }
 
 // explainRun carries what is gathered before the build to the
@@ -158,7 +182,7 @@ func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 }
 
 func readRecord(ctx context.Context, e cacheentry.Entry, key string, getenv func(string) string) ([]byte, error) {
-	s, err := mountstore.FromEntry(ctx, e, getenv)
+	s, err := recordStore(ctx, e, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +206,7 @@ func recordWhere(e cacheentry.Entry) string {
 		}
 		return "local " + a["src"]
 	case cacheentry.TypeGHA:
-		return "gha " + a["scope"]
+		return "gha " + ghaScope(client.CacheOptionsEntry(e))
 	case cacheentry.TypeRegistry:
 		return "registry " + a["ref"]
 	case cacheentry.TypeS3:
@@ -193,7 +217,17 @@ func recordWhere(e cacheentry.Entry) string {
 	return e.Type
 }
 
-func sameStore(a, b cacheentry.Entry) bool { return mountstore.Describe(a) == mountstore.Describe(b) }
+// recordStore opens the store of an entry for records; a gha entry
+// without a scope is BuildKit's default scope, as its cache is.
+func recordStore(ctx context.Context, e cacheentry.Entry, getenv func(string) string) (mountstore.Store, error) {
+	if e.Type == cacheentry.TypeGHA && e.Attrs["scope"] == "" {
+		e = e.Clone()
+		e.Attrs["scope"] = ghaScope(client.CacheOptionsEntry(e))
+	}
+	return mountstore.FromEntry(ctx, e, getenv)
+}
+
+func sameStore(a, b cacheentry.Entry) bool { return recordWhere(a) == recordWhere(b) }
 
 // finishExplain compares the build with the imported record, reports the
 // causes of its misses (log lines, output cache-miss-reason), saves the
@@ -272,7 +306,7 @@ func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev 
 	if err != nil {
 		return 0, err
 	}
-	s, err := mountstore.FromEntry(ctx, e, getenv)
+	s, err := recordStore(ctx, e, getenv)
 	if err != nil {
 		return 0, err
 	}

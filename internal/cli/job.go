@@ -102,6 +102,7 @@ func (j *job) report(p planned, withEntries bool) error {
 		j.rep.Warnf("untrusted %s run on a long-lived builder (%s): its local cache is shared with trusted builds, so what this build leaves there can be reused by them; use an ephemeral builder for untrusted events", p.scopes.Event, addr)
 	}
 	j.reportMounts(p)
+	j.reportRecord(p)
 	exportScope := ""
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
