@@ -122,7 +122,7 @@ func identities(r Record) []string {
 	session := make([]bool, len(r.Vertices))
 	for i, v := range r.Vertices { // inputs come before the vertices using them
 		if len(v.Inputs) == 0 {
-			if !isFromName(v.Name) {
+			if localSource(v.Name) {
 				ids[i], session[i] = "source:"+v.Name, true
 			} else {
 				ids[i] = v.Digest
@@ -145,6 +145,13 @@ func identities(r Record) []string {
 		ids[i] = "named:" + hex.EncodeToString(h[:])
 	}
 	return ids
+}
+
+// localSource tells the frontend's local sources by the names dockerui
+// gives them: the build context, the Dockerfile, .dockerignore, and named
+// contexts from the client.
+func localSource(name string) bool {
+	return strings.HasPrefix(name, "[internal] load ") || (strings.HasPrefix(name, "[context ") && strings.HasSuffix(name, "] load from client"))
 }
 
 type comparison struct {
