@@ -42,7 +42,7 @@ func TestActionExplainsMisses(t *testing.T) {
 			name:   "first push: nothing to compare with",
 			ev:     pushMain,
 			token:  []string{mainRef},
-			reason: "nothing to compare with: no build record in the scopes tried (gha buildkit_main)",
+			reason: "nothing to compare with: no build record in the scopes tried (gha buildkit)",
 		},
 		{
 			name:    "push after a change to a.txt",
@@ -87,7 +87,7 @@ func TestActionExplainsMisses(t *testing.T) {
 			if tc.summary != "" && !strings.Contains(r.files["GITHUB_STEP_SUMMARY"], tc.summary) {
 				t.Errorf("the job summary lacks %q:\n%s", tc.summary, r.files["GITHUB_STEP_SUMMARY"])
 			}
-			if tc.ev == pushMain && !strings.Contains(r.stdout, "build record saved to gha buildkit_main (") {
+			if tc.ev == pushMain && !strings.Contains(r.stdout, "build record saved to gha buildkit (") {
 				t.Errorf("the push saved no record:\n%s", r.stdout)
 			}
 		})
