@@ -348,3 +348,28 @@ func TestCompareLarge(t *testing.T) {
 		t.Errorf("causes = %+v, want the first RUN's definition", causes)
 	}
 }
+
+// BenchmarkRecord makes, encodes and compares the record of a 50-step
+// build with 2000 context files.
+func BenchmarkRecord(b *testing.B) {
+	var vs []BuildVertex
+	for i := range 50 {
+		v := BuildVertex{Digest: fmt.Sprintf("sha256:%064d", i), Name: fmt.Sprintf("[%d/50] RUN make step-%d", i+1, i)}
+		if i > 0 {
+			v.Inputs = []string{vs[i-1].Digest}
+		}
+		vs = append(vs, v)
+	}
+	files := map[string]string{}
+	for i := range 2000 {
+		files[fmt.Sprintf("pkg%02d/f%04d.go", i%40, i)] = fmt.Sprintf("%016x", i)
+	}
+	old := NewRecord(Build{Vertices: vs, Files: files, Salt: "s"})
+	for b.Loop() {
+		r := NewRecord(Build{Vertices: vs, Files: files, Salt: "s"})
+		if _, err := Encode(r); err != nil {
+			b.Fatal(err)
+		}
+		Compare(old, r)
+	}
+}
