@@ -22,6 +22,7 @@ import (
 	"github.com/bkcache/bkcache/internal/redact"
 	units "github.com/docker/go-units"
 	"github.com/moby/buildkit/client"
+	"golang.org/x/sync/errgroup"
 )
 
 // The build record lives in the cache's own store and scope, through
@@ -310,12 +311,13 @@ func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev 
 	if err != nil {
 		return 0, err
 	}
+	// Two small writes under different keys: side by side.
+	var eg errgroup.Group
 	if prev != nil {
-		if err := s.Put(ctx, prevRecordKey, bytes.NewReader(prev), int64(len(prev))); err != nil {
-			return 0, fmt.Errorf("%s: %w", s, err)
-		}
+		eg.Go(func() error { return s.Put(ctx, prevRecordKey, bytes.NewReader(prev), int64(len(prev))) })
 	}
-	if err := s.Put(ctx, recordKey, bytes.NewReader(b), int64(len(b))); err != nil {
+	eg.Go(func() error { return s.Put(ctx, recordKey, bytes.NewReader(b), int64(len(b))) })
+	if err := eg.Wait(); err != nil {
 		return 0, fmt.Errorf("%s: %w", s, err)
 	}
 	return len(b), nil
