@@ -123,9 +123,13 @@ func pct(a, b stats) string {
 // command reproduces this run.
 func (h *harness) command() string {
 	o := h.opts
-	return fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -delay-ms %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
+	cmd := fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -delay-ms %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
 		o.runs, o.delayMS, strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","),
 		strings.Join(o.compBackends, ","), strings.Join(o.compSuites, ","))
+	if o.progress != "" && o.progress != "quiet" {
+		cmd += " -progress " + o.progress
+	}
+	return cmd
 }
 
 var suiteText = map[string]string{

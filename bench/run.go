@@ -168,7 +168,7 @@ func (h *harness) bkcacheArgv(x build) []string {
 		"--builder", x.b.addr,
 		"--ref", x.ref, "--default-branch", "main",
 		"--cache", h.cacheLine(*x.st), "--cache-scope", x.st.id,
-		"--progress", "quiet",
+		"--progress", h.opts.progress,
 		"--tags", x.image, "--push",
 		"--build-args", "BASE=" + h.env.baseImage,
 		x.ctxDir}
