@@ -250,6 +250,14 @@ func TestE2EExplainMisses(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("first build: exit %d\n%s", code, stderr)
 			}
+			// The scope's first build: nothing to compare with, and the
+			// scopes tried are named.
+			if len(row.args) == 0 || strings.HasPrefix(row.args[0], "--build-arg") {
+				want := "nothing to compare with: no build record in the scopes tried (local " + filepath.Join(c.cacheDir, "buildkit_main") + ")"
+				if got := whyLines(stderr); len(got) != 1 || got[0] != want {
+					t.Errorf("first build's causes %q, want %q", got, want)
+				}
+			}
 			extra := row.args
 			if row.change != nil {
 				if flags := row.change(t, c); flags != nil {
