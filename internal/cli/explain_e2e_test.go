@@ -107,6 +107,15 @@ func TestE2EExplainMisses(t *testing.T) {
 			want: []string{"COPY a.txt /a.txt: context file changed a.txt"},
 		},
 		{
+			name:  "a file a RUN bind-mounts changed",
+			files: map[string]string{"Dockerfile": "FROM %BASE%\nRUN --mount=type=bind,source=a.txt,target=/a.txt cat /a.txt\n", "a.txt": "a"},
+			change: func(t *testing.T, c *explainCase) []string {
+				c.write(t, "a.txt", "changed")
+				return nil
+			},
+			want: []string{"RUN --mount=type=bind,source=a.txt,target=/a.txt cat /a.txt: context file changed a.txt"},
+		},
+		{
 			name: ".dockerignore lets a new file in; an ignored one changes nothing",
 			files: map[string]string{
 				"Dockerfile": "FROM %BASE%\nCOPY . /src\nRUN ls /src\n", ".dockerignore": "*.log\n",

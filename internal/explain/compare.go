@@ -186,7 +186,8 @@ func (c comparison) cause(i int) Cause {
 			if ch := filterChanges(diffFiles(old, cur), srcs); len(ch) > 0 {
 				return mk(KindContext, "%s: %s", step, describeChanges(ch))
 			}
-		} else if len(changed) > 0 && strings.HasPrefix(step, "RUN ") {
+		}
+		if len(changed) > 0 && strings.HasPrefix(step, "RUN ") {
 			return mk(KindBuildArg, "%s: build-arg changed: %s", step, describeArgs(old, cur, changed))
 		}
 		if old.BuildKit != "" && cur.BuildKit != "" && old.BuildKit != cur.BuildKit {
@@ -367,10 +368,13 @@ func fromRef(step string) (string, string) {
 }
 
 // contextSources returns the sources of a COPY or ADD from the build
-// context, as written in the step's name; ok is false for other steps
-// and for COPY --from.
+// context, or of a RUN's bind mounts of it, as written in the step's name;
+// ok is false for other steps, COPY --from and mounts with from=.
 func contextSources(step string) ([]string, bool) {
 	instr, rest, _ := strings.Cut(step, " ")
+	if instr == "RUN" {
+		return bindSources(rest)
+	}
 	if instr != "COPY" && instr != "ADD" {
 		return nil, false
 	}
@@ -394,6 +398,38 @@ func contextSources(step string) ([]string, bool) {
 		return nil, true
 	}
 	return args[:len(args)-1], true
+}
+
+// bindSources reads the --mount=type=bind flags of a RUN (as the
+// frontend's name shows them) that mount the build context.
+func bindSources(rest string) ([]string, bool) {
+	var srcs []string
+	for _, f := range strings.Fields(rest) {
+		spec, ok := strings.CutPrefix(f, "--mount=")
+		if !ok {
+			if !strings.HasPrefix(f, "--") {
+				break // the command
+			}
+			continue
+		}
+		kv := map[string]string{}
+		for _, p := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(p, "=")
+			kv[k] = v
+		}
+		if kv["type"] != "bind" || kv["from"] != "" {
+			continue
+		}
+		src := kv["source"]
+		if src == "" {
+			src = kv["src"]
+		}
+		if src == "" {
+			src = "."
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, len(srcs) > 0
 }
 
 // filterChanges keeps the changes under the given sources; all of them

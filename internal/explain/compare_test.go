@@ -150,6 +150,13 @@ func TestCompare(t *testing.T) {
 			want: []string{"cache-missing: COPY go.mod ./: same step as in the record of buildkit_main, but its cache was not imported: an evicted blob, or the cache was exported to another scope"},
 		},
 		{
+			name: "a file a RUN bind-mounts changed",
+			old:  ptr(record(graph{session: "s1", base: "aaa", run: "--mount=type=bind,source=go.sum,target=/go.sum go mod download", cached: hitAll}, nil)),
+			g:    graph{session: "s2", base: "aaa", run: "--mount=type=bind,source=go.sum,target=/go.sum go mod download", cached: map[string]bool{"copy": true}},
+			mut:  func(b *Build) { b.Files["go.sum"] = "h-sum2" },
+			want: []string{"context: RUN --mount=type=bind,source=go.sum,target=/go.sum go mod download: context file added go.sum"},
+		},
+		{
 			name: "context not hashed",
 			g:    graph{session: "s2", base: "aaa", run: "go mod download"},
 			mut:  func(b *Build) { b.Files = nil },
@@ -312,6 +319,10 @@ func TestContextSources(t *testing.T) {
 		{`COPY ["a b", "c", "/d/"]`, "a b c", true},
 		{"ADD . /app", ".", true},
 		{"RUN make", "", false},
+		{"RUN --mount=type=bind,source=go.sum,target=/x go mod download", "go.sum", true},
+		{"RUN --mount=type=bind,target=/src make", ".", true},
+		{"RUN --mount=type=bind,from=build,target=/x make", "", false},
+		{"RUN --mount=type=cache,target=/root/.cache make", "", false},
 	} {
 		got, ok := contextSources(tc.step)
 		if strings.Join(got, " ") != tc.want || ok != tc.ok {

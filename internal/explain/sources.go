@@ -12,7 +12,8 @@ import (
 )
 
 // ContextSources returns the context paths the Dockerfile's COPY and ADD
-// instructions read (not COPY --from, not ADD of a URL or git repository),
+// instructions and RUN --mount=type=bind mounts read (not COPY --from or
+// a mount's from=, not ADD of a URL or git repository),
 // parsed with BuildKit's own parser, in all stages. A source with a
 // variable in it cannot be resolved without the frontend's expansion, so
 // it counts as "." (the whole context).
@@ -51,6 +52,17 @@ func ContextSources(dockerfile []byte) ([]string, error) {
 				}
 			case *instructions.AddCommand:
 				add(c.SourcePaths)
+			case *instructions.RunCommand:
+				// RUN --mount=type=bind without from= reads the context too.
+				for _, m := range instructions.GetMounts(c) {
+					if m.Type == instructions.MountTypeBind && m.From == "" {
+						src := m.Source
+						if src == "" {
+							src = "."
+						}
+						add([]string{src})
+					}
+				}
 			}
 		}
 	}
