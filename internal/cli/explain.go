@@ -105,8 +105,8 @@ type explainRun struct {
 	tried   []string
 }
 
-// startExplain hashes the context files COPY/ADD read and reads the
-// imported scopes' record while the build runs. It never fails the build.
+// startExplain hashes the context files COPY/ADD read while the build
+// runs. It never fails the build.
 func (j *job) startExplain(ctx context.Context, p planned) *explainRun {
 	x := &explainRun{plan: j.planRecord(p), done: make(chan struct{})}
 	var secrets []string
@@ -116,10 +116,11 @@ func (j *job) startExplain(ctx context.Context, p planned) *explainRun {
 		}
 	}
 	j.rep.Mask(secrets...)
+	// The old record is read after the build, not beside it: the build's
+	// own cache requests go first to a store that may be rate-limited.
 	go func() {
 		defer close(x.done)
 		x.files, x.stats, x.hashErr = j.hashContext(ctx)
-		x.readOld(ctx, j.getenv)
 	}()
 	return x
 }
@@ -239,6 +240,7 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	}
 	start := time.Now() // the build is over: from here on, time is added
 	<-x.done
+	x.readOld(ctx, j.getenv)
 	salt := ""
 	if x.old != nil {
 		salt = x.old.Salt
@@ -274,7 +276,11 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 		j.rep.Warnf("setting output %q: %v", "cache-miss-reason", err)
 	}
 	saved := "not saved: this build exports no cache to a store that keeps records"
-	if x.plan.export != nil {
+	if x.plan.export != nil && x.oldRaw != nil && explain.Same(*x.old, cur) {
+		// A gha store keeps every save as a new entry: an unchanged build
+		// adds none.
+		saved = "unchanged, kept the one in " + recordWhere(*x.plan.export)
+	} else if x.plan.export != nil {
 		cur.Scope = recordWhere(*x.plan.export)
 		n, err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv)
 		if err != nil {
@@ -353,7 +359,7 @@ func (j *job) explainLast(ctx context.Context, p planned, out io.Writer) error {
 		fmt.Fprintf(out, "last build of %s: %s, %s\n", where, last.Created.Format(time.RFC3339), stepCount(last))
 		b, err = readRecord(ctx, e, prevRecordKey, j.getenv)
 		if errors.Is(err, mountstore.ErrNotFound) {
-			fmt.Fprintln(out, "no earlier build record to compare with: the scope's first build")
+			fmt.Fprintln(out, "no earlier build record to compare with (a build that changed nothing saves none)")
 			return nil
 		}
 		if err != nil {

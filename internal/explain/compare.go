@@ -108,6 +108,26 @@ func Compare(old, cur Record) []Cause {
 	return causes
 }
 
+// Same reports whether cur is the build old recorded, again: the same
+// graph (by identity), build-args, platforms, context files, BuildKit and
+// export mode, with every step cached. Saving it again would add nothing.
+func Same(old, cur Record) bool {
+	if old.Salt != cur.Salt || old.BuildKit != cur.BuildKit || old.Mode != cur.Mode ||
+		!slices.Equal(old.Platforms, cur.Platforms) || old.Hashed != cur.Hashed || old.FilesDepth != cur.FilesDepth ||
+		!maps.Equal(old.Files, cur.Files) || len(changedArgs(old, cur)) > 0 {
+		return false
+	}
+	for _, v := range cur.Vertices {
+		if isStepName(v.Name) && !v.Cached {
+			return false
+		}
+	}
+	a, b := identities(old), identities(cur)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 // identities gives each vertex an identity that is stable across builds.
 // It is the vertex digest, except where BuildKit's digest is not stable:
 // the frontend's local sources (the build context, the Dockerfile) carry

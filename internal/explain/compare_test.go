@@ -384,3 +384,23 @@ func BenchmarkRecord(b *testing.B) {
 		Compare(old, r)
 	}
 }
+
+func TestSame(t *testing.T) {
+	old := record(graph{session: "s1", base: "aaa", run: "go mod download", cached: hitAll}, nil)
+	for _, tc := range []struct {
+		name string
+		g    graph
+		mut  func(*Build)
+		want bool
+	}{
+		{"the same build, all cached", graph{session: "s2", base: "aaa", run: "go mod download", cached: hitAll}, nil, true},
+		{"a step missed", graph{session: "s2", base: "aaa", run: "go mod download", cached: map[string]bool{"copy": true}}, nil, false},
+		{"a file changed", graph{session: "s2", base: "aaa", run: "go mod download", cached: hitAll}, func(b *Build) { b.Files["main.go"] = "x" }, false},
+		{"an arg changed", graph{session: "s2", base: "aaa", run: "go mod download", cached: hitAll}, func(b *Build) { b.Args["X"] = "1" }, false},
+		{"another base", graph{session: "s2", base: "bbb", run: "go mod download", cached: hitAll}, nil, false},
+	} {
+		if got := Same(old, record(tc.g, tc.mut)); got != tc.want {
+			t.Errorf("%s: Same = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
