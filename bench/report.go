@@ -476,9 +476,9 @@ func machine(e env) []string {
 }
 
 // recordCost reports what the build record (why it missed) adds after the
-// build: comparing with the imported record and saving the new one, as
-// bkcache logs it. Hashing the context and reading the old record run
-// while BuildKit builds, so they add nothing unless the build is shorter.
+// build: reading the imported record, comparing and saving the new one,
+// as bkcache logs it. Hashing the context runs while BuildKit builds, so
+// it adds nothing unless the build is shorter.
 func (h *harness) recordCost(w func(string, ...any)) {
 	type key struct{ scenario, suite, backend string }
 	var keys []key
@@ -497,7 +497,7 @@ func (h *harness) recordCost(w func(string, ...any)) {
 		return
 	}
 	w("\n## Build record (why it missed): time added after the build\n\n")
-	w("Comparing with the imported scope's record and saving this build's, as bkcache logs it (`… after the build`); the context hashes and the read of the old record are made while the build runs. Share: of the median build time of the same rows.\n\n")
+	w("Reading the imported scope's record, comparing and saving this build's (none when nothing changed), as bkcache logs it (`… after the build`); the context hashes are made while the build runs. Share: of the median build time of the same rows.\n\n")
 	w("| Scenario | Suite | Backend | runs | median | max | share of the build |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range keys {
 		var ms, secs []float64
