@@ -25,9 +25,9 @@ var layers = [][]string{
 	{"internal/cli"},
 	{"internal/config", "internal/ghaction"},
 	{"ghacache/contentstore", "internal/mountstore"},
-	{"buildkit", "ghacache", "ghacache/emulator"},
+	{"buildkit", "ghacache", "ghacache/emulator", "internal/contexthash"},
 	{"buildkit/mountarchive"},
-	{"internal/plan", "internal/cachemount"},
+	{"internal/plan", "internal/cachemount", "internal/explain"},
 	{"scope", "internal/cacheentry"},
 	{"internal/runnerenv", "internal/redact"},
 }

@@ -90,3 +90,24 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("parsed %+v", o)
 	}
 }
+
+// The build record's line is the one bkcache's cli prints
+// (internal/cli/explain.go); a change there must show here.
+func TestRecordLine(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   string
+	}{
+		{"x\nbuild record saved to local /c/buildkit_main (2.062KiB); 1 context files hashed (269 reused); 4ms after the build\ny\n", "4ms"},
+		{"build record not saved: this build exports no cache to a store that keeps records; 0 context files hashed (0 reused); 1.25s after the build\n", "1.25s"},
+		{"cache: 9 of 9 steps cached\n", ""},
+	} {
+		got := ""
+		if m := recordLine.FindStringSubmatch(tc.stderr); m != nil {
+			got = m[1]
+		}
+		if got != tc.want {
+			t.Errorf("recordLine in %q = %q, want %q", tc.stderr, got, tc.want)
+		}
+	}
+}

@@ -52,6 +52,7 @@ type options struct {
 	s3Root       string
 	reportFrom   string
 	delayMS      int
+	progress     string
 }
 
 func main() {
@@ -87,6 +88,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.micro, "micro", true, "also run the Go micro-benchmarks of the parser, planner and scopes")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (builder roots, logs, local caches)")
 	fs.StringVar(&o.bkcache, "bkcache", "", "bkcache binary to measure (default: go build of the module)")
+	fs.StringVar(&o.progress, "progress", "quiet", "bkcache's --progress; with plain its log is read for the build record's cost")
 	fs.IntVar(&o.delayMS, "delay-ms", 0, "latency toxiproxy adds each way in front of Azurite and the gha emulator (gha backends; 0: loopback)")
 	fs.StringVar(&o.reportFrom, "report-from", "", "write the report from a -raw file of an earlier run, building nothing")
 	fs.StringVar(&o.s3Root, "s3-root", "", "directory of the S3 gateway's buckets, to read cache sizes (default: .testenv/s3 next to the buildkitd config)")

@@ -123,9 +123,13 @@ func pct(a, b stats) string {
 // command reproduces this run.
 func (h *harness) command() string {
 	o := h.opts
-	return fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -delay-ms %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
+	cmd := fmt.Sprintf("source .testenv/env && go run ./bench -runs %d -delay-ms %d -backends %s -suite %s -scenarios %s -compression-backends %s -compression-suite %s",
 		o.runs, o.delayMS, strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","),
 		strings.Join(o.compBackends, ","), strings.Join(o.compSuites, ","))
+	if o.progress != "" && o.progress != "quiet" {
+		cmd += " -progress " + o.progress
+	}
+	return cmd
 }
 
 var suiteText = map[string]string{
@@ -244,6 +248,8 @@ func (h *harness) report() string {
 			}
 		}
 	}
+
+	h.recordCost(w)
 
 	w("\n## Peak RSS of the bkcache process\n\n| Scenario | runs | median | max |\n|---|---|---|---|\n")
 	for _, sc := range []string{"cold", "warm", "newbranch", "overhead", "compression-export", "compression-import"} {
@@ -467,4 +473,43 @@ func machine(e env) []string {
 	}
 	out = append(out, "Servers (scripts/testenv, all on loopback): docker-registry (distribution 2.8), Versity S3 gateway, Azurite, bkcache's gha cache emulator on Azurite")
 	return out
+}
+
+// recordCost reports what the build record (why it missed) adds after the
+// build: reading the imported record, comparing and saving the new one,
+// as bkcache logs it. Hashing the context runs while BuildKit builds, so
+// it adds nothing unless the build is shorter.
+func (h *harness) recordCost(w func(string, ...any)) {
+	type key struct{ scenario, suite, backend string }
+	var keys []key
+	byKey := map[key][]sample{}
+	for _, s := range h.samples {
+		if s.Tool != "bkcache" || s.Err != "" || s.RecordMS < 0 {
+			continue
+		}
+		k := key{s.Scenario, s.Suite, s.Backend}
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], s)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	w("\n## Build record (why it missed): time added after the build\n\n")
+	w("Reading the imported scope's record, comparing and saving this build's (none when nothing changed), as bkcache logs it (`… after the build`); the context hashes are made while the build runs. Share: of the median build time of the same rows.\n\n")
+	w("| Scenario | Suite | Backend | runs | median | max | share of the build |\n|---|---|---|---|---|---|---|\n")
+	for _, k := range keys {
+		var ms, secs []float64
+		for _, s := range byKey[k] {
+			ms = append(ms, s.RecordMS)
+			secs = append(secs, s.Seconds)
+		}
+		m, b := summarize(ms), summarize(secs)
+		share := "–"
+		if b.ok() && b.median > 0 {
+			share = fmt.Sprintf("%.1f%%", m.median/10/b.median)
+		}
+		w("| %s | %s | %s | %d | %.0f ms | %.0f ms | %s |\n", k.scenario, k.suite, k.backend, m.n, m.median, m.max, share)
+	}
 }

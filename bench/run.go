@@ -49,6 +49,7 @@ type sample struct {
 	Bytes    int64   `json:"cache_bytes"`         // -1 when not read
 	APICalls int     `json:"api_calls,omitempty"` // gha: cache-service requests during the build
 	Uploads  int     `json:"uploads,omitempty"`   // gha: entries created during the build
+	RecordMS float64 `json:"record_ms"`           // time the build record added after the build; -1 unknown
 	Err      string  `json:"error,omitempty"`
 }
 
@@ -98,11 +99,16 @@ type outcome struct {
 	err         error
 	// gha backends: requests the emulator logged during the build
 	apiCalls, uploads int
+	// recordMS is what the build record (why it missed) added after the
+	// build, as bkcache logs it; -1 when it did not say.
+	recordMS float64
 }
 
 var (
 	hitsLine  = regexp.MustCompile(`(?m)^cache-hits: (\d+)$`)
 	stepsLine = regexp.MustCompile(`(?m)^cache-steps: (\d+)$`)
+	// "build record saved to …; 3 context files hashed (0 reused); 4ms after the build"
+	recordLine = regexp.MustCompile(`(?m)^build record .*; (\S+) after the build$`)
 )
 
 // timed runs argv and measures its wall time and peak RSS (from wait4).
@@ -113,7 +119,7 @@ func timed(ctx context.Context, argv, env []string) outcome {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	o := outcome{dur: time.Since(start), hits: -1, steps: -1}
+	o := outcome{dur: time.Since(start), hits: -1, steps: -1, recordMS: -1}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			o.rssKB = ru.Maxrss // kilobytes on Linux
@@ -128,6 +134,11 @@ func timed(ctx context.Context, argv, env []string) outcome {
 	}
 	if m := stepsLine.FindStringSubmatch(stdout.String()); m != nil {
 		o.steps, _ = strconv.Atoi(m[1])
+	}
+	if m := recordLine.FindStringSubmatch(stderr.String()); m != nil {
+		if d, err := time.ParseDuration(m[1]); err == nil {
+			o.recordMS = float64(d) / float64(time.Millisecond)
+		}
 	}
 	return o
 }
@@ -157,7 +168,7 @@ func (h *harness) bkcacheArgv(x build) []string {
 		"--builder", x.b.addr,
 		"--ref", x.ref, "--default-branch", "main",
 		"--cache", h.cacheLine(*x.st), "--cache-scope", x.st.id,
-		"--progress", "quiet",
+		"--progress", h.opts.progress,
 		"--tags", x.image, "--push",
 		"--build-args", "BASE=" + h.env.baseImage,
 		x.ctxDir}
@@ -197,7 +208,7 @@ func (h *harness) runBuildctl(ctx context.Context, x build) outcome {
 
 func (o outcome) sample(scenario, suite, backend, variant, tool string, run int) sample {
 	s := sample{Scenario: scenario, Suite: suite, Backend: backend, Variant: variant, Tool: tool, Run: run,
-		Seconds: o.dur.Seconds(), Hits: o.hits, Steps: o.steps, RSSKB: o.rssKB, Bytes: -1, APICalls: o.apiCalls, Uploads: o.uploads}
+		Seconds: o.dur.Seconds(), Hits: o.hits, Steps: o.steps, RSSKB: o.rssKB, Bytes: -1, APICalls: o.apiCalls, Uploads: o.uploads, RecordMS: o.recordMS}
 	if o.err != nil {
 		s.Err = o.err.Error()
 	}

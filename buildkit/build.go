@@ -46,6 +46,9 @@ type Result struct {
 	// warning. A local import found empty counts as tried (Misses). Both
 	// are empty when no solve ran.
 	Imports, Exports []client.CacheOptionsEntry
+	// BuilderVersion is the builder's BuildKit version (its Info call),
+	// "" when it does not say.
+	BuilderVersion string
 }
 
 // ProgressModes are the accepted Request.Progress values: BuildKit's
@@ -141,6 +144,10 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 		}
 	}
 
+	version := ""
+	if info, err := c.Info(ctx); err == nil && info != nil {
+		version = info.BuildkitVersion.Version
+	}
 	res, rec, err := solve(ctx, c.Client, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
@@ -166,7 +173,7 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 			}
 		}
 	}
-	out := Result{Builder: ep, Misses: localMisses, Imports: givenImports, Exports: req.Exports}
+	out := Result{Builder: ep, Misses: localMisses, Imports: givenImports, Exports: req.Exports, BuilderVersion: version}
 	if rec != nil {
 		out.Vertices, out.Steps, out.Cached = rec.snapshot()
 		cw, misses := cacheWarnings(out.Vertices, req, err == nil)

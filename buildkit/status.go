@@ -19,6 +19,9 @@ type Vertex struct {
 	Cached   bool
 	Error    string
 	Duration time.Duration // zero when it never ran (e.g. cached)
+	// Inputs are the digests of the vertices this one is built on: the
+	// build graph's edges, as the status stream reports them.
+	Inputs []string
 }
 
 // stepName matches the names the Dockerfile frontend gives its instructions:
@@ -116,6 +119,9 @@ func (r *recorder) snapshot() (vs []Vertex, steps, cached int) {
 			Step:   isStep(st.Name),
 			Cached: st.Cached,
 			Error:  st.Error,
+		}
+		for _, in := range st.Inputs {
+			v.Inputs = append(v.Inputs, in.String())
 		}
 		if st.Completed != nil && !st.first.IsZero() {
 			v.Duration = st.Completed.Sub(st.first)

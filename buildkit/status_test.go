@@ -63,7 +63,7 @@ func TestRecorder(t *testing.T) {
 		{Vertexes: []*client.Vertex{
 			// a later update without the flag must not clear it
 			{Digest: d("from"), Name: "[1/3] FROM busybox", Started: at(0), Completed: at(1)},
-			{Digest: d("run"), Name: "[2/3] RUN make", Started: at(1), Completed: at(4)},
+			{Digest: d("run"), Name: "[2/3] RUN make", Started: at(1), Completed: at(4), Inputs: []digest.Digest{d("from")}},
 			{Digest: d("copy"), Name: "[3/3] COPY x /x", Cached: true},
 			{Digest: d("imp"), Name: "importing cache manifest from r/c:main", Started: at(0), Completed: at(0), Error: "connection refused"},
 		}, Warnings: []*client.VertexWarning{{Vertex: d("run"), Short: []byte("JSONArgsRecommended: use JSON\n")}, nil}},
@@ -78,7 +78,7 @@ func TestRecorder(t *testing.T) {
 	want := []Vertex{
 		{Digest: d("def").String(), Name: "[internal] load build definition from Dockerfile", Duration: time.Second},
 		{Digest: d("from").String(), Name: "[1/3] FROM busybox", Cached: true, Duration: time.Second},
-		{Digest: d("run").String(), Name: "[2/3] RUN make", Step: true, Duration: 3 * time.Second},
+		{Digest: d("run").String(), Name: "[2/3] RUN make", Step: true, Duration: 3 * time.Second, Inputs: []string{d("from").String()}},
 		{Digest: d("copy").String(), Name: "[3/3] COPY x /x", Step: true, Cached: true},
 		{Digest: d("imp").String(), Name: "importing cache manifest from r/c:main", Error: "connection refused"},
 	}
@@ -86,7 +86,7 @@ func TestRecorder(t *testing.T) {
 		t.Fatalf("got %d vertices, want %d: %+v", len(vs), len(want), vs)
 	}
 	for i := range want {
-		if vs[i] != want[i] {
+		if !reflect.DeepEqual(vs[i], want[i]) {
 			t.Errorf("vertex %d = %+v, want %+v", i, vs[i], want[i])
 		}
 	}

@@ -105,19 +105,21 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 	if cached, steps := hits(t, r); cached != 0 || steps != 3 {
 		t.Errorf("cold build: %d of %d cached, want 0 of 3", cached, steps)
 	}
-	var index, blobs int
+	var index, blobs, records int
 	for _, e := range s.emu.Entries(repo) {
 		switch {
 		case strings.HasPrefix(e.Key, "index-buildkit-1-"):
 			index++
 		case strings.HasPrefix(e.Key, "buildkit-blob-1-sha256:"):
 			blobs++
+		case strings.HasPrefix(e.Key, "bkcache-mount-buildkit-bkcache-build-record-last-"):
+			records++ // the build record (why it missed), next to the cache
 		default:
 			t.Errorf("unexpected entry %s", e.Key)
 		}
 	}
-	if index != 1 || blobs < 3 {
-		t.Errorf("want 1 index and ≥3 blobs, got %d and %d:\n%s", index, blobs, describe(s.emu.Entries(repo)))
+	if index != 1 || blobs < 3 || records != 1 {
+		t.Errorf("want 1 index, ≥3 blobs and 1 build record, got %d, %d and %d:\n%s", index, blobs, records, describe(s.emu.Entries(repo)))
 	}
 	sent := proxy.received()
 	if !strings.Contains(sent, "dockerfile.v0") {

@@ -67,6 +67,7 @@ binary runs as the action (inputs from INPUT_*).`,
 	root.AddCommand(
 		newPlanOrBuildCommand(e, "plan"),
 		newPlanOrBuildCommand(e, "build"),
+		newPlanOrBuildCommand(e, "explain"),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Show the bkcache version",
@@ -102,6 +103,16 @@ func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
 		cmd.Example = `  bkcache plan --cache type=registry,ref=reg.example/app-cache --ref refs/heads/feature/x
   bkcache plan --ref refs/pull/42/merge --event pull_request --cache type=local,dest=/mnt/cache`
 		cmd.Args = noArgs
+	case "explain":
+		cmd.Short = "Say why the last build of a scope missed the cache, from its two last build records"
+		cmd.Long = `explain reads the last two build records that builds saved in the scope
+this ref exports to (or else the first scope it imports), and names the cause
+of each first miss of the last build: a context file, a build-arg, a moved
+base image, an edited instruction, the platform, the BuildKit version, or a
+cache that was not imported.`
+		cmd.Example = `  bkcache explain
+  bkcache explain --cache type=registry,ref=reg.example/app-cache --ref refs/heads/main`
+		cmd.Args = noArgs
 	case "build":
 		cmd.Use = "build [flags] PATH"
 		cmd.Short = "Build with the planned cache imports and exports"
@@ -129,7 +140,7 @@ func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
 		return runCLI(cmd.Context(), e, name, inputs, opts)
 	}
 	command := onBuild
-	if name == "plan" {
+	if name == "plan" || name == "explain" {
 		command = onPlan
 	}
 	fs := cmd.Flags()
@@ -163,6 +174,9 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 	if err != nil {
 		return err
 	}
+	if cmd == "explain" {
+		return j.explainLast(ctx, p, e.Stdout)
+	}
 	planOnly := cmd == "plan" || cfg.DryRun
 	if err := j.report(p, !planOnly); err != nil {
 		return err
@@ -177,7 +191,7 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 	if _, err := j.build(ctx, p); err != nil {
 		return err
 	}
-	rep.printOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-scope")
+	rep.printOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-miss-reason", "cache-scope")
 	return nil
 }
 

@@ -127,6 +127,7 @@ func (j *job) report(p planned, withEntries bool) error {
 		j.rep.Warnf("untrusted %s run on a long-lived builder (%s): its local cache is shared with trusted builds, so what this build leaves there can be reused by them; use an ephemeral builder for untrusted events", p.scopes.Event, addr)
 	}
 	j.reportMounts(p)
+	j.reportRecord(p)
 	exportScope := ""
 	if p.scopes.Export != nil {
 		exportScope = p.scopes.Export.Name(p.scopes.Build)
@@ -193,6 +194,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	imports, exports = run.cache.Imports, run.cache.Exports
 	mounts := j.restoreMounts(ctx, p)
 	defer mounts.close()
+	why := j.startExplain(ctx, p)
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
@@ -255,7 +257,9 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			return res, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
+	missed := j.finishExplain(ctx, why, res)
 	sum := j.summary(ctx, run, res, elapsed)
+	sum.Builds[0].MissReasons = missed
 	dpr.addToSummary(&sum, res.Cached)
 	sum.Mounts = j.saveMounts(ctx, mounts, res)
 	j.rep.Summary(sum)

@@ -676,3 +676,41 @@ func TestLocalSymlinkIntoTrustedScope(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordFollowsExport: for every event, trust level and input shape,
+// the build record is saved only where the final cache-to goes, and
+// untrusted runs save none.
+func TestRecordFollowsExport(t *testing.T) {
+	for _, ev := range trustEvents {
+		for _, allow := range []string{"false", "true"} {
+			for _, in := range trustInputs {
+				t.Run(ev.name+"/allow="+allow+"/"+in.name, func(t *testing.T) {
+					code, out, outputs := trustRun(t, ev, allow, in.inputs).run(t)
+					if code != 0 {
+						t.Fatalf("exit %d\n%s", code, out)
+					}
+					exports := map[string]bool{}
+					for _, l := range nonEmptyLines(outputs["cache-to"]) {
+						e, err := cacheentry.ParseSyntax(l)
+						if err != nil {
+							t.Fatalf("cache-to line %q: %v", l, err)
+						}
+						exports[recordWhere(e)] = true
+					}
+					var line string
+					for _, l := range strings.Split(out, "\n") {
+						if strings.HasPrefix(l, "build record: ") {
+							line = l
+						}
+					}
+					if line == "" {
+						t.Fatalf("no build record line:\n%s", out)
+					}
+					if _, save, ok := strings.Cut(line, "; save to "); ok && !exports[save] {
+						t.Errorf("the record is saved to %q, which is no final export (%q)", save, outputs["cache-to"])
+					}
+				})
+			}
+		}
+	}
+}

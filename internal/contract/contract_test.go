@@ -211,6 +211,42 @@ func actionDefaults(t *testing.T, actionYML string) map[string]string {
 	return defaults
 }
 
+// actionOutputs are the outputs the action sets; action.yml declares
+// exactly these (TestOutputsDeclared).
+var actionOutputs = []string{"cache-from", "cache-to", "cache-scope", "digest", "imageid", "metadata", "cache-hits", "cache-steps", "cache-miss-reason"}
+
+// TestOutputsDeclared: every output the action sets is declared in
+// action.yml, and action.yml declares no other.
+func TestOutputsDeclared(t *testing.T) {
+	f, err := os.Open(filepath.Join(actionRoot(t), "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var declared []string
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "outputs:":
+			in = true
+		case in && line != "" && !strings.HasPrefix(line, " "):
+			in = false
+		case in && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
+			declared = append(declared, strings.TrimSuffix(strings.TrimSpace(line), ":"))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(declared)
+	want := slices.Sorted(slices.Values(actionOutputs))
+	if !slices.Equal(declared, want) {
+		t.Errorf("action.yml declares outputs %q, the action sets %q", declared, want)
+	}
+}
+
 type result struct {
 	code                 int
 	stdout, stderr       string
@@ -570,7 +606,7 @@ func TestInjectionInert(t *testing.T) {
 				t.Errorf("the runner would reject GITHUB_OUTPUT: %v", r.outputsErr)
 			}
 			for k := range r.outputs {
-				if !slices.Contains([]string{"cache-from", "cache-to", "cache-scope", "digest", "imageid", "metadata", "cache-hits", "cache-steps"}, k) {
+				if !slices.Contains(actionOutputs, k) {
 					t.Errorf("forged output %q", k)
 				}
 			}

@@ -42,6 +42,9 @@ type BuildSummary struct {
 	// itself (the gha data plane): bytes and time up or down, blobs
 	// uploaded or skipped.
 	Transfers []string
+	// MissReasons say why steps missed the cache, one cause a line, as
+	// the comparison with the imported scope's build record found them.
+	MissReasons []string
 }
 
 // ImportSummary is one cache import, Ref redacted by the caller. Missed:
@@ -71,6 +74,14 @@ func RenderSummary(s Summary) string {
 			sections = append(sections, fmt.Sprintf("**%s**: dry run, nothing was built. The plan:", orDash(markdownText(bs.Name))))
 		} else if len(s.Builds) > 1 && (len(bs.Exports) > 0 || len(bs.Imports) > 0 || len(bs.Transfers) > 0) {
 			sections = append(sections, "**"+orDash(markdownText(bs.Name))+"**")
+		}
+		if len(bs.MissReasons) > 0 {
+			var b strings.Builder
+			b.WriteString("**Why it missed**\n")
+			for _, r := range bs.MissReasons {
+				fmt.Fprintf(&b, "\n- %s", markdownText(r))
+			}
+			sections = append(sections, b.String())
 		}
 		if len(bs.Imports) > 0 {
 			sections = append(sections, importList(bs))

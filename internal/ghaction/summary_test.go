@@ -32,7 +32,7 @@ func TestRenderSummary(t *testing.T) {
 				"| type=local,dest=/c/buildkit\\_pr-1 | 2.0 KiB |",
 				"| type=gha,scope=buildkit | – |",
 			},
-			not: []string{"Served by", "saved"},
+			not: []string{"Served by", "saved", "Why it missed"},
 		},
 		{
 			name: "actions cache after cleanup",
@@ -45,6 +45,16 @@ func TestRenderSummary(t *testing.T) {
 			name: "served by, where known",
 			s:    Summary{Builds: []BuildSummary{func() BuildSummary { b := ran; b.HitScope = "main (default branch)"; return b }()}},
 			want: []string{"| Duration | Served by |", "| 4.3s | main (default branch) |"},
+		},
+		{
+			name: "why it missed",
+			s: Summary{Builds: []BuildSummary{func() BuildSummary {
+				b := ran
+				b.MissReasons = []string{"COPY . .: context file changed main.go", "evil\n- <b>x</b>"}
+				return b
+			}()}},
+			want: []string{"**Why it missed**\n\n- COPY . .: context file changed main.go\n- evil"},
+			not:  []string{"<b>", "\n- <b>"},
 		},
 		{
 			name: "dry run shows the plan, no results row",
