@@ -57,12 +57,13 @@ bench: testenv-up churn real
 
 # The real-project benchmarks (issue 20): bkcache building itself and a
 # Node.js service, cold, warm, one-file PR and dependency bump, with no
-# cache, build-push-action's gha, and bkcache on gha, registry and s3, at
-# loopback and 10 ms each way; builds the Debian base images first
+# cache, build-push-action's gha and bkcache's defaults at 10 ms each way,
+# 3 runs (under an hour); builds the Debian base images first
 # (scripts/bench-images, cached). Writes bench/real/results.md and
 # bench/real/real.png, which `go run ./bench` puts first in BENCHMARKS.md.
-# Knobs: REALFLAGS='-runs 1 -suites node -configs gha-stock,gha -delays 0'
-# (see `go run ./bench/real -h`).
+# Knobs (see `go run ./bench/real -h`): the whole matrix, about three hours,
+# REALFLAGS='-raw bench/real.json -configs nocache,gha-stock,gha,registry,s3 -delays 0,10';
+# a quick look, REALFLAGS='-runs 1 -suites node -delays 0'.
 REALFLAGS ?= -raw bench/real.json
 real: testenv-up
 	scripts/bench-images

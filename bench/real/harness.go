@@ -443,6 +443,17 @@ func copyTree(ctx context.Context, dir, dst string) error {
 // Configurations take turns within a run, so a slow patch of the machine
 // is spread over all of them. A failed build is recorded; the run goes on.
 func (h *harness) measure(ctx context.Context) {
+	o := h.opts
+	n := 0
+	for _, c := range o.configs {
+		if c == "nocache" {
+			n += len(o.suites) * o.runs
+		} else {
+			n += len(o.suites) * o.runs * len(o.delays) * len(o.scenarios)
+		}
+	}
+	h.logf("run %s: %d builds (%d runs; suites %s; configs %s; scenarios %s; delays %v ms)", h.res.RunID, n, o.runs,
+		strings.Join(o.suites, ","), strings.Join(o.configs, ","), strings.Join(o.scenarios, ","), o.delays)
 	for _, suite := range h.opts.suites {
 		for i := 1; i <= h.opts.runs; i++ {
 			for _, d := range h.opts.delays {

@@ -7,6 +7,11 @@
 //	scripts/bench-images && source .testenv/env && eval "$(scripts/bench-images env)"
 //	go run ./bench/real [-runs 3] [-configs gha-stock,gha] [-delays 0,10] ...
 //
+// The defaults (-runs 3 -configs nocache,gha-stock,gha -delays 10) stay
+// under an hour; -configs nocache,gha-stock,gha,registry,s3 -delays 0,10
+// is the whole matrix (about three hours), -runs 1 and fewer configs or
+// one suite are quicker.
+//
 // Scenarios, each on a fresh buildkitd with an empty root (a fresh runner):
 // cold, warm (nothing changed), pr (one source file changed on a new
 // branch, importing the default branch) and bump (one dependency added, on
@@ -40,6 +45,14 @@ var (
 	allSuites    = []string{"self", "node"}
 	allConfigs   = []string{"nocache", "gha-stock", "gha", "registry", "s3"}
 	allScenarios = []string{"cold", "warm", "pr", "bump"}
+
+	// The defaults keep a run under an hour on a quiet 2-core machine:
+	// the targets' comparison (bkcache's defaults against build-push-action's
+	// gha, with no cache as the floor) at a runner's latency, 3 runs. The
+	// whole matrix, -configs nocache,gha-stock,gha,registry,s3 -delays 0,10,
+	// is about three times that.
+	defaultConfigs = []string{"nocache", "gha-stock", "gha"}
+	defaultDelays  = "10"
 )
 
 type options struct {
@@ -81,9 +94,9 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("real", flag.ContinueOnError)
 	fs.IntVar(&o.runs, "runs", 3, "runs per scenario and configuration")
 	suites := fs.String("suites", strings.Join(allSuites, ","), "real projects to build")
-	configs := fs.String("configs", strings.Join(allConfigs, ","), "configurations: nocache, gha-stock (build-push-action's type=gha,mode=max), gha (bkcache defaults), registry, s3")
+	configs := fs.String("configs", strings.Join(defaultConfigs, ","), "configurations of "+strings.Join(allConfigs, ", ")+": nocache, gha-stock (build-push-action's type=gha,mode=max), gha (bkcache defaults), registry, s3 (bkcache)")
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the cold build: warm, pr (one-file change), bump (one dependency added); cold always runs")
-	delays := fs.String("delays", "0,10", "latency in ms toxiproxy adds each way in front of the stores (0: loopback)")
+	delays := fs.String("delays", defaultDelays, "latency in ms toxiproxy adds each way in front of the stores (0: loopback)")
 	fs.StringVar(&o.out, "out", "bench/real/results.md", "report section to write (go run ./bench puts it first in BENCHMARKS.md; empty: none)")
 	fs.StringVar(&o.plot, "plot", "bench/real/real.png", "plot to write (empty: none)")
 	fs.StringVar(&o.raw, "raw", "", "also write every sample as JSON to this file")

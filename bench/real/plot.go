@@ -28,11 +28,13 @@ func (r *results) plot(path string) error {
 				names[i] = scenarioText[sc]
 			}
 			width := vg.Points(60 / float64(max(len(r.Configs), 1)))
+			top := 0.0
 			for i, c := range r.Configs {
 				vals := make(plotter.Values, len(r.Scenarios))
 				for j, sc := range r.Scenarios {
 					if s := r.cell(suite, c, sc, d, seconds); s.ok() {
 						vals[j] = s.median
+						top = max(top, s.median)
 					}
 				}
 				bars, err := plotter.NewBarChart(vals, width)
@@ -45,7 +47,10 @@ func (r *results) plot(path string) error {
 				p.Add(bars)
 				p.Legend.Add(configText[c], bars)
 			}
-			p.Legend.Top = true
+			// Room above the bars for the legend, in the top left.
+			p.Y.Max = top * (1.15 + 0.09*float64(len(r.Configs)))
+			p.Legend.Top, p.Legend.Left = true, true
+			p.Legend.XOffs = vg.Millimeter * 3
 			p.NominalX(names...)
 			row = append(row, p)
 		}
