@@ -1,9 +1,13 @@
 package main
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bkcache/bkcache/internal/cachemount"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -80,4 +84,32 @@ func mustDuration(t *testing.T, s string) float64 {
 		t.Fatal(err)
 	}
 	return d.Seconds()
+}
+
+// The real projects' Dockerfiles have the cache mounts bkcache carries.
+func TestDockerfilesCarryTheirMounts(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"../../Dockerfile", []string{"/go/pkg/mod", "/root/.cache/go-build"}},
+		{"../testdata/node/Dockerfile", []string{"/root/.npm"}},
+	} {
+		dt, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, err := cachemount.Discover(dt, "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		var ids []string
+		for _, m := range found.Mounts {
+			ids = append(ids, m.ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, tc.want) || len(found.Skipped) > 0 {
+			t.Errorf("%s: mounts %v (skipped %v), want %v", tc.file, ids, found.Skipped, tc.want)
+		}
+	}
 }
