@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test unit testenv-up testenv-down demo bench churn dist lint
+.PHONY: test unit testenv-up testenv-down demo demo-real bench churn real dist lint
 
 # Unit + end-to-end tests against real servers (started by scripts/testenv).
 test: testenv-up
@@ -16,6 +16,12 @@ unit:
 # built cold, warm on a wiped builder, and on a new branch.
 demo:
 	scripts/demo
+
+# bkcache building itself with a local cache (issue 20): cold, warm and a
+# one-file PR, each on a fresh buildkitd; prints the three times. Needs
+# make test's set-up and the Go module proxy.
+demo-real:
+	scripts/demo-real
 
 testenv-up:
 	scripts/testenv up
@@ -46,8 +52,22 @@ lint:
 # Benchmarks against the test environment (issue 7); writes BENCHMARKS.md,
 # including the Go micro-benchmarks. Knobs: BENCHFLAGS='-runs 1 -backends registry'
 # (see `go run ./bench -h`).
-bench: testenv-up churn
+bench: testenv-up churn real
 	source .testenv/env && $(GO) run ./bench $(BENCHFLAGS)
+
+# The real-project benchmarks (issue 20): bkcache building itself and a
+# Node.js service, cold, warm, one-file PR and dependency bump, with no
+# cache, build-push-action's gha and bkcache's defaults at 10 ms each way,
+# 3 runs (under an hour); builds the Debian base images first
+# (scripts/bench-images, cached). Writes bench/real/results.md and
+# bench/real/real.png, which `go run ./bench` puts first in BENCHMARKS.md.
+# Knobs (see `go run ./bench/real -h`): the whole matrix, about three hours,
+# REALFLAGS='-raw bench/real.json -configs nocache,gha-stock,gha,registry,s3 -delays 0,10';
+# a quick look, REALFLAGS='-runs 1 -suites node -delays 0'.
+REALFLAGS ?= -raw bench/real.json
+real: testenv-up
+	scripts/bench-images
+	source .testenv/env && eval "$$(scripts/bench-images env)" && $(GO) run ./bench/real $(REALFLAGS)
 
 # The cache-economy simulation (issue 14): a month of pull-request churn
 # against the gha emulator's LRU quota, three strategies side by side;

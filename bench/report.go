@@ -144,6 +144,11 @@ func (h *harness) report() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	o := h.opts
 	w("# Benchmarks\n\n")
+	// bench/real writes the real-project section (go run ./bench/real,
+	// issue 20); it comes first: it is what a user feels.
+	if r, err := os.ReadFile(filepath.Join(filepath.Dir(h.opts.analysis), "real", "results.md")); err == nil {
+		w("## Real projects\n\n%s\n\n## Synthetic suites\n\n", strings.TrimSpace(string(r)))
+	}
 	w("Written by the harness in `bench/` (issue 7). Run %s, %s, commit %s; the run took %s.\n\n",
 		h.id, h.started.UTC().Format("2006-01-02 15:04 UTC"), gitCommit(), h.finished.Sub(h.started).Round(time.Second))
 	w("Reproduce with `make bench` (the test environment, then this exact command):\n\n```\n%s\n```\n\n", h.command())
