@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestScenarioDeterministic: one seed, one month.
@@ -23,10 +22,34 @@ func TestScenarioDeterministic(t *testing.T) {
 			t.Fatalf("event %d is out of order", i)
 		}
 	}
-	for _, k := range []kind{pushMain, prBuild, prClosed, mergeGroup, pushTag, baseUpdate} {
+	for _, k := range []kind{pushMain, prBuild, prClosed, mergeGroup, pushTag, baseUpdate, scheduled} {
 		if counts[k] == 0 {
 			t.Errorf("a month has no %s event", k)
 		}
+	}
+	hs, he := start.Add(holidayDay*24*time.Hour), start.Add((holidayDay+9)*24*time.Hour)
+	reruns, forks := 0, 0
+	for _, e := range a.events {
+		if !e.at.Before(hs) && e.at.Before(he) && e.kind != scheduled && e.kind != baseUpdate {
+			t.Errorf("%s at %s, in the holiday", e.kind, e.at)
+		}
+		if e.rerun > 0 {
+			reruns++
+			if o := a.events[slicesIndex(a.events, e.rerun-1)]; o.kind != e.kind || o.pr != e.pr {
+				t.Errorf("re-run %+v of another job %+v", e, o)
+			}
+		}
+		if e.kind != prClosed && e.kind != baseUpdate && (e.dur < minBuild || e.dur > maxBuild) {
+			t.Errorf("%s lasts %s", e.kind, e.dur)
+		}
+	}
+	for _, p := range a.prs {
+		if p.fork {
+			forks++
+		}
+	}
+	if reruns == 0 || forks == 0 {
+		t.Errorf("a month has %d re-runs and %d fork pull requests", reruns, forks)
 	}
 }
 
@@ -107,4 +130,14 @@ func TestShortMonth(t *testing.T) {
 	if md := rep.markdown(); !strings.Contains(md, "Reduced run") || !strings.Contains(md, "| 1 stock gha mode=max |") {
 		t.Errorf("report:\n%s", md)
 	}
+}
+
+// slicesIndex finds the event generated seq-th.
+func slicesIndex(es []event, seq int) int {
+	for i, e := range es {
+		if e.seq == seq {
+			return i
+		}
+	}
+	return -1
 }

@@ -95,10 +95,11 @@ const (
 	mergeGroup             // merge_group checks_requested
 	pushTag                // push of a release tag
 	baseUpdate             // not a build: the base images get a new release
+	scheduled              // a scheduled run of the default branch (only strategies that add one)
 )
 
 func (k kind) String() string {
-	return [...]string{"push", "pull_request", "pull_request closed", "merge_group", "tag", "base update"}[k]
+	return [...]string{"push", "pull_request", "pull_request closed", "merge_group", "tag", "base update", "schedule"}[k]
 }
 
 type event struct {
@@ -166,6 +167,9 @@ func newScenario(seed uint64, days int, start time.Time, holiday int) scenario {
 	pr := 100
 	for d := 0; d < days; d++ {
 		day := start.Add(time.Duration(d) * 24 * time.Hour)
+		if d == days/2 { // upstream releases, holiday or not
+			add(event{at: day.Add(6 * time.Hour), kind: baseUpdate})
+		}
 		if inHoliday(d) {
 			continue
 		}
@@ -177,9 +181,6 @@ func newScenario(seed uint64, days int, start time.Time, holiday int) scenario {
 		}
 		if day.Weekday() == time.Friday {
 			add(event{at: day.Add(16 * time.Hour), kind: pushTag, tag: fmt.Sprintf("v1.%d.0", d/7+1)})
-		}
-		if d == days/2 {
-			add(event{at: day.Add(6 * time.Hour), kind: baseUpdate})
 		}
 		for n := 2 + rng.IntN(3); n > 0; n-- {
 			pr++
@@ -206,13 +207,21 @@ func newScenario(seed uint64, days int, start time.Time, holiday int) scenario {
 			add(event{at: e.at.Add(e.dur + time.Duration(5+rng.IntN(56))*time.Minute), kind: e.kind, pr: e.pr, rerun: e.seq + 1})
 		}
 	}
+	// The scheduled runs (cron '0 3 * * 1,4'), holiday or not.
+	for d := 0; d < days; d++ {
+		day := start.Add(time.Duration(d) * 24 * time.Hour)
+		if wd := day.Weekday(); wd == time.Monday || wd == time.Thursday {
+			sc.events = append(sc.events, event{at: day.Add(3 * time.Hour), kind: scheduled, seq: seq, dur: minBuild})
+			seq++
+		}
+	}
 	// What falls into the holiday (a pull request's later updates) waits
 	// for its end.
 	if holiday > 0 {
 		hs := start.Add(holidayDay * 24 * time.Hour)
 		he := hs.Add(time.Duration(holiday) * 24 * time.Hour)
 		for i, e := range sc.events {
-			if !e.at.Before(hs) && e.at.Before(he) {
+			if !e.at.Before(hs) && e.at.Before(he) && e.kind != scheduled && e.kind != baseUpdate {
 				sc.events[i].at = e.at.Add(time.Duration(holiday) * 24 * time.Hour)
 			}
 		}

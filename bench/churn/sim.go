@@ -37,6 +37,9 @@ type strategy struct {
 	// saving a new one (the simulation's own until the figures show it
 	// is needed).
 	mountReplace bool
+	// scheduled: the repository adds a scheduled run of the default
+	// branch (the fix the job summary names for the 7-day expiry).
+	scheduled bool
 }
 
 func (s *strategy) String() string { return s.name }
@@ -56,6 +59,7 @@ func theStrategies(ablations bool) []*strategy {
 			&strategy{name: "3 without keep-alive", repo: "sim/nokeepalive", sweep: true, mergeQueue: true},
 			&strategy{name: "3 + budget-aware PR exports", repo: "sim/budget", sweep: true, mergeQueue: true, keepAlive: true, budget: true},
 			&strategy{name: "3 + mount archives replaced", repo: "sim/mountreplace", sweep: true, mergeQueue: true, keepAlive: true, mountReplace: true},
+			&strategy{name: "3 + scheduled runs Mon, Thu", repo: "sim/scheduled", sweep: true, mergeQueue: true, keepAlive: true, scheduled: true},
 		)
 	}
 	return out
@@ -73,7 +77,15 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+// Now ticks a microsecond at each call, so that what one job does in one
+// phase (uploads, then keep-alive lookups) keeps its order in the
+// entries' last access, as on GitHub, where seconds pass between them.
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Microsecond)
+	return c.now
+}
 func (c *clock) set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

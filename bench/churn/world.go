@@ -48,6 +48,9 @@ func (p *payloads) event(e event, fork bool) (scope.Event, []string) {
 				"merge_group": map[string]any{"head_ref": ref, "base_ref": mainRef},
 			},
 		}, []string{mainRef}
+	case scheduled:
+		return scope.Event{Name: "schedule", Ref: mainRef, Repository: p.repo,
+			Payload: map[string]any{"schedule": "0 3 * * 1,4", "repository": repoObj}}, nil
 	case pushTag:
 		ref := "refs/tags/" + e.tag
 		return scope.Event{Name: "push", Ref: ref, Repository: p.repo,
@@ -166,11 +169,15 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 	built := map[int]tree{}         // the tree each started build event built, by seq
 	running := map[int][]*pending{} // started jobs, by seq: one per strategy
 	runningRefs := map[string]int{} // jobs running per ref
+	var e event
 	each := func(f func(i int, s *strategy) error) error {
 		// The strategies' repositories are independent: play them at once.
 		errs := make([]error, len(w.strategies))
 		var wg sync.WaitGroup
 		for i, s := range w.strategies {
+			if e.kind == scheduled && !s.scheduled {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -181,7 +188,7 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 		return errors.Join(errs...)
 	}
 	for _, ph := range phases(sc) {
-		e := ph.e
+		e = ph.e
 		for d := int(ph.at.Sub(start).Hours() / 24); day < d; {
 			w.endOfDay(ctx, start, day)
 			day++
@@ -215,7 +222,9 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 				continue
 			}
 			built[e.seq] = t
-			w.facts.builds++
+			if e.kind != scheduled {
+				w.facts.builds++
+			}
 			if e.kind == prBuild && w.prs[e.pr].plan.fork {
 				w.facts.forkBuilds++
 			}
@@ -223,7 +232,7 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 				w.facts.reruns++
 			}
 			ref := w.refOf(e)
-			if runningRefs[ref] > 0 {
+			if runningRefs[ref] > 0 && e.kind != scheduled {
 				w.facts.overlapping++
 				if ref == mainRef {
 					w.facts.mainOverlapping++
@@ -250,6 +259,9 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 			delete(running, e.seq)
 			runningRefs[w.refOf(e)]--
 			if err := each(func(i int, s *strategy) error {
+				if ps[i] == nil {
+					return nil
+				}
 				if err := w.finish(ctx, s, ps[i]); err != nil {
 					return fmt.Errorf("%s (end): %w", where(s), err)
 				}
@@ -257,7 +269,7 @@ func (w *world) play(ctx context.Context, sc scenario, days int) error {
 			}); err != nil {
 				return err
 			}
-			if w.refOf(e) == mainRef {
+			if w.refOf(e) == mainRef && e.kind != scheduled {
 				w.mainRun = stepKeys(built[e.seq])
 			}
 		}
@@ -325,6 +337,8 @@ func (w *world) advance(e event, sc scenario) (tree, bool) {
 		return p.tree, false
 	case pushMain:
 		w.main = w.prs[e.pr].tree
+		return w.main, false
+	case scheduled:
 		return w.main, false
 	case prClosed:
 		if p := w.prs[e.pr]; p != nil {
