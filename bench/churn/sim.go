@@ -363,12 +363,11 @@ func layerSize(s step, scale float64) int64 { return max(int64(s.mib*scale*(1<<2
 
 // pending is a job that started (imported) and has not yet ended.
 type pending struct {
-	e       event
-	j       job
-	c       *ghacache.Client
-	rest    *ghacache.REST
-	got     []bool
-	skipped bool // nothing to do at the end
+	e    event
+	j    job
+	c    *ghacache.Client
+	rest *ghacache.REST
+	got  []bool
 }
 
 // closePR is the post step's cleanup when a pull request closes.
