@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -140,4 +141,39 @@ func slicesIndex(es []event, seq int) int {
 		}
 	}
 	return -1
+}
+
+// TestPhases: a job starts at its event and ends after its duration; one
+// that ends when another starts exports first.
+func TestPhases(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	sc := scenario{events: []event{
+		{at: t0, kind: pushMain, seq: 0, dur: 20 * time.Minute},
+		{at: t0.Add(20 * time.Minute), kind: pushMain, seq: 1, dur: 10 * time.Minute},
+		{at: t0.Add(25 * time.Minute), kind: prClosed, seq: 2},
+	}}
+	var got []string
+	for _, p := range phases(sc) {
+		got = append(got, fmt.Sprintf("%d:%v@%s", p.e.seq, p.end, p.at.Sub(t0)))
+	}
+	want := []string{"0:false@0s", "0:true@20m0s", "1:false@20m0s", "2:false@25m0s", "1:true@30m0s"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("phases = %v, want %v", got, want)
+	}
+}
+
+// TestSpread: median of odd and even counts; one value prints alone.
+func TestSpread(t *testing.T) {
+	if s := spreadOf([]float64{3, 1, 2}); s != (spread{1, 2, 3}) {
+		t.Errorf("spreadOf(3,1,2) = %+v", s)
+	}
+	if s := spreadOf([]float64{4, 1, 2, 3}); s != (spread{1, 2.5, 4}) {
+		t.Errorf("spreadOf(4,1,2,3) = %+v", s)
+	}
+	if got := spreadOf([]float64{97.4, 97.4}).text(true); got != "97.4%" {
+		t.Errorf("equal seeds print %q", got)
+	}
+	if got := spreadOf([]float64{55.3, 57.9}).text(true); got != "56.6% (55.3%–57.9%)" {
+		t.Errorf("spread prints %q", got)
+	}
 }
