@@ -644,3 +644,19 @@ func TestPolicyExpireUnused(t *testing.T) {
 		t.Fatalf("expired entry still found: %q", got)
 	}
 }
+
+// TestPolicyJSON: the policies switch on through /_emulator/faults by
+// their JSON names, and negative periods are refused.
+func TestPolicyJSON(t *testing.T) {
+	h := newHarness(t, Faults{})
+	r := h.do("POST", "/_emulator/faults", "", []byte(`{"quota_bytes":10,"evict_every_ns":3600000000000,"expire_unused_ns":604800000000000}`))
+	if r.status != 200 {
+		t.Fatalf("POST faults: %d %s", r.status, r.raw)
+	}
+	if f := h.emu.Faults(); f.EvictEvery != time.Hour || f.ExpireUnused != 7*24*time.Hour {
+		t.Errorf("faults = %+v", f)
+	}
+	if err := h.emu.SetFaults(Faults{ExpireUnused: -time.Second}); err == nil {
+		t.Error("a negative expiry was accepted")
+	}
+}
