@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/internal/ghaction"
@@ -80,6 +81,22 @@ func defaultBranchState(missing, total int, found bool) string {
 		return fmt.Sprintf("the default branch's cache is incomplete: %d of the %d layer blobs its index names are gone (evicted, or unused for 7 days); its next build exports them again", missing, total)
 	}
 	return ""
+}
+
+// githubExpiry is how long GitHub keeps a cache entry nobody reads.
+const githubExpiry = 7 * 24 * time.Hour
+
+// expiryWarning warns, before a build reads it, when the default branch's
+// cache index was last read (by any job) within a day of GitHub's 7-day
+// expiry: the repository's quiet spells come close to losing its cache
+// (bench/churn's holiday). This job's import refreshes it; the fix keeps
+// it over a longer spell. lastRead zero means unknown.
+func expiryWarning(lastRead, now time.Time) string {
+	if lastRead.IsZero() || now.Sub(lastRead) < githubExpiry-24*time.Hour {
+		return ""
+	}
+	days := int(now.Sub(lastRead) / (24 * time.Hour))
+	return fmt.Sprintf("no job had read the default branch's cache for %d days: GitHub removes entries nobody reads for 7 days, so a quiet week loses it; a scheduled run of the default branch's build (on: schedule, e.g. cron '0 3 * * 1,4') keeps it", days)
 }
 
 // cleanupLines says what cleanup removed, one line per mechanism that

@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDefaultBranchState: the default branch's cache as cleanup finds it,
@@ -28,6 +29,33 @@ func TestDefaultBranchState(t *testing.T) {
 				if !strings.Contains(got, w) {
 					t.Errorf("defaultBranchState = %q, want it to say %q", got, w)
 				}
+			}
+		})
+	}
+}
+
+// TestExpiryWarning: a warning once the default branch's cache has gone
+// unread for 6 of GitHub's 7 days, never before, never when unknown.
+func TestExpiryWarning(t *testing.T) {
+	now := time.Date(2026, 12, 28, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		lastRead time.Time
+		want     string // "" means no warning
+	}{
+		{name: "read an hour ago", lastRead: now.Add(-time.Hour)},
+		{name: "read just under 6 days ago", lastRead: now.Add(-6*24*time.Hour + time.Minute)},
+		{name: "read 6 days ago", lastRead: now.Add(-6 * 24 * time.Hour), want: "for 6 days"},
+		{name: "unknown", lastRead: time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := expiryWarning(tt.lastRead, now)
+			if (got == "") != (tt.want == "") || !strings.Contains(got, tt.want) {
+				t.Fatalf("expiryWarning = %q, want %q", got, tt.want)
+			}
+			if got != "" && !strings.Contains(got, "on: schedule") {
+				t.Errorf("the warning names no fix: %q", got)
 			}
 		})
 	}
