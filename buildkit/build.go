@@ -144,8 +144,11 @@ func Build(ctx context.Context, req Request, opts ...Option) (Result, error) {
 	res, rec, err := solve(ctx, c.Client, req, mode, cfg)
 	if err != nil && ctx.Err() == nil {
 		if dropped, rest, ok := droppableExport(err, req.Exports); ok {
-			warnings = append(warnings, fmt.Sprintf("cache export %s could not be configured, building without it: %s",
-				redacted(dropped), firstLine(err.Error())))
+			w := fmt.Sprintf("cache export %s could not be configured, building without it: %s", redactedList(dropped), firstLine(err.Error()))
+			if len(dropped) > 1 {
+				w = fmt.Sprintf("one of the cache exports %s could not be configured and BuildKit does not say which, building without all of them: %s", redactedList(dropped), firstLine(err.Error()))
+			}
+			warnings = append(warnings, w)
 			req.Exports = rest
 			res, rec, err = solve(ctx, c.Client, req, mode, cfg)
 		} else if slow, rest := slowExports(req.Exports); isJobLost(err) && len(slow) > 0 {
@@ -218,12 +221,14 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	if err != nil {
 		return nil, nil, fmt.Errorf("progress: %w", err)
 	}
+	var ociDirs []string
 	if len(req.CacheStores) > 0 {
-		stop, err := preinitSession(ctx, c, &solveOpt, req.CacheStores)
+		stop, dirs, err := preinitSession(ctx, c, &solveOpt, req.CacheStores)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer stop()
+		ociDirs = dirs
 	}
 	rec := newRecorder()
 	statusCh := make(chan *client.SolveStatus)
@@ -255,6 +260,9 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	err = eg.Wait()
 	if gw != nil {
 		gw.Close()
+	}
+	if err == nil {
+		err = writeOCIIndexes(res, ociDirs)
 	}
 	return res, rec, err
 }
@@ -303,22 +311,77 @@ func sameEntry(e client.CacheOptionsEntry) func(client.CacheOptionsEntry) bool {
 // the wrapping text is all there is.
 var configureExporterErr = regexp.MustCompile(`failed to configure ([a-z0-9]+) cache exporter: `)
 
-// droppableExport finds the export whose configuration failed the solve,
-// if its errors may be ignored, and returns the exports without it.
-func droppableExport(err error, exports []client.CacheOptionsEntry) (client.CacheOptionsEntry, []client.CacheOptionsEntry, bool) {
+// droppableExport finds the exports whose configuration failed the solve,
+// if their errors may be ignored, and returns the exports without them.
+//
+// BuildKit names only the failing exporter's type. With several exports of
+// that type (a user's type=local beside the gha data plane's), the failing
+// one is the one whose own attribute value the error quotes ("unsupported
+// compression type zztop"); when none or several do, it cannot be told, so
+// all exports of the type are dropped (each is named in the warning), never
+// one picked by its position.
+func droppableExport(err error, exports []client.CacheOptionsEntry) (dropped, rest []client.CacheOptionsEntry, ok bool) {
 	m := configureExporterErr.FindStringSubmatch(err.Error())
 	if m == nil {
-		return client.CacheOptionsEntry{}, nil, false
+		return nil, nil, false
 	}
+	cause := err.Error()[strings.Index(err.Error(), m[0])+len(m[0]):]
+	var cands []int
 	for i, e := range exports {
 		if e.Type == m[1] {
-			if !ignoresErrors(e) {
-				return client.CacheOptionsEntry{}, nil, false
-			}
-			return e, slices.Delete(slices.Clone(exports), i, i+1), true
+			cands = append(cands, i)
 		}
 	}
-	return client.CacheOptionsEntry{}, nil, false
+	if len(cands) > 1 {
+		var named []int
+		for _, i := range cands {
+			if quotesOwnValue(cause, exports, i, cands) {
+				named = append(named, i)
+			}
+		}
+		if len(named) == 1 {
+			cands = named
+		}
+	}
+	if len(cands) == 0 {
+		return nil, nil, false
+	}
+	drop := map[int]bool{}
+	for _, i := range cands {
+		if !ignoresErrors(exports[i]) {
+			return nil, nil, false
+		}
+		drop[i] = true
+	}
+	for i, e := range exports {
+		if drop[i] {
+			dropped = append(dropped, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return dropped, rest, true
+}
+
+// quotesOwnValue reports whether msg quotes an attribute value of
+// exports[i] that no other candidate has: a path, ref, bucket or a bad
+// value (booleans and short words tell nothing).
+func quotesOwnValue(msg string, exports []client.CacheOptionsEntry, i int, cands []int) bool {
+	for k, v := range exports[i].Attrs {
+		if len(v) < 4 || v == "true" || v == "false" || !strings.Contains(msg, v) {
+			continue
+		}
+		shared := false
+		for _, j := range cands {
+			if j != i && exports[j].Attrs[k] == v {
+				shared = true
+			}
+		}
+		if !shared {
+			return true
+		}
+	}
+	return false
 }
 
 // exportVertexTypes maps BuildKit's cache exporter vertex names to types.

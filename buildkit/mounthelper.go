@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/containerd/platforms"
@@ -112,54 +114,116 @@ func (h *MountHelper) Close() error { return h.c.Close() }
 // writes the zstd tar to w. A mount over the cap writes nothing and
 // reports Exceeded.
 func (h *MountHelper) Save(ctx context.Context, m CacheMount, maxBytes int64, w io.Writer) (mountarchive.Report, error) {
-	opts, src, err := m.mountOptions()
-	if err != nil {
-		return mountarchive.Report{}, err
-	}
-	run := h.helper().Run(
-		llb.Args([]string{"/" + h.binName, mountarchive.HelperCommand, "pack", "/cache", "/out", strconv.FormatInt(maxBytes, 10)}),
-		runAgain(),
-		llb.WithCustomNamef("[bkcache] saving cache mount %s", m.CacheID))
-	run.AddMount("/cache", src, opts...)
-	out := run.AddMount("/out", llb.Scratch())
-	return h.solve(ctx, out, nil, w)
+	return one(h.SaveAll(ctx, []CacheMount{m}, maxBytes, []io.Writer{w}))
 }
 
 // Probe counts what the mount holds, so that a builder that kept its
 // mounts is not sent an archive it would not use.
 func (h *MountHelper) Probe(ctx context.Context, m CacheMount) (mountarchive.Report, error) {
-	opts, src, err := m.mountOptions()
-	if err != nil {
-		return mountarchive.Report{}, err
-	}
-	run := h.helper().Run(
-		llb.Args([]string{"/" + h.binName, mountarchive.HelperCommand, "probe", "/cache", "/out"}),
-		runAgain(),
-		llb.WithCustomNamef("[bkcache] probing cache mount %s", m.CacheID))
-	run.AddMount("/cache", src, opts...)
-	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), nil, nil)
+	return one(h.ProbeAll(ctx, []CacheMount{m}))
 }
 
 // Restore unpacks the archive at archivePath into the mount when the mount
-// is empty; a mount with contents is left alone (Restored false).
-func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string) (mountarchive.Report, error) {
-	opts, src, err := m.mountOptions()
+// is empty; a mount with contents is left alone (Restored false). The
+// helper unpacks all of it or nothing; an archive over opt.MaxBytes of
+// files restores nothing and reports Exceeded.
+func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string, opt mountarchive.UnpackOptions) (mountarchive.Report, error) {
+	return one(h.RestoreAll(ctx, []CacheMount{m}, []string{archivePath}, opt))
+}
+
+func one(reps []mountarchive.Report, err error) (mountarchive.Report, error) {
 	if err != nil {
 		return mountarchive.Report{}, err
 	}
-	name := filepath.Base(archivePath)
-	run := h.helper().Run(
-		llb.Args([]string{"/" + h.binName, mountarchive.HelperCommand, "unpack", "/in/" + name, "/cache", "/out"}),
-		runAgain(),
-		llb.WithCustomNamef("[bkcache] restoring cache mount %s", m.CacheID))
-	run.AddMount("/in", llb.Local(archiveLocal, llb.IncludePatterns([]string{name})), llb.Readonly)
-	run.AddMount("/cache", src, opts...)
-	out := run.AddMount("/out", llb.Scratch())
-	archiveFS, err := fsutil.NewFS(filepath.Dir(archivePath))
-	if err != nil {
-		return mountarchive.Report{}, err
+	if reps[0].Error != "" {
+		return mountarchive.Report{}, errors.New(reps[0].Error)
 	}
-	return h.solve(ctx, out, map[string]fsutil.FS{archiveLocal: archiveFS}, nil)
+	return reps[0], nil
+}
+
+// The batch operations below run one helper build for all the mounts
+// given: each helper build costs a solve on the builder, so a build with
+// five mounts pays one per phase instead of five. The reports are in the
+// order of ms; a mount that failed has Error set and the others are
+// still done.
+
+// ProbeAll counts what each mount holds.
+func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount) ([]mountarchive.Report, error) {
+	run, err := h.batch(ms, nil, "probing", []string{"probe-all", "/out"}, func(i int) []string { return []string{cacheDir(i)} })
+	if err != nil {
+		return nil, err
+	}
+	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), nil, len(ms), nil)
+}
+
+// SaveAll packs each mount into its writer; a mount over maxBytes of file
+// data writes nothing and reports Exceeded.
+func (h *MountHelper) SaveAll(ctx context.Context, ms []CacheMount, maxBytes int64, ws []io.Writer) ([]mountarchive.Report, error) {
+	if len(ws) != len(ms) {
+		return nil, errors.New("one writer per mount")
+	}
+	run, err := h.batch(ms, nil, "saving", []string{"pack-all", "/out", strconv.FormatInt(maxBytes, 10)}, func(i int) []string { return []string{cacheDir(i)} })
+	if err != nil {
+		return nil, err
+	}
+	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), nil, len(ms), ws)
+}
+
+// RestoreAll unpacks archives[i] into ms[i] when that mount is empty
+// (archives in one directory on this machine).
+func (h *MountHelper) RestoreAll(ctx context.Context, ms []CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error) {
+	if len(archives) != len(ms) || len(ms) == 0 {
+		return nil, errors.New("one archive per mount")
+	}
+	dir := filepath.Dir(archives[0])
+	var names []string
+	for _, a := range archives {
+		if filepath.Dir(a) != dir {
+			return nil, errors.New("the archives must share a directory")
+		}
+		names = append(names, filepath.Base(a))
+	}
+	setid := "drop-setid"
+	if opt.KeepSetID {
+		setid = "keep-setid"
+	}
+	in := llb.Local(archiveLocal, llb.IncludePatterns(names))
+	run, err := h.batch(ms, &in, "restoring", []string{"unpack-all", "/out", strconv.FormatInt(opt.MaxBytes, 10), setid},
+		func(i int) []string { return []string{"/in/" + names[i], cacheDir(i)} })
+	if err != nil {
+		return nil, err
+	}
+	archiveFS, err := fsutil.NewFS(dir)
+	if err != nil {
+		return nil, err
+	}
+	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), map[string]fsutil.FS{archiveLocal: archiveFS}, len(ms), nil)
+}
+
+func cacheDir(i int) string { return "/cache-" + strconv.Itoa(i) }
+
+// batch is the helper step for ms: the helper's arguments (head, then
+// each mount's), every cache mount at cacheDir(i), and in at /in.
+func (h *MountHelper) batch(ms []CacheMount, in *llb.State, verb string, head []string, each func(int) []string) (llb.ExecState, error) {
+	args := append([]string{"/" + h.binName, mountarchive.HelperCommand}, head...)
+	var ids []string
+	for i, m := range ms {
+		args = append(args, each(i)...)
+		ids = append(ids, m.CacheID)
+	}
+	run := h.helper().Run(llb.Args(args), runAgain(),
+		llb.WithCustomNamef("[bkcache] %s cache mounts %s", verb, strings.Join(ids, ", ")))
+	if in != nil {
+		run.AddMount("/in", *in, llb.Readonly)
+	}
+	for i, m := range ms {
+		opts, src, err := m.mountOptions()
+		if err != nil {
+			return llb.ExecState{}, err
+		}
+		run.AddMount(cacheDir(i), src, opts...)
+	}
+	return run, nil
 }
 
 // runAgain makes a helper step unique, so that BuildKit runs it instead of
@@ -177,15 +241,16 @@ func (h *MountHelper) helper() llb.State {
 }
 
 // solve runs one helper build and reads its /out directory, streamed back
-// as a tar: the report, and the archive (copied to archive when not nil).
-func (h *MountHelper) solve(ctx context.Context, out llb.State, mounts map[string]fsutil.FS, archive io.Writer) (mountarchive.Report, error) {
+// as a tar: per mount i, i/ holds the report and the archive (copied to
+// archives[i] when archives is not nil).
+func (h *MountHelper) solve(ctx context.Context, out llb.State, mounts map[string]fsutil.FS, n int, archives []io.Writer) ([]mountarchive.Report, error) {
 	def, err := out.Marshal(ctx, llb.Platform(h.platform))
 	if err != nil {
-		return mountarchive.Report{}, err
+		return nil, err
 	}
 	binFS, err := fsutil.NewFS(h.binDir)
 	if err != nil {
-		return mountarchive.Report{}, err
+		return nil, err
 	}
 	if mounts == nil {
 		mounts = map[string]fsutil.FS{}
@@ -193,8 +258,9 @@ func (h *MountHelper) solve(ctx context.Context, out llb.State, mounts map[strin
 	mounts[helperLocal] = binFS
 
 	pr, pw := io.Pipe()
-	var rep mountarchive.Report
-	var gotReport, gotArchive bool
+	reps := make([]mountarchive.Report, n)
+	gotReport := make([]bool, n)
+	gotArchive := make([]bool, n)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		_, err := h.c.Solve(ctx, def, client.SolveOpt{
@@ -218,30 +284,36 @@ func (h *MountHelper) solve(ctx context.Context, out llb.State, mounts map[strin
 			if err != nil {
 				return err
 			}
-			switch filepath.Base(hdr.Name) {
+			i, err := strconv.Atoi(path.Dir(path.Clean("/" + hdr.Name))[1:])
+			if err != nil || i < 0 || i >= n {
+				continue
+			}
+			switch path.Base(hdr.Name) {
 			case mountarchive.ReportFile:
-				if err := json.NewDecoder(tr).Decode(&rep); err != nil {
+				if err := json.NewDecoder(tr).Decode(&reps[i]); err != nil {
 					return fmt.Errorf("reading the helper's report: %w", err)
 				}
-				gotReport = true
+				gotReport[i] = true
 			case mountarchive.ArchiveFile:
-				if archive != nil {
-					if _, err := io.Copy(archive, tr); err != nil {
+				if archives != nil {
+					if _, err := io.Copy(archives[i], tr); err != nil {
 						return err
 					}
-					gotArchive = true
+					gotArchive[i] = true
 				}
 			}
 		}
 	})
 	if err := eg.Wait(); err != nil {
-		return mountarchive.Report{}, err
+		return nil, err
 	}
-	if !gotReport {
-		return mountarchive.Report{}, errors.New("the helper build returned no report")
+	for i := range reps {
+		switch {
+		case !gotReport[i]:
+			reps[i].Error = "the helper build returned no report"
+		case archives != nil && !gotArchive[i] && !reps[i].Exceeded && reps[i].Error == "":
+			reps[i].Error = "the helper build returned no archive"
+		}
 	}
-	if archive != nil && !gotArchive && !rep.Exceeded {
-		return mountarchive.Report{}, errors.New("the helper build returned no archive")
-	}
-	return rep, nil
+	return reps, nil
 }

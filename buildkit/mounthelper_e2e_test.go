@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/bkcache/bkcache/internal/testenv"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -55,7 +56,7 @@ func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 			if rep, err := h.Probe(ctx, tc.mount); err != nil || rep.Files != 0 {
 				t.Fatalf("probe of a fresh mount: %+v %v", rep, err)
 			}
-			rep, err := h.Restore(ctx, tc.mount, archive)
+			rep, err := h.Restore(ctx, tc.mount, archive, mountarchive.UnpackOptions{})
 			if err != nil || !rep.Restored {
 				t.Fatalf("restore: %+v %v", rep, err)
 			}
@@ -64,7 +65,7 @@ func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 				t.Fatalf("probe after the restore: %+v %v", rep, err)
 			}
 			// A second restore finds the mount full and keeps it.
-			if rep, err := h.Restore(ctx, tc.mount, archive); err != nil || rep.Restored || rep.Files != 1 {
+			if rep, err := h.Restore(ctx, tc.mount, archive, mountarchive.UnpackOptions{}); err != nil || rep.Restored || rep.Files != 1 {
 				t.Fatalf("second restore: %+v %v", rep, err)
 			}
 			outDir := t.TempDir()

@@ -2,16 +2,22 @@ package buildkit
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/ociindex"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/session"
 	sessioncontent "github.com/moby/buildkit/session/content"
 	"github.com/moby/buildkit/session/filesync"
 	"github.com/moby/buildkit/session/grpchijack"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 	fstypes "github.com/tonistiigi/fsutil/types"
 )
@@ -32,11 +38,13 @@ import (
 // import, so callers point src/dest at a real (temporary) directory and
 // put the imported manifest there (internal/cli does).
 //
-// It returns a stop function that closes the session.
-func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt, stores map[string]content.Store) (func(), error) {
+// It returns a stop function that closes the session, and the directories
+// of oci/docker tar=false outputs, whose index.json the caller writes after
+// the solve (writeOCIIndexes), as the client would.
+func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt, stores map[string]content.Store) (func(), []string, error) {
 	s, err := session.NewSession(ctx, opt.SharedKey)
 	if err != nil {
-		return nil, fmt.Errorf("creating session: %w", err)
+		return nil, nil, fmt.Errorf("creating session: %w", err)
 	}
 	mounts := filesync.StaticDirSource{}
 	for name, fs := range opt.LocalMounts {
@@ -46,7 +54,7 @@ func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt,
 			return fsutil.MapResultKeep
 		}})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mounts[name] = m
 	}
@@ -72,16 +80,17 @@ func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt,
 	for _, e := range opt.CacheExports {
 		if dir := e.Attrs["dest"]; e.Type == "local" && dir != "" && stores[dir] == nil {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			st, err := contentlocal.NewStore(dir)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			all["local:"+dir] = st
 		}
 	}
 	var targets []filesync.FSSyncTarget
+	var ociDirs []string
 	for id, ex := range opt.Exports {
 		switch {
 		case ex.Output != nil:
@@ -89,9 +98,21 @@ func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt,
 		case ex.OutputDir != "" && ex.Type == client.ExporterLocal:
 			targets = append(targets, filesync.WithFSSyncDir(id, ex.OutputDir))
 		case ex.OutputDir != "":
-			// oci/docker with tar=false write into a content store the
-			// client keeps an index.json for; not reimplemented here.
-			return nil, fmt.Errorf("outputs: type=%s,tar=false cannot be combined with the gha data plane; use a tar output or gha-mode=stock", ex.Type)
+			// oci/docker with tar=false: the daemon writes the image into
+			// the session content store "export" (one per solve, as in
+			// client/solve.go), and the client then tags it in index.json.
+			if _, ok := all[ociExportStore]; ok {
+				return nil, nil, fmt.Errorf("outputs: only one type=oci or type=docker output with tar=false per build")
+			}
+			if err := os.MkdirAll(ex.OutputDir, 0o755); err != nil {
+				return nil, nil, err
+			}
+			st, err := contentlocal.NewStore(ex.OutputDir)
+			if err != nil {
+				return nil, nil, err
+			}
+			all[ociExportStore] = st
+			ociDirs = append(ociDirs, ex.OutputDir)
 		}
 	}
 	if len(all) > 0 {
@@ -113,5 +134,40 @@ func preinitSession(ctx context.Context, c *client.Client, opt *client.SolveOpt,
 		_ = s.Close()
 		cancel()
 		<-done
-	}, nil
+	}, ociDirs, nil
+}
+
+// ociExportStore is the session content store ID of an oci/docker output
+// with tar=false (client/solve.go's storeName).
+const ociExportStore = "export"
+
+// writeOCIIndexes tags the exported image in the index.json of each
+// oci/docker tar=false output directory, as BuildKit's client does after
+// a solve it set the session up for.
+func writeOCIIndexes(res *client.SolveResponse, dirs []string) error {
+	dt := res.ExporterResponse[exptypes.ExporterImageDescriptorKey]
+	if dt == "" || len(dirs) == 0 {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(dt)
+	if err != nil {
+		return fmt.Errorf("image descriptor: %w", err)
+	}
+	var desc ocispecs.Descriptor
+	if err := json.Unmarshal(raw, &desc); err != nil {
+		return fmt.Errorf("image descriptor: %w", err)
+	}
+	names := []ociindex.NameOrTag{ociindex.Tag("latest")}
+	if t, ok := res.ExporterResponse[exptypes.ExporterImageNameKey]; ok {
+		names = nil
+		for n := range strings.SplitSeq(t, ",") {
+			names = append(names, ociindex.Name(n))
+		}
+	}
+	for _, dir := range dirs {
+		if err := ociindex.NewStoreIndex(dir).Put(desc, names...); err != nil {
+			return fmt.Errorf("writing %s/index.json: %w", dir, err)
+		}
+	}
+	return nil
 }

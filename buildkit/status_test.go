@@ -3,6 +3,7 @@ package buildkit
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -155,26 +156,50 @@ func TestDroppableExport(t *testing.T) {
 	s3strict := client.CacheOptionsEntry{Type: "s3", Attrs: map[string]string{"bucket": "b", "ignore-error": "false"}}
 	reg := client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": "r"}}
 	err := errors.New("failed to solve: failed to configure s3 cache exporter: missing region")
+	// A user's type=local beside the gha data plane's: BuildKit names the type only.
+	user := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/cache/user", "compression": "zztop"}}
+	plane := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/tmp/bkcache-gha-1/export-2", "mode": "max"}}
+	planeStrict := client.CacheOptionsEntry{Type: "local", Attrs: map[string]string{"dest": "/tmp/bkcache-gha-1/export-2", "ignore-error": "false"}}
+	badCompression := errors.New("failed to solve: failed to configure local cache exporter: unsupported compression type zztop")
+	noSession := errors.New("failed to solve: failed to configure local cache exporter: local cache exporter/importer requires session")
 	tests := []struct {
 		name    string
 		err     error
 		exports []client.CacheOptionsEntry
 		ok      bool
-		rest    int
+		dropped []client.CacheOptionsEntry
 	}{
-		{"drops s3", err, []client.CacheOptionsEntry{reg, s3}, true, 1},
-		{"strict s3 stays fatal", err, []client.CacheOptionsEntry{reg, s3strict}, false, 0},
-		{"other error", errors.New("exit code 1"), []client.CacheOptionsEntry{s3}, false, 0},
-		{"no such export", err, []client.CacheOptionsEntry{reg}, false, 0},
+		{"drops s3", err, []client.CacheOptionsEntry{reg, s3}, true, []client.CacheOptionsEntry{s3}},
+		{"strict s3 stays fatal", err, []client.CacheOptionsEntry{reg, s3strict}, false, nil},
+		{"other error", errors.New("exit code 1"), []client.CacheOptionsEntry{s3}, false, nil},
+		{"no such export", err, []client.CacheOptionsEntry{reg}, false, nil},
+		{"the local export whose value the error quotes, listed last", badCompression, []client.CacheOptionsEntry{plane, reg, user}, true, []client.CacheOptionsEntry{user}},
+		{"the local export whose value the error quotes, listed first", badCompression, []client.CacheOptionsEntry{user, plane}, true, []client.CacheOptionsEntry{user}},
+		{"cannot tell which local export: both dropped", noSession, []client.CacheOptionsEntry{plane, reg, user}, true, []client.CacheOptionsEntry{plane, user}},
+		{"cannot tell which, one strict: fatal", noSession, []client.CacheOptionsEntry{user, planeStrict}, false, nil},
+		{"the quoted one is droppable though another is strict", badCompression, []client.CacheOptionsEntry{planeStrict, user}, true, []client.CacheOptionsEntry{user}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dropped, rest, ok := droppableExport(tt.err, tt.exports)
-			if ok != tt.ok || len(rest) != tt.rest {
-				t.Fatalf("ok, rest = %v, %v", ok, rest)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
 			}
-			if ok && dropped.Type != "s3" {
-				t.Errorf("dropped %v", dropped)
+			if !ok {
+				return
+			}
+			if !reflect.DeepEqual(dropped, tt.dropped) {
+				t.Errorf("dropped %v, want %v", dropped, tt.dropped)
+			}
+			if len(rest)+len(dropped) != len(tt.exports) {
+				t.Errorf("rest %v", rest)
+			}
+			for _, r := range rest {
+				for _, d := range dropped {
+					if reflect.DeepEqual(r, d) {
+						t.Errorf("%v both dropped and kept", r)
+					}
+				}
 			}
 		})
 	}

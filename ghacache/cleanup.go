@@ -16,8 +16,12 @@ type ExportCleanup struct {
 	Sweep      bool
 	SweepGrace time.Duration
 	// Transient says no later run can read Ref's caches (a merge-queue
-	// branch: each group gets a new one): all of them are deleted.
+	// branch: each group gets a new one): all of them are deleted but
+	// those read within SweepGrace, which another job of the same group
+	// may still be reading.
 	Transient bool
+	// Now is the time the grace counts back from (time.Now when zero).
+	Now time.Time
 }
 
 // CleanupReport says what a cleanup removed.
@@ -27,6 +31,7 @@ type CleanupReport struct {
 	Swept           SweepResult
 	Transient       int // entries of a transient ref
 	TransientBytes  int64
+	TransientKept   int // entries of a transient ref read within the grace
 }
 
 // Freed is the bytes the cleanup removed.
@@ -37,17 +42,21 @@ func (r CleanupReport) Freed() int64 { return r.SupersededBytes + r.Swept.Freed 
 func (r *REST) CleanupAfterExport(ctx context.Context, c *Client, o ExportCleanup) (CleanupReport, error) {
 	var rep CleanupReport
 	var err error
+	grace := o.SweepGrace
+	if grace == 0 {
+		grace = DefaultSweepGrace
+	}
 	if o.Transient {
-		rep.Transient, rep.TransientBytes, err = r.CleanupRef(ctx, o.Owner, o.Repo, o.Ref)
+		now := o.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		rep.Transient, rep.TransientBytes, rep.TransientKept, err = r.CleanupRef(ctx, o.Owner, o.Repo, o.Ref, now.Add(-grace))
 		return rep, err
 	}
 	rep.Superseded, rep.SupersededBytes, err = r.PruneSuperseded(ctx, o.Owner, o.Repo, o.Ref, IndexKey(o.Scope, o.Ref), 1)
 	if err != nil || !o.Sweep {
 		return rep, err
-	}
-	grace := o.SweepGrace
-	if grace == 0 {
-		grace = DefaultSweepGrace
 	}
 	rep.Swept, err = SweepRef(ctx, r, c, o.Owner, o.Repo, o.Ref, o.Scope, grace)
 	return rep, err

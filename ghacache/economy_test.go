@@ -182,11 +182,13 @@ func TestCleanupAfterExport(t *testing.T) {
 		name     string
 		ref      string
 		o        ExportCleanup
-		wantLeft int // entries left on ref
+		wantLeft int  // entries left on ref
+		keptOnly bool // nothing to free
 	}{
 		{name: "prunes superseded indexes", ref: mainRef, o: ExportCleanup{Ref: mainRef}, wantLeft: 3},
 		{name: "sweeps too", ref: mainRef, o: ExportCleanup{Ref: mainRef, Sweep: true, SweepGrace: time.Nanosecond}, wantLeft: 2},
-		{name: "deletes a merge-queue ref's caches", ref: mq, o: ExportCleanup{Ref: mq, Transient: true}, wantLeft: 0},
+		{name: "deletes a merge-queue ref's caches not read within the grace", ref: mq, o: ExportCleanup{Ref: mq, Transient: true, Now: time.Now().Add(3 * time.Hour)}, wantLeft: 0},
+		{name: "keeps a merge-queue ref's caches read within the grace", ref: mq, o: ExportCleanup{Ref: mq, Transient: true}, wantLeft: 4, keptOnly: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,8 +207,11 @@ func TestCleanupAfterExport(t *testing.T) {
 			if left := e.keys(tt.ref); len(left) != tt.wantLeft {
 				t.Errorf("left %v (report %+v), want %d entries", left, rep, tt.wantLeft)
 			}
-			if rep.Freed() <= 0 {
-				t.Errorf("report %+v frees nothing", rep)
+			if rep.Freed() <= 0 != tt.keptOnly {
+				t.Errorf("report %+v", rep)
+			}
+			if tt.keptOnly && rep.TransientKept != tt.wantLeft {
+				t.Errorf("report %+v, want %d kept", rep, tt.wantLeft)
 			}
 		})
 	}

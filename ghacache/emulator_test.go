@@ -272,7 +272,8 @@ func TestEmulatorREST(t *testing.T) {
 		if e, ok, _ := main.Lookup(ctx, mainIdx+"#", []string{mainIdx + "#"}, v); !ok || e.Key != mainIdx+"#4" {
 			t.Errorf("after prune the index resolves to %q, %v; want #4", e.Key, ok)
 		}
-		d, freed, err = rest.CleanupRef(ctx, "o", "r", "refs/pull/7/merge")
+		// Nothing was read within the grace before an hour from now.
+		d, freed, _, err = rest.CleanupRef(ctx, "o", "r", "refs/pull/7/merge", time.Now().Add(time.Hour))
 		if err != nil || d != 2 || freed != 510 {
 			t.Fatalf("CleanupRef = %d, %d, %v; want 2, 510", d, freed, err)
 		}

@@ -165,15 +165,18 @@ func (r *REST) Usage(ctx context.Context, owner, repo string) (count int, bytes 
 	return u.ActiveCachesCount, u.ActiveCachesSizeInBytes, nil
 }
 
-// CleanupRef deletes every cache of ref, e.g. "refs/pull/42/merge" when
-// that pull request closes, and reports how many entries and bytes went.
-func (r *REST) CleanupRef(ctx context.Context, owner, repo, ref string) (deleted int, freed int64, err error) {
+// CleanupRef deletes the caches of ref, e.g. "refs/pull/42/merge" when
+// that pull request closes, except those read (or written) since
+// keepReadSince: a build of ref may still be running and about to read
+// them, and deleting an entry under a build is an eviction it must
+// survive. It reports what went and how many entries it kept.
+func (r *REST) CleanupRef(ctx context.Context, owner, repo, ref string, keepReadSince time.Time) (deleted int, freed int64, kept int, err error) {
 	if ref == "" {
-		return 0, 0, errors.New("cleanup: empty ref")
+		return 0, 0, 0, errors.New("cleanup: empty ref")
 	}
 	entries, err := r.List(ctx, owner, repo, ListOptions{Ref: ref})
 	if err != nil {
-		return 0, 0, fmt.Errorf("cleanup %s: %w", ref, err)
+		return 0, 0, 0, fmt.Errorf("cleanup %s: %w", ref, err)
 	}
 	for _, e := range entries {
 		// The ref filter also accepts a bare branch name; never delete
@@ -181,13 +184,17 @@ func (r *REST) CleanupRef(ctx context.Context, owner, repo, ref string) (deleted
 		if !sameRef(e.Ref, ref) {
 			continue
 		}
+		if !e.LastAccessedAt.Before(keepReadSince) {
+			kept++
+			continue
+		}
 		if err := r.DeleteByID(ctx, owner, repo, e.ID); err != nil {
-			return deleted, freed, fmt.Errorf("cleanup %s: %w", ref, err)
+			return deleted, freed, kept, fmt.Errorf("cleanup %s: %w", ref, err)
 		}
 		deleted++
 		freed += e.SizeInBytes
 	}
-	return deleted, freed, nil
+	return deleted, freed, kept, nil
 }
 
 // PruneSuperseded deletes the older entries of a BuildKit cache index on

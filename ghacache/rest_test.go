@@ -132,6 +132,41 @@ func (f *fakeREST) keys() []string {
 	return out
 }
 
+// TestRESTCleanupRefKeepsRecentlyRead: a closed pull request's cleanup
+// keeps the entries read within the grace, which a build still running
+// may be about to read.
+func TestRESTCleanupRefKeepsRecentlyRead(t *testing.T) {
+	ctx := context.Background()
+	const pr = "refs/pull/42/merge"
+	// add stamps entry n with 2030-01-01 00:0n.
+	at := func(min int) time.Time { return time.Date(2030, 1, 1, 0, min, 0, 0, time.UTC) }
+	tests := []struct {
+		name          string
+		keepReadSince time.Time
+		deleted, kept int
+		left          []string
+	}{
+		{"nothing read recently", at(10), 3, 0, nil},
+		{"the later two read recently", at(2), 1, 2, []string{pr + " buildkit-blob-1-sha256:2", pr + " index-buildkit-1-aaaa#1"}},
+		{"all read recently", at(1), 0, 3, []string{pr + " buildkit-blob-1-sha256:1", pr + " buildkit-blob-1-sha256:2", pr + " index-buildkit-1-aaaa#1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, r := newFakeREST(t, true)
+			f.add("buildkit-blob-1-sha256:1", pr, 10)
+			f.add("buildkit-blob-1-sha256:2", pr, 10)
+			f.add("index-buildkit-1-aaaa#1", pr, 1)
+			deleted, _, kept, err := r.CleanupRef(ctx, "o", "r", pr, tt.keepReadSince)
+			if err != nil || deleted != tt.deleted || kept != tt.kept {
+				t.Fatalf("CleanupRef = %d deleted, %d kept, %v; want %d, %d", deleted, kept, err, tt.deleted, tt.kept)
+			}
+			if got := f.keys(); fmt.Sprint(got) != fmt.Sprint(tt.left) {
+				t.Errorf("left %q, want %q", got, tt.left)
+			}
+		})
+	}
+}
+
 func newFakeREST(t *testing.T, link bool) (*fakeREST, *REST) {
 	f := &fakeREST{token: "ghp_resttokensecret", link: link}
 	srv := httptest.NewServer(f)
@@ -191,7 +226,8 @@ func TestRESTCleanupRefAndUsage(t *testing.T) {
 	if err != nil || n != 5 || size != 2205 {
 		t.Fatalf("Usage = %d, %d, %v; want 5, 2205", n, size, err)
 	}
-	deleted, freed, err := r.CleanupRef(ctx, "o", "r", "refs/pull/42/merge")
+	never := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC) // nothing was read since
+	deleted, freed, _, err := r.CleanupRef(ctx, "o", "r", "refs/pull/42/merge", never)
 	if err != nil || deleted != 2 || freed != 1100 {
 		t.Fatalf("CleanupRef = %d, %d, %v; want 2, 1100", deleted, freed, err)
 	}
@@ -200,7 +236,7 @@ func TestRESTCleanupRefAndUsage(t *testing.T) {
 		t.Errorf("left %q, want %q", got, want)
 	}
 	// Again: nothing left, no error.
-	if d, _, err := r.CleanupRef(ctx, "o", "r", "refs/pull/42/merge"); err != nil || d != 0 {
+	if d, _, _, err := r.CleanupRef(ctx, "o", "r", "refs/pull/42/merge", never); err != nil || d != 0 {
 		t.Errorf("second CleanupRef = %d, %v", d, err)
 	}
 	if err := r.DeleteByKey(ctx, "o", "r", "missing", "refs/heads/main"); err != nil {

@@ -31,8 +31,9 @@
 //
 // These are scope names. What a cache entry really writes can differ (a gha
 // export writes the runtime token's ref, an explicit cache-to names its own
-// place), so internal/plan's EnforceTrust applies the same rule to the final
-// entries handed to BuildKit.
+// place), so internal/plan's Trust applies the rule to every write: the
+// final entries handed to BuildKit, cache mount saves and the gha data
+// plane's indexes.
 //
 // # Names
 //

@@ -380,7 +380,7 @@ func (w *world) closePR(ctx context.Context, s *strategy, e event) error {
 		return err
 	}
 	// The post step's cleanup, as internal/cli's postCleanup runs it.
-	_, freed, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr))
+	_, freed, _, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr), w.clock.Now().Add(-ghacache.DefaultSweepGrace))
 	w.stats[s].cleaned += freed
 	return err
 }
@@ -521,6 +521,7 @@ func (w *world) finish(ctx context.Context, s *strategy, p *pending) error {
 	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: j.ref, Scope: j.scopeName}
 	o.Sweep = s.sweep
 	o.Transient = s.mergeQueue && e.kind == mergeGroup
+	o.Now = w.clock.Now()
 	cr, err := rest.CleanupAfterExport(ctx, c, o)
 	st.cleaned += cr.Freed()
 	return err

@@ -228,7 +228,7 @@ func (b *bench) roundTrip(ctx context.Context, tree, archive string) ([]time.Dur
 	}
 	defer h.Close()
 	if err := add(timed(func() error {
-		rep, err := h.Restore(ctx, benchMount, archive)
+		rep, err := h.Restore(ctx, benchMount, archive, mountarchive.UnpackOptions{})
 		if err == nil && !rep.Restored {
 			err = fmt.Errorf("restore found a full mount on a fresh builder")
 		}
@@ -412,7 +412,7 @@ func (b *bench) warmCold(ctx context.Context) ([]time.Duration, error) {
 	}
 	defer h.Close()
 	d, err = timed(func() error {
-		rep, err := h.Restore(ctx, warmMount, archive)
+		rep, err := h.Restore(ctx, warmMount, archive, mountarchive.UnpackOptions{})
 		if err == nil && !rep.Restored {
 			err = fmt.Errorf("not restored")
 		}
@@ -441,7 +441,7 @@ func (b *bench) unchanged(ctx context.Context) ([]time.Duration, error) {
 	bk := func(mounts string) (time.Duration, error) {
 		return timed(func() error {
 			cmd := exec.CommandContext(ctx, b.bkcache, "build", "--context", dir, "--builder", addr, "--ref", "refs/heads/main",
-				"--cache", "type=local,dest="+cache, "--build-args", "RUNID=fixed", "--cache-mounts", mounts, "--progress", "quiet")
+				"--cache", "type=local,dest="+cache, "--build-args", "RUNID=fixed", "--cache-mounts", mounts, "--progress", "plain")
 			cmd.Env = append(os.Environ(), "BKCACHE_MOUNT_HELPER="+b.helper)
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -76,14 +76,27 @@ func Pack(ctx context.Context, dir string, w io.Writer, maxBytes int64) (Stats, 
 	return st, zw.Close()
 }
 
-// Unpack extracts a Pack archive into dir.
-func Unpack(ctx context.Context, r io.Reader, dir string) error {
+// UnpackOptions bound an extraction and say what it keeps.
+type UnpackOptions struct {
+	// MaxBytes caps the regular file data written (0: no cap); past it
+	// Unpack stops with ErrTooLarge. The archive comes from a store, and
+	// a small archive can unpack to a full disk.
+	MaxBytes int64
+	// KeepSetID keeps the setuid and setgid bits of regular files. They
+	// are dropped by default: a restored cache must not bring programs
+	// that run with another user's rights into the builder.
+	KeepSetID bool
+}
+
+// Unpack extracts a Pack archive into dir. On error dir may hold part of
+// the archive; the helper unpacks into a fresh directory for that reason.
+func Unpack(ctx context.Context, r io.Reader, dir string, opt UnpackOptions) error {
 	zr, err := zstd.NewReader(r)
 	if err != nil {
 		return err
 	}
 	defer zr.Close()
-	if err := extract(ctx, tar.NewReader(zr), dir); err != nil {
+	if err := extract(ctx, tar.NewReader(zr), dir, opt); err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dir, err)
 	}
 	return nil

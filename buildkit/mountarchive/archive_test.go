@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +42,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("stats = %+v, want 5 files, 10 bytes (the hardlink counted twice)", st)
 	}
 	dst := t.TempDir()
-	must(Unpack(context.Background(), &buf, dst))
+	must(Unpack(context.Background(), &buf, dst, UnpackOptions{}))
 
 	got, err := os.ReadFile(filepath.Join(dst, "d/file"))
 	must(err)
@@ -106,7 +108,7 @@ func TestHelper(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := RunHelper(ctx, []string{"unpack", filepath.Join(out, ArchiveFile), dst, res}); err != nil {
+			if err := RunHelper(ctx, []string{"unpack", filepath.Join(out, ArchiveFile), dst, res, "0"}); err != nil {
 				t.Fatal(err)
 			}
 			dt, err := os.ReadFile(filepath.Join(res, ReportFile))
@@ -161,10 +163,237 @@ func TestUnpackRefusesPathsThroughSymlinks(t *testing.T) {
 			}
 			tw.Close()
 			zw.Close()
-			err = Unpack(context.Background(), &buf, t.TempDir())
+			err = Unpack(context.Background(), &buf, t.TempDir(), UnpackOptions{})
 			if err == nil || !strings.Contains(err.Error(), "symlink") {
 				t.Fatalf("err = %v, want a refusal", err)
 			}
 		})
+	}
+}
+
+// tarZst writes entries (with their contents) as a zstd tar, as an archive
+// from a store might be.
+func tarZst(t *testing.T, entries []tar.Header, data map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	for _, h := range entries {
+		h.Size = int64(len(data[h.Name]))
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(data[h.Name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	zw.Close()
+	p := filepath.Join(t.TempDir(), ArchiveFile)
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestHelperRestoreBoundedAndAtomic: a restore either fills the mount with
+// the whole archive or leaves it empty, and never writes past the cap.
+func TestHelperRestoreBoundedAndAtomic(t *testing.T) {
+	ctx := context.Background()
+	reg := func(name string) tar.Header { return tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	for _, tc := range []struct {
+		name     string
+		entries  []tar.Header
+		data     map[string]string
+		max      string
+		wantErr  string // the helper fails
+		exceeded bool   // the report says over the cap
+		files    int    // entries in the mount afterwards
+	}{
+		{"whole archive", []tar.Header{reg("a"), reg("d/b")}, map[string]string{"a": "1", "d/b": "22"}, "3", "", false, 3},
+		{"over the cap restores nothing", []tar.Header{reg("a"), reg("d/b")}, map[string]string{"a": "1", "d/b": "22"}, "2", "", true, 0},
+		{"a failure halfway leaves the mount empty", []tar.Header{
+			reg("first"),
+			{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/tmp"},
+			reg("out/evil"),
+		}, map[string]string{"first": "x"}, "0", "symlink", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			archive := tarZst(t, tc.entries, tc.data)
+			dst, res := t.TempDir(), t.TempDir()
+			err := RunHelper(ctx, []string{"unpack", archive, dst, res, tc.max})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			} else {
+				dt, err := os.ReadFile(filepath.Join(res, ReportFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := bytes.Contains(dt, []byte(`"exceeded":true`)); got != tc.exceeded {
+					t.Errorf("report %s, want exceeded=%v", dt, tc.exceeded)
+				}
+			}
+			st, err := Measure(dst)
+			if err != nil || st.Files != tc.files {
+				t.Errorf("mount holds %d entries (%v), want %d", st.Files, err, tc.files)
+			}
+		})
+	}
+}
+
+// A restore stopped halfway (the helper killed on a timeout) leaves its
+// staging directory; the next probe neither counts nor keeps it, so the
+// mount is restored again.
+func TestHelperIgnoresAStoppedRestore(t *testing.T) {
+	ctx := context.Background()
+	dst, res := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dst, stagingPrefix+"123", "half"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunHelper(ctx, []string{"probe", dst, res}); err != nil {
+		t.Fatal(err)
+	}
+	if dt, err := os.ReadFile(filepath.Join(res, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":0,`)) {
+		t.Errorf("probe report %s, %v", dt, err)
+	}
+	if empty, err := IsEmpty(dst); err != nil || !empty {
+		t.Errorf("staging directory left: empty=%v %v", empty, err)
+	}
+}
+
+func TestUnpackSetID(t *testing.T) {
+	archive := tarZst(t, []tar.Header{
+		{Name: "bin", Typeflag: tar.TypeReg, Mode: 0o6755},
+		{Name: "shared", Typeflag: tar.TypeDir, Mode: 0o2775},
+	}, map[string]string{"bin": "#!/bin/sh"})
+	for _, tc := range []struct {
+		name string
+		opt  UnpackOptions
+		want os.FileMode
+	}{
+		{"dropped by default", UnpackOptions{}, 0o755},
+		{"kept on request", UnpackOptions{KeepSetID: true}, 0o755 | os.ModeSetuid | os.ModeSetgid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Open(archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			dst := t.TempDir()
+			if err := Unpack(context.Background(), f, dst, tc.opt); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(filepath.Join(dst, "bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid); got != tc.want {
+				t.Errorf("mode = %v, want %v", got, tc.want)
+			}
+			// A directory's setgid stays: it only passes the group on.
+			if di, err := os.Stat(filepath.Join(dst, "shared")); err != nil || di.Mode()&os.ModeSetgid == 0 {
+				t.Errorf("directory mode = %v, %v", di.Mode(), err)
+			}
+		})
+	}
+}
+
+// TestHelperBatch: one helper run serves several mounts, and one mount
+// that fails does not stop the others.
+func TestHelperBatch(t *testing.T) {
+	ctx := context.Background()
+	a, big := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(a, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "f"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "none")
+	report := func(dir string, i int) Report {
+		t.Helper()
+		var r Report
+		dt, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(i), ReportFile))
+		if err == nil {
+			err = json.Unmarshal(dt, &r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	packed := t.TempDir()
+	if err := RunHelper(ctx, []string{"pack-all", packed, "10", a, missing, big}); err != nil {
+		t.Fatal(err)
+	}
+	if r := report(packed, 0); r.Files != 1 || r.Error != "" {
+		t.Errorf("pack 0: %+v", r)
+	}
+	if r := report(packed, 1); r.Error == "" {
+		t.Errorf("pack of a missing directory: %+v", r)
+	}
+	if r := report(packed, 2); !r.Exceeded {
+		t.Errorf("pack over the cap: %+v", r)
+	}
+
+	dst0, dst1 := t.TempDir(), t.TempDir()
+	restored := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "bad.tar.zst")
+	if err := os.WriteFile(bad, []byte("not zstd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunHelper(ctx, []string{"unpack-all", restored, "0", "drop-setid", bad, dst0, filepath.Join(packed, "0", ArchiveFile), dst1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := report(restored, 0); r.Error == "" || r.Restored {
+		t.Errorf("unpack of a bad archive: %+v", r)
+	}
+	if r := report(restored, 1); !r.Restored || r.Files != 1 {
+		t.Errorf("unpack 1: %+v", r)
+	}
+
+	probed := t.TempDir()
+	if err := RunHelper(ctx, []string{"probe-all", probed, dst0, dst1}); err != nil {
+		t.Fatal(err)
+	}
+	if r0, r1 := report(probed, 0), report(probed, 1); r0.Files != 0 || r1.Files != 1 {
+		t.Errorf("probe: %+v %+v", r0, r1)
+	}
+}
+
+// Two helpers on one shared mount: the second waits for the first's
+// restore, then finds the mount full and keeps it.
+func TestHelperLocksTheMount(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	res := t.TempDir()
+	go func() { done <- RunHelper(context.Background(), []string{"probe", dir, res}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("probe ran while another helper held the mount: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := os.WriteFile(filepath.Join(dir, "restored"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if dt, err := os.ReadFile(filepath.Join(res, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
+		t.Errorf("probe report %s, %v", dt, err)
 	}
 }

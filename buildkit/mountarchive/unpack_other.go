@@ -9,6 +9,8 @@ import (
 )
 
 // extract runs only in a Linux builder; other systems never unpack.
-func extract(context.Context, *tar.Reader, string) error {
+func extract(context.Context, *tar.Reader, string, UnpackOptions) error {
 	return errors.New("unpacking a cache mount needs a unix system")
 }
+
+func lockDir(string) (func(), error) { return func() {}, nil }

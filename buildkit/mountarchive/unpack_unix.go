@@ -24,12 +24,13 @@ import (
 // the slowest part of a restore): names are cleaned, and a path through a
 // symlink this archive created is refused, which keeps every write inside
 // dir because dir started empty.
-func extract(ctx context.Context, tr *tar.Reader, dir string) error {
+func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions) error {
 	type dirTimes struct {
 		path         string
 		atime, mtime time.Time
 	}
 	var dirs []dirTimes
+	var written int64
 	symlinks := map[string]bool{}
 	throughSymlink := func(name string) bool {
 		for p := path.Dir(name); p != "/"; p = path.Dir(p) {
@@ -59,6 +60,13 @@ func extract(ctx context.Context, tr *tar.Reader, dir string) error {
 		}
 		if hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeSymlink && hdr.Typeflag != tar.TypeLink {
 			continue // devices and fifos have no place in a cache
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			// Counted before writing: the cap holds for the disk too.
+			written += hdr.Size
+			if opt.MaxBytes > 0 && written > opt.MaxBytes {
+				return fmt.Errorf("%w: more than %d bytes of files", ErrTooLarge, opt.MaxBytes)
+			}
 		}
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		linkTarget := ""
@@ -100,7 +108,13 @@ func extract(ctx context.Context, tr *tar.Reader, dir string) error {
 			continue
 		}
 		// After chown, which clears setuid and setgid bits.
-		if err := os.Chmod(p, hdr.FileInfo().Mode()); err != nil {
+		mode := hdr.FileInfo().Mode()
+		if hdr.Typeflag == tar.TypeReg && !opt.KeepSetID {
+			// A directory's setgid only passes its group on; a file's
+			// runs the program with another identity.
+			mode &^= os.ModeSetuid | os.ModeSetgid
+		}
+		if err := os.Chmod(p, mode); err != nil {
 			return err
 		}
 		atime := hdr.AccessTime
@@ -149,4 +163,20 @@ func create(p string, hdr *tar.Header, data io.Reader, linkTarget string) error 
 	default: // tar.TypeLink
 		return os.Link(linkTarget, p)
 	}
+}
+
+// lockDir holds an exclusive flock on the mount's directory until unlock.
+// Builds on one builder can run helper builds on one shared cache mount
+// at the same time; the lock keeps one restore from seeing, or clearing,
+// another's half-done work. The directory is the same inode in every
+// container that mounts the cache through a bind mount, so the lock holds
+// across them. Where the filesystem cannot lock, the helper goes on
+// without: the lock narrows a race, nothing depends on it.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	return func() { f.Close() }, nil
 }

@@ -17,7 +17,8 @@
 // the index only if every layer it names is in the cache.
 //
 // Import: Resolve reads the index of every readable ref scope in
-// parallel, checks which layers are still there, and builds the OCI index
+// parallel, checks which layers are still there (lookup, then a one-byte
+// read of the blob), and builds the OCI index
 // the local importer expects; evicted layers are left out, which BuildKit
 // reads as "no cached result" for the steps that need them. Layer bytes
 // are fetched only when the daemon reads them, with parallel ranged reads

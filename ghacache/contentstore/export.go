@@ -73,6 +73,7 @@ type Export struct {
 	dir        string
 	opt        Options
 	ctx        context.Context // outlives the daemon's requests: uploads run in it
+	cancel     context.CancelFunc
 
 	mu       sync.Mutex
 	blobs    map[digest.Digest]*spooled
@@ -93,6 +94,11 @@ type spooled struct {
 	// set by the upload when it ends
 	done chan struct{}
 	err  error
+	// uploaded: this export saved and finalized it. An "already exists"
+	// answer is not that: it also answers another job's reservation
+	// whose upload may never finish, so Finalize looks such a blob up.
+	uploaded  bool
+	elsewhere bool // the cache answered "already exists"
 }
 
 type lookup struct {
@@ -106,8 +112,9 @@ type lookup struct {
 // blobs and is the store's session ID; ctx bounds the uploads.
 func NewExport(ctx context.Context, c *ghacache.Client, scope, writeRef, dir string, opt Options) *Export {
 	opt = opt.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
 	return &Export{
-		c: c, scope: scope, ref: writeRef, dir: dir, opt: opt, ctx: ctx,
+		c: c, scope: scope, ref: writeRef, dir: dir, opt: opt, ctx: ctx, cancel: cancel,
 		blobs:   map[digest.Digest]*spooled{},
 		present: map[digest.Digest]*lookup{},
 		skipped: map[digest.Digest]bool{},
@@ -250,13 +257,14 @@ func (e *Export) upload(d digest.Digest, b *spooled) {
 		end := time.Now()
 		switch {
 		case errors.Is(err, ghacache.ErrAlreadyExists):
-			// Another job saved it meanwhile: it is there, which is all we need.
-			e.mu.Lock()
-			e.skipped[d] = true
-			e.mu.Unlock()
+			// Another job saved it, or is saving it: Finalize looks it up.
+			b.elsewhere = true
+			return
 		case err != nil:
 			b.err = err
-			e.opt.Logf("gha: upload of %s failed: %v", d, err)
+			if e.ctx.Err() == nil { // else Discard stopped it: no news
+				e.opt.Logf("gha: upload of %s failed: %v", d, err)
+			}
 			return
 		default:
 			e.span.span(start, end)
@@ -268,6 +276,7 @@ func (e *Export) upload(d digest.Digest, b *spooled) {
 				e.opt.Logf("gha: uploaded %s (%s) in %s", shortDigest(d), sizeText(b.size), end.Sub(start).Round(time.Millisecond))
 			}
 		}
+		b.uploaded = true
 		e.opt.Known.Add(d)
 	}()
 }
@@ -278,6 +287,7 @@ func (e *Export) upload(d digest.Digest, b *spooled) {
 // not finish (no cache manifest) writes nothing.
 func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 	st := ExportStats{Scope: e.scope, Ref: e.ref}
+	defer e.cancel()
 	defer e.cleanup()
 	mfst, config, err := e.findManifest()
 	if err != nil || mfst == nil {
@@ -302,17 +312,20 @@ func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 	e.uploads.Wait()
 	e.fill(&st)
 
-	var missing []string
-	for i, l := range config.Layers {
-		d, ok := descs[l.Blob]
-		if !ok {
+	for _, l := range config.Layers {
+		if _, ok := descs[l.Blob]; !ok {
 			return st, fmt.Errorf("cache manifest has no descriptor for layer %s", l.Blob)
 		}
-		if !e.stored(ctx, l.Blob) {
+	}
+	stored := e.storedNow(ctx, config.Layers)
+	e.fill(&st)
+	var missing []string
+	for i, l := range config.Layers {
+		if !stored[i] {
 			missing = append(missing, l.Blob.String())
 			continue
 		}
-		la, err := layerAnnotations(d)
+		la, err := layerAnnotations(descs[l.Blob])
 		if err != nil {
 			return st, err
 		}
@@ -338,20 +351,70 @@ func (e *Export) Finalize(ctx context.Context) (ExportStats, error) {
 	return st, nil
 }
 
-// stored reports whether layer d is in the cache: uploaded here, or found
-// by a lookup.
-func (e *Export) stored(ctx context.Context, d digest.Digest) bool {
-	e.mu.Lock()
-	b, ok := e.blobs[d]
-	e.mu.Unlock()
-	if ok {
-		<-b.done
-		if b.err == nil {
+// storedNow reports, per layer, whether the cache holds it now: uploaded
+// and finalized by this export, or found by a lookup made here. Nothing
+// else counts, neither the Known set (a layer an import found may have
+// been evicted since) nor an earlier lookup: the index is written right
+// after, and must name only blobs that are there.
+func (e *Export) storedNow(ctx context.Context, layers []cacheimporttypes.CacheLayer) []bool {
+	out := make([]bool, len(layers))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, l := range layers {
+		e.mu.Lock()
+		b, ok := e.blobs[l.Blob]
+		e.mu.Unlock()
+		elsewhere := false
+		if ok {
+			<-b.done
+			if b.uploaded {
+				out[i] = true
+				continue
+			}
+			elsewhere = b.elsewhere
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i] = e.lookupNow(ctx, l.Blob, elsewhere)
+			if out[i] && elsewhere {
+				e.mu.Lock()
+				e.skipped[l.Blob] = true // another job's upload finished
+				e.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// reservedWait is how long Finalize waits for a blob another job reserved
+// ("already exists" on upload) to be finalized: that job is usually
+// uploading the same layer at the same time.
+var reservedWait = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+
+// lookupNow looks d up, waiting for a reservation elsewhere to finish.
+func (e *Export) lookupNow(ctx context.Context, d digest.Digest, elsewhere bool) bool {
+	var waits []time.Duration
+	if elsewhere {
+		waits = reservedWait
+	}
+	for i := 0; ; i++ {
+		_, found, err := e.c.BlobEntry(ctx, d.String())
+		if err == nil && found {
 			return true
 		}
+		if i >= len(waits) {
+			return false
+		}
+		select {
+		case <-time.After(waits[i]):
+		case <-ctx.Done():
+			return false
+		}
 	}
-	found, err := e.inCache(ctx, d)
-	return err == nil && found
 }
 
 func (e *Export) fill(st *ExportStats) {
@@ -444,6 +507,14 @@ func layerAnnotations(d ocispecs.Descriptor) (*cacheimporttypes.LayerAnnotations
 		la.CreatedAt = t.UTC()
 	}
 	return la, nil
+}
+
+// Discard ends an export whose build failed: it stops its uploads, waits
+// for them to end, and only then deletes the spool they read from.
+func (e *Export) Discard() {
+	e.cancel()
+	e.uploads.Wait()
+	e.cleanup()
 }
 
 func (e *Export) cleanup() {

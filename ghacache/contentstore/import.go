@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -40,6 +42,7 @@ type Import struct {
 type layer struct {
 	desc    ocispecs.Descriptor
 	entry   ghacache.Entry
+	ranges  *ghacache.BlobRanges // from the probe, so a refreshed URL carries over
 	read    bool
 	fetched int64
 	took    time.Duration
@@ -50,10 +53,10 @@ type layer struct {
 }
 
 // Resolve reads the index that ref wrote for gha scope name scope, and
-// looks every layer it names up in parallel. It returns nil (and no error)
-// when ref has no index. Layers gone from the cache are left out of the
-// served manifest, so BuildKit finds no cached result for the steps that
-// need them instead of failing.
+// looks every layer it names up and reads its first byte, in parallel. It
+// returns nil (and no error) when ref has no index. Layers gone from the
+// cache are left out of the served manifest, so BuildKit finds no cached
+// result for the steps that need them instead of failing (see readable).
 func Resolve(ctx context.Context, c *ghacache.Client, scope, ref string, opt Options) (*Import, error) {
 	opt = opt.withDefaults()
 	dt, key, found, err := c.LoadIndex(ctx, scope, ref)
@@ -71,23 +74,31 @@ func Resolve(ctx context.Context, c *ghacache.Client, scope, ref string, opt Opt
 	}
 	im.stats = ImportStats{Scope: scope, Ref: ref, IndexKey: key, Layers: len(config.Layers)}
 
-	descs := make([]*layer, len(config.Layers))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	// Every descriptor is checked before any lookup starts, so that an
+	// error return never leaves lookups running behind it.
+	ds := make([]ocispecs.Descriptor, len(config.Layers))
 	for i, l := range config.Layers {
 		d, err := layerDescriptor(l)
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", key, err)
 		}
+		ds[i] = d
+	}
+	descs := make([]*layer, len(config.Layers))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, l := range config.Layers {
 		g.Go(func() error {
 			e, ok, err := c.BlobEntry(gctx, l.Blob.String())
-			if err != nil {
+			if err != nil || !ok {
 				return err
 			}
-			if ok {
-				descs[i] = &layer{desc: d, entry: e}
-				opt.Known.Add(l.Blob)
+			r := c.Ranges(e)
+			if ok, err = readable(gctx, r); err != nil || !ok {
+				return err
 			}
+			descs[i] = &layer{desc: ds[i], entry: e, ranges: r}
+			opt.Known.Add(l.Blob)
 			return nil
 		})
 	}
@@ -119,6 +130,39 @@ func Resolve(ctx context.Context, c *ghacache.Client, scope, ref string, opt Opt
 	im.manifest = digest.FromBytes(mdt)
 	im.mem[im.manifest] = mdt
 	return im, nil
+}
+
+// readable reads the first byte of a layer's blob: the lookup finds the
+// cache entry, this finds its bytes, which an eviction deletes.
+//
+// Why a layer must be readable before the daemon sees it: BuildKit's local
+// importer, unlike its gha one, has no existence check it treats as a miss.
+// Its provider asks to unlazy (cache/remotecache/local unlazyProvider), and
+// worker.FromRemote's Info check answers from the descriptor
+// (v1.DescriptorProviderPair has no InfoProvider). So loading a hit calls
+// cache manager GetByBlob, which commits a record and then reads the whole
+// layer from this store; when that read fails, GetByBlob deletes the
+// record's lease but keeps the record and leaks its ref. Every later
+// GetByBlob of the same blob chain on that buildkitd (a hit from any cache,
+// or pulling the same base image) finds that record and fails with "lease
+// … not found" until the daemon restarts. A layer left out of the served
+// index instead makes the records that need it a plain miss
+// (v1.parseRecord finds no provider for the chain).
+//
+// The remaining window is from this read to the daemon's: BuildKit reads
+// the cache config at solve start and unlazies a hit when it loads it,
+// usually seconds after Resolve. A blob evicted inside that window still
+// fails the build (Stats().Gone says so), and poisons that builder.
+func readable(ctx context.Context, r *ghacache.BlobRanges) (bool, error) {
+	var b [1]byte
+	_, err := r.ReadRange(ctx, b[:], 0)
+	switch {
+	case errors.Is(err, ghacache.ErrNotFound):
+		return false, nil
+	case err != nil && !errors.Is(err, io.EOF):
+		return false, err
+	}
+	return true, nil
 }
 
 // layerDescriptor is BuildKit's gha importer's makeDescriptorProviderPair.
@@ -203,7 +247,11 @@ type sharedReader struct{ *rangeReader }
 func (sharedReader) Close() error { return nil }
 
 func (im *Import) newLayerReader(l *layer) *rangeReader {
-	return newRangeReader(im.c.Ranges(l.entry), l.desc.Size, func(n int64, took time.Duration) {
+	r := l.ranges
+	if r == nil {
+		r = im.c.Ranges(l.entry)
+	}
+	return newRangeReader(r, l.desc.Size, func(n int64, took time.Duration) {
 		im.mu.Lock()
 		im.stats.BytesDown += n
 		im.stats.ReadTime += took

@@ -16,16 +16,26 @@ import (
 // Read-ahead shape: the daemon reads a layer sequentially in 1 MiB
 // ReadAt calls (containerd's content server); fetching chunkSize ranges
 // readAhead chunks ahead, in parallel, hides the per-request latency while
-// holding at most (readAhead+1)·chunkSize bytes per open layer.
+// holding at most (readAhead+1)·chunkSize bytes per open layer, and at most
+// readAheadBudget chunks ahead over all open layers of the process.
 const (
-	chunkSize = 2 << 20
-	readAhead = 4
+	chunkSize       = 2 << 20
+	readAhead       = 4
+	readAheadBudget = 8 // 16 MiB: two layers at full read-ahead
 )
+
+// aheadSlots caps the chunks fetched ahead of their reader across every
+// layer: the daemon may open many layers and read none to the end, and
+// each would otherwise hold readAhead chunks until the import closes. A
+// chunk a reader waits for takes no slot (it is bounded by the daemon's
+// concurrent reads), so a reader never waits for another's read-ahead.
+var aheadSlots = make(chan struct{}, readAheadBudget)
 
 type chunk struct {
 	done chan struct{}
 	data []byte
 	err  error
+	slot bool // holds one of aheadSlots until dropped
 }
 
 // rangeReader is a content.ReaderAt over ranged GETs with read-ahead.
@@ -52,17 +62,39 @@ func (rr *rangeReader) Size() int64 { return rr.size }
 
 func (rr *rangeReader) Close() error {
 	rr.cancel()
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	for i, c := range rr.chunks {
+		release(c)
+		delete(rr.chunks, i)
+	}
 	return nil
 }
 
-// fetch starts (once) the download of chunk i and returns it.
-func (rr *rangeReader) fetch(i int64) *chunk {
+func release(c *chunk) {
+	if c.slot {
+		c.slot = false
+		<-aheadSlots
+	}
+}
+
+// fetch starts (once) the download of chunk i and returns it. A chunk
+// fetched ahead needs a free slot; without one it is not fetched (nil).
+func (rr *rangeReader) fetch(i int64, ahead bool) *chunk {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	if c, ok := rr.chunks[i]; ok {
 		return c
 	}
 	c := &chunk{done: make(chan struct{})}
+	if ahead {
+		select {
+		case aheadSlots <- struct{}{}:
+			c.slot = true
+		default:
+			return nil
+		}
+	}
 	rr.chunks[i] = c
 	off := i * chunkSize
 	n := min(chunkSize, rr.size-off)
@@ -88,9 +120,11 @@ func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 	for len(p) > 0 && off < rr.size {
 		i := off / chunkSize
 		for j := i + 1; j <= i+readAhead && j*chunkSize < rr.size; j++ {
-			rr.fetch(j)
+			if rr.fetch(j, true) == nil {
+				break
+			}
 		}
-		c := rr.fetch(i)
+		c := rr.fetch(i, false)
 		<-c.done
 		if c.err != nil {
 			rr.drop(i)
@@ -125,6 +159,9 @@ func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 
 func (rr *rangeReader) drop(i int64) {
 	rr.mu.Lock()
-	delete(rr.chunks, i)
+	if c, ok := rr.chunks[i]; ok {
+		release(c)
+		delete(rr.chunks, i)
+	}
 	rr.mu.Unlock()
 }

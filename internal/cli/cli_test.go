@@ -158,13 +158,14 @@ func TestActionBadInput(t *testing.T) {
 
 func TestActionMasksTokenFirst(t *testing.T) {
 	r := newRunnerEnv(t, "push", "refs/heads/main", "push_branch.json", map[string]string{"dry-run": "true"})
-	r.vars["ACTIONS_RUNTIME_TOKEN"] = "tok-123"
+	tok := mintToken(t, "refs/heads/main") // gha writes only with a readable claim
+	r.vars["ACTIONS_RUNTIME_TOKEN"] = tok
 	r.vars["ACTIONS_RESULTS_URL"] = "http://127.0.0.1:1/"
 	_, stdout, outs := r.run(t)
-	if !strings.HasPrefix(stdout, "::add-mask::tok-123") {
+	if !strings.HasPrefix(stdout, "::add-mask::"+tok) {
 		t.Fatalf("token not masked first:\n%s", stdout)
 	}
-	if strings.Contains(outs["cache-to"], "tok-123") || strings.Contains(outs["cache-from"], "tok-123") {
+	if strings.Contains(outs["cache-to"], tok) || strings.Contains(outs["cache-from"], tok) {
 		t.Fatalf("token in outputs: %v", outs)
 	}
 	if !strings.HasPrefix(outs["cache-to"], "type=gha") {

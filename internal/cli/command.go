@@ -88,6 +88,8 @@ func noArgs(cmd *cobra.Command, args []string) error {
 // a run outside GitHub stands for.
 type cliOptions struct {
 	ref, event string
+	// refSet, eventSet: the flag was given (--event has a default).
+	refSet, eventSet bool
 }
 
 func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
@@ -123,6 +125,7 @@ func newPlanOrBuildCommand(e Env, name string) *cobra.Command {
 				return err
 			}
 		}
+		opts.refSet, opts.eventSet = cmd.Flags().Changed("ref"), cmd.Flags().Changed("event")
 		return runCLI(cmd.Context(), e, name, inputs, opts)
 	}
 	command := onBuild
@@ -178,10 +181,40 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 	return nil
 }
 
-// cliEvent is the event a CLI run stands for. Inside a GitHub job (a `run:`
-// step) that is the job's own event; elsewhere a push of --ref, or of the
-// checked-out branch.
+// cliEvent is the event a CLI run stands for. Inside a GitHub Actions job
+// (a `run:` step) that is the job's own event; elsewhere a push of --ref,
+// or of the checked-out branch.
+//
+// Inside a job, --ref and --event that differ from the job's event are
+// refused rather than planned. They could only widen trust there: a fork's
+// pull_request_target job that says `--ref refs/heads/master` would plan a
+// trusted push and export to master's scope. Telling a narrowing change
+// from a widening one would mean inventing the payload the flags imply
+// (which PR, which fork), and planning the job's event while ignoring the
+// flags would plan something other than what the command line says, so an
+// error that names the job's event is the one answer that is always right.
 func cliEvent(e Env, opts cliOptions) (scope.Event, error) {
+	if inJob(e.Getenv) {
+		ev, err := scope.EventFromEnv(e.Getenv, e.ReadFile)
+		if err != nil {
+			return scope.Event{}, err
+		}
+		ref := opts.ref
+		if ref != "" && !strings.HasPrefix(ref, "refs/") {
+			ref = "refs/heads/" + ref
+		}
+		var given []string
+		if opts.refSet && ref != ev.Ref {
+			given = append(given, fmt.Sprintf("--ref %q", opts.ref))
+		}
+		if opts.eventSet && opts.event != ev.Name {
+			given = append(given, fmt.Sprintf("--event %q", opts.event))
+		}
+		if len(given) > 0 {
+			return scope.Event{}, fmt.Errorf("%s: inside a GitHub Actions job the cache plan comes from the job's own event (%s on %s), which sets what this build may write; remove %s", strings.Join(given, " and "), ev.Name, ev.Ref, strings.Join(given, " and "))
+		}
+		return ev, nil
+	}
 	if e.Getenv("GITHUB_EVENT_NAME") != "" && opts.ref == "" {
 		return scope.EventFromEnv(e.Getenv, e.ReadFile)
 	}
@@ -198,6 +231,12 @@ func cliEvent(e Env, opts cliOptions) (scope.Event, error) {
 		ref = "refs/heads/" + ref
 	}
 	return scope.Event{Name: opts.event, Ref: ref}, nil
+}
+
+// inJob reports whether this process runs inside a GitHub Actions job:
+// the runner sets GITHUB_ACTIONS and hands every step the event payload.
+func inJob(getenv func(string) string) bool {
+	return getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_EVENT_PATH") != ""
 }
 
 // gitDefaultBranch asks git for origin's default branch ("" if unknown).

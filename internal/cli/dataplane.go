@@ -131,7 +131,7 @@ func ghaScope(e client.CacheOptionsEntry) string {
 // every ref the token may read, in parallel; refs without one are misses.
 // Setup failures become warnings (notes) and drop the entry, unless an
 // export says ignore-error=false.
-func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
+func startDataPlane(ctx context.Context, req *buildkit.Request, trust plan.Trust, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
 	dp := &dataPlane{}
 	var todoIn, todoOut []int // positions in req.Imports, req.Exports
 	var keepIn, keepOut []client.CacheOptionsEntry
@@ -227,15 +227,15 @@ func startDataPlane(ctx context.Context, req *buildkit.Request, getenv func(stri
 		e := req.Exports[at]
 		name := redactedEntry(e)
 		ignoreError := e.Attrs["ignore-error"] != "false"
-		c, refs, err := ghaClient(e, getenv)
-		writeRef := ""
-		for _, r := range refs {
-			if r.Write {
-				writeRef = r.Ref
-			}
-		}
-		if err == nil && writeRef == "" {
-			err = errors.New("the runtime token may write no ref")
+		// The index is a write bkcache makes itself: it goes to the ref
+		// the plan's one trust decision allows, or nowhere.
+		writeRef, why := trust.GHAWriteRef(ghaClientConfig(e, getenv).Token)
+		var c *ghacache.Client
+		var err error
+		if why != "" {
+			err = errors.New(why)
+		} else {
+			c, _, err = ghaClient(e, getenv)
 		}
 		if err != nil {
 			if !ignoreError {
@@ -401,6 +401,9 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	var failed error
 	for _, ex := range dp.exports {
 		if !built || ex.left {
+			// No index will name what it uploaded; and close deletes the
+			// spool its uploads read from, so they must end first.
+			ex.store.Discard()
 			continue
 		}
 		st, err := ex.store.Finalize(ctx)
@@ -435,7 +438,7 @@ func (dp *dataPlane) evictedDuringBuild() bool {
 }
 
 // evictedHint explains a build that failed on an eviction.
-const evictedHint = "gha cache layers were evicted while the build read them; run the job again on a fresh builder, or set dataplane=false"
+const evictedHint = "gha cache layers were evicted between bkcache's check and the build's read; this builder now fails builds needing them (\"lease … not found\") until buildkitd restarts: run the job again on a fresh builder, or set dataplane=false"
 
 // close removes the stores' directories.
 func (dp *dataPlane) close() {

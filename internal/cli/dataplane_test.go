@@ -16,6 +16,7 @@ import (
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/bkcache/bkcache/scope"
 )
 
@@ -125,29 +126,34 @@ func TestSkippedNotListed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(planned.cache.CacheTo(), "type=gha") {
-				t.Fatalf("the plan has no gha export to skip: %q", planned.cache.CacheTo())
+			// The trust decision drops the gha export at plan time (a write
+			// needs a readable claim); the import reaches the data plane.
+			if strings.Contains(planned.cache.CacheTo(), "type=gha") {
+				t.Fatalf("the plan keeps a gha export with an unreadable claim: %q", planned.cache.CacheTo())
+			}
+			if !strings.Contains(planned.cache.CacheFrom(), "type=gha") {
+				t.Fatalf("the plan has no gha import to skip: %q", planned.cache.CacheFrom())
 			}
 			// As job.build hands the plan to the data plane.
 			req := buildkit.Request{
 				Imports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Imports),
 				Exports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Exports),
 			}
-			dp, err := startDataPlane(context.Background(), &req, getenv, t.Logf)
+			dp, err := startDataPlane(context.Background(), &req, planned.cache.Trust, getenv, t.Logf)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer dp.close()
 			p, skipped := dp.ran(planned)
-			if len(skipped) != 2 {
-				t.Fatalf("skipped %v, want the gha import and export", skipped)
+			if len(skipped) != 1 {
+				t.Fatalf("skipped %v, want the gha import", skipped)
 			}
 			for _, out := range []string{p.cache.CacheFrom(), p.cache.CacheTo()} {
 				if strings.Contains(out, "type=gha") {
 					t.Errorf("output %q lists the skipped gha entry", out)
 				}
 			}
-			if len(planned.cache.Exports) != tc.wantRows+1 {
+			if len(planned.cache.Exports) != tc.wantRows {
 				t.Errorf("ran changed the plan it was given: %d exports", len(planned.cache.Exports))
 			}
 			md := ghaction.RenderSummary(j.summary(context.Background(), p, buildkit.Result{Steps: 3}, time.Second))
@@ -156,7 +162,7 @@ func TestSkippedNotListed(t *testing.T) {
 			}
 			for _, want := range []string{
 				"cache-from type=gha,scope=buildkit dropped: runtime token: not a JWT",
-				"cache-to type=gha,scope=buildkit,ignore-error=true,mode=max dropped: runtime token: not a JWT",
+				"cache-to type=gha,scope=buildkit,ignore-error=true,mode=max dropped: gha writes nothing: the runtime token has no readable",
 			} {
 				if !strings.Contains(md, want) {
 					t.Errorf("the summary lacks %q:\n%s", want, md)
@@ -238,6 +244,49 @@ func TestRanIn(t *testing.T) {
 				if !slices.EqualFunc(c.got, c.want, cacheentry.Entry.Equal) {
 					t.Errorf("%s %v, want %v", c.what, c.got, c.want)
 				}
+			}
+		})
+	}
+}
+
+// TestDataPlaneAsksTheTrustDecision: the index the data plane writes is a
+// write of bkcache's own; it goes to the ref plan.Trust allows or nowhere,
+// whatever entry reached it.
+func TestDataPlaneAsksTheTrustDecision(t *testing.T) {
+	main := scope.Scope{Key: "main", Ref: "refs/heads/main", Kind: scope.KindBranch}
+	trusted := plan.Trust{Scope: scope.Plan{Build: "buildkit", Export: &main, Trusted: true}}
+	for _, tc := range []struct {
+		name, token string
+		skipped     string // "" when the export store is set up
+	}{
+		{"the token writes the export ref", mintToken(t, "refs/heads/main"), ""},
+		{"the token writes another ref", mintToken(t, "refs/heads/develop"), "the gha exporter writes refs/heads/develop"},
+		{"the claim cannot be read", "opaque-runtime-token", "gha writes nothing: the runtime token has no readable `ac` claim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"ACTIONS_RUNTIME_TOKEN": tc.token, "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true", "RUNNER_TEMP": t.TempDir()}
+			req := buildkit.Request{Exports: []client.CacheOptionsEntry{{Type: "gha", Attrs: map[string]string{"scope": "buildkit", "mode": "max"}}}}
+			dp, err := startDataPlane(context.Background(), &req, trusted, func(k string) string { return env[k] }, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dp.close()
+			var reasons []string
+			for _, sk := range dp.skipped {
+				reasons = append(reasons, sk.reason)
+			}
+			notes := strings.Join(append(dp.notes, reasons...), "\n")
+			if tc.skipped == "" {
+				if len(dp.exports) != 1 || len(req.Exports) != 1 || req.Exports[0].Type != "local" {
+					t.Errorf("want one data-plane export, got %d (%v); notes %q", len(dp.exports), req.Exports, notes)
+				}
+				return
+			}
+			if len(dp.exports) != 0 || len(req.Exports) != 0 || len(dp.skipped) != 1 || !strings.HasPrefix(dp.skipped[0].reason, tc.skipped) {
+				t.Errorf("want the export skipped (%s); exports %v, notes %q", tc.skipped, req.Exports, notes)
+			}
+			if strings.Contains(notes, tc.token) {
+				t.Errorf("the notes show the token: %q", notes)
 			}
 		})
 	}

@@ -103,7 +103,7 @@ func expiryWarning(lastRead, now time.Time) string {
 // ran, each with the reason it runs.
 func cleanupLines(o ghacache.ExportCleanup, r ghacache.CleanupReport) []string {
 	if o.Transient {
-		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes))}
+		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s), kept %d read within the last %s (another job of the group may be reading them): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes), r.TransientKept, ghacache.DefaultSweepGrace)}
 	}
 	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, refText(o.Ref), bytesText(r.SupersededBytes))}
 	if o.Sweep {

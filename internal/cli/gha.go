@@ -119,7 +119,12 @@ func (j *job) afterBuild(ctx context.Context, p planned) error {
 		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token", err)
 		return nil
 	}
-	ref := runnerenv.WritableRef(j.getenv("ACTIONS_RUNTIME_TOKEN"), j.getenv("GITHUB_REF"))
+	// The ref the gha export wrote, by the same decision that kept it.
+	ref, why := p.cache.Trust.GHAWriteRef(j.getenv("ACTIONS_RUNTIME_TOKEN"))
+	if why != "" {
+		j.rep.Warnf("cache-cleanup skipped: %s", why)
+		return nil
+	}
 	j.withUsage(ctx, rest, owner, repo, func() { j.cleanupExport(ctx, rest, owner, repo, ref, name, p) })
 	return nil
 }
@@ -143,12 +148,14 @@ func postCleanup(ctx context.Context, j *job) error {
 	ref := "refs/pull/" + num + "/merge"
 	var cleanupErr error
 	j.withUsage(ctx, rest, owner, repo, func() {
-		n, freed, err := rest.CleanupRef(ctx, owner, repo, ref)
+		// A build of the pull request may still be running: what was read
+		// within the sweep's grace stays (GitHub expires it after a week).
+		n, freed, kept, err := rest.CleanupRef(ctx, owner, repo, ref, time.Now().Add(-ghacache.DefaultSweepGrace))
 		if err != nil {
 			cleanupErr = err
 			return
 		}
-		j.rep.Infof("cache-cleanup: pull request #%s closed: deleted %d cache entries of %s (%s)", num, n, ref, bytesText(freed))
+		j.rep.Infof("cache-cleanup: pull request #%s closed: deleted %d cache entries of %s (%s), kept %d read within the last %s", num, n, ref, bytesText(freed), kept, ghacache.DefaultSweepGrace)
 	})
 	return cleanupErr
 }

@@ -37,7 +37,8 @@ type planned struct {
 	cache  plan.Plan
 }
 
-// plan derives the scopes and expands the cache lines. It does no I/O.
+// plan derives the scopes and expands the cache lines. Its only I/O is
+// resolving local cache paths for the trust decision (resolvePath).
 func (j *job) plan() (planned, error) {
 	sp, err := scope.Derive(j.event, scope.Options{
 		Name:                 j.cfg.CacheScope,
@@ -53,12 +54,35 @@ func (j *job) plan() (planned, error) {
 		DefaultLocalDir: defaultLocalCacheDir(j.getenv),
 		Tags:            j.cfg.Tags,
 		HasImageOutput:  j.cfg.HasImageOutput(),
+		Repository:      j.event.Repository,
+		ResolvePath:     resolvePath,
 	})
 	if err != nil {
 		return planned{}, err
 	}
 	// What is reported, dry run included, is exactly what BuildKit gets.
 	return planned{scopes: sp, cache: plan.Finalize(cp, j.getenv)}, nil
+}
+
+// resolvePath is a local cache path as it is on disk, for the trust
+// decision: absolute, with the symlinks of its longest existing prefix
+// resolved (a cache directory is often not there yet), so a directory
+// named for this build's scope cannot point into another scope's.
+func resolvePath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // defaultLocalCacheDir is where the default `local` cache lives outside
@@ -152,7 +176,7 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
-	dp, err := startDataPlane(ctx, &req, j.getenv, j.rep.Infof)
+	dp, err := startDataPlane(ctx, &req, p.cache.Trust, j.getenv, j.rep.Infof)
 	if dp != nil {
 		defer dp.close()
 	}

@@ -7,18 +7,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/cachemount"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	units "github.com/docker/go-units"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // mountPlan is where a build's Dockerfile cache mounts come from and go.
@@ -27,6 +28,9 @@ type mountPlan struct {
 	imports []cacheentry.Entry // stores to restore from, in lookup order
 	export  *cacheentry.Entry  // the store to save to; nil: no save
 	noSave  string             // why export is nil
+	// needsPlatform: ids use the platform's variables, and the plan was
+	// made without the builder's platform.
+	needsPlatform bool
 }
 
 // mountStoreTypes are the cache types that carry mount archives.
@@ -34,8 +38,9 @@ var mountStoreTypes = []string{cacheentry.TypeLocal, cacheentry.TypeGHA, cacheen
 
 // planMounts finds the cache mounts the target uses and the stores that
 // carry them: the build cache's own, with its scopes and trust rules. A
-// nil plan means there is nothing to do; notes say why.
-func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
+// nil plan means there is nothing to do; notes say why. builderPlatform
+// is the builder's platform, "" before bkcache connects to it.
+func (j *job) planMounts(p planned, builderPlatform string) (*mountPlan, []string, error) {
 	if slices.Equal(j.cfg.CacheMounts, []string{cachemount.None}) {
 		return nil, nil, nil
 	}
@@ -51,11 +56,13 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the Dockerfile for its cache mounts: %w", err)
 	}
-	found, err := cachemount.Discover(dt, j.cfg.Target)
+	found, err := cachemount.Discover(dt, cachemount.Options{
+		Target: j.cfg.Target, BuildArgs: j.cfg.BuildArgs, Platforms: j.cfg.Platforms, BuildPlatform: builderPlatform,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	var notes []string
+	notes := slices.Clone(found.Notes)
 	for _, s := range found.Skipped {
 		notes = append(notes, fmt.Sprintf("cache mount %s (stage %s) not carried: %s", s.Target, s.Stage, s.Reason))
 	}
@@ -64,9 +71,13 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		notes = append(notes, fmt.Sprintf("input cache-mounts names %q, but no RUN --mount=type=cache in the target has that id", id))
 	}
 	if len(sel) == 0 {
+		if found.NeedsPlatform {
+			// restoreMounts plans again with the builder's platform.
+			return &mountPlan{needsPlatform: true}, notes, nil
+		}
 		return nil, notes, nil
 	}
-	mp := &mountPlan{mounts: sel}
+	mp := &mountPlan{mounts: sel, needsPlatform: found.NeedsPlatform}
 	carries := mountCarrier(j.cfg.Cache)
 	for _, e := range plan.AddGitHubRuntime(p.cache.Imports, j.getenv) {
 		if carries(e) {
@@ -82,15 +93,16 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 	if len(mp.imports) == 0 && mp.export == nil {
 		// An inline cache has no place for an archive: use the Actions
 		// cache when the runtime is there.
+		if p.scopes.Deleted {
+			return nil, notes, nil // a deleted ref reads and writes nothing
+		}
 		if !ghaRuntime(j.getenv) {
 			notes = append(notes, "cache mounts found, but no cache store carries them (inline does not): add a local, gha, s3, azblob or registry cache line")
 			return nil, notes, nil
 		}
-		gha := cacheentry.Entry{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}
+		gha := plan.AddGitHubRuntime([]cacheentry.Entry{{Type: cacheentry.TypeGHA, Attrs: map[string]string{"scope": p.scopes.Build}}}, j.getenv)[0]
 		mp.imports = []cacheentry.Entry{gha}
-		if p.scopes.Export != nil {
-			mp.export = &gha
-		}
+		mp.export = &gha
 	}
 	switch {
 	case p.scopes.Export == nil:
@@ -98,6 +110,12 @@ func (j *job) planMounts(p planned) (*mountPlan, []string, error) {
 		mp.export, mp.noSave = nil, "this event exports no cache"
 	case mp.export == nil:
 		mp.noSave = "no cache export to a store that carries mounts"
+	default:
+		// A save is a write like any cache-to: the same trust decision,
+		// which the gha fallback above has not been through.
+		if why := p.cache.Trust.WriteRefusal(*mp.export); why != "" {
+			mp.export, mp.noSave = nil, why
+		}
 	}
 	return mp, notes, nil
 }
@@ -169,7 +187,7 @@ func entryList(es []cacheentry.Entry) string {
 
 // reportMounts logs the mount plan (plan and dry-run included).
 func (j *job) reportMounts(p planned) {
-	mp, notes, err := j.planMounts(p)
+	mp, notes, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
 		return
@@ -187,9 +205,18 @@ func (j *job) reportMounts(p planned) {
 // mountRun carries the mounts of one build from restore to save.
 type mountRun struct {
 	plan    *mountPlan
-	helper  *buildkit.MountHelper
+	helper  mountHelper
 	tmp     string
 	results []mountResult
+}
+
+// mountHelper is what a mountRun needs of buildkit.MountHelper: one
+// helper build per phase for all the mounts.
+type mountHelper interface {
+	ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error)
+	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
+	SaveAll(ctx context.Context, ms []buildkit.CacheMount, maxBytes int64, ws []io.Writer) ([]mountarchive.Report, error)
+	Close() error
 }
 
 // close ends the helper's connection and removes the spooled archives.
@@ -209,7 +236,7 @@ type mountResult struct {
 // restoreMounts fills the builder's cache mounts from the store before the
 // build. It never fails the build: problems are warnings.
 func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
-	mp, _, err := j.planMounts(p)
+	mp, _, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
 		return nil
@@ -217,10 +244,20 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	if mp == nil {
 		return nil
 	}
-	h, err := buildkit.NewMountHelper(ctx, j.cfg.Builder, j.getenv, helperBinary(j.getenv))
+	h, err := buildkit.NewMountHelper(ctx, j.cfg.Builder, j.getenv, j.helperFinder().find)
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", err)
 		return nil
+	}
+	if mp.needsPlatform {
+		// Mount ids that use the platform's variables are known now.
+		if mp, _, err = j.planMounts(p, platforms.Format(h.Platform())); err != nil || mp == nil || len(mp.mounts) == 0 {
+			h.Close()
+			return nil
+		}
+		for _, l := range mp.describe() {
+			j.rep.Infof("%s", l)
+		}
 	}
 	tmp, err := os.MkdirTemp("", "bkcache-mounts-")
 	if err != nil {
@@ -229,23 +266,113 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 		return nil
 	}
 	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts))}
+	j.restoreAll(ctx, run)
 	for i, m := range mp.mounts {
-		run.results[i].restored = j.restoreMount(ctx, run, m)
 		j.rep.Infof("cache mount %s: %s", m.ID, run.results[i].restored)
 	}
 	return run
 }
 
-func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Mount) string {
-	// A builder that kept the mount (not a fresh runner) needs no archive.
-	if rep, err := run.helper.Probe(ctx, j.cacheMount(m)); err != nil {
-		j.rep.Warnf("cache mount %s: not restored: %v", m.ID, err)
-		return "not restored (failed)"
-	} else if rep.Files > 0 {
-		return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+// restoreAll probes every mount in one helper build, fetches the archives
+// of the empty ones, and restores them in a second helper build.
+func (j *job) restoreAll(ctx context.Context, run *mountRun) {
+	mounts := run.plan.mounts
+	cms := make([]buildkit.CacheMount, len(mounts))
+	for i, m := range mounts {
+		cms[i] = j.cacheMount(m)
 	}
+	failed := func(is []int) {
+		for _, i := range is {
+			run.results[i].restored = "not restored (failed)"
+		}
+	}
+	all := make([]int, len(mounts))
+	for i := range all {
+		all[i] = i
+	}
+	// A builder that kept a mount (not a fresh runner) needs no archive.
+	pctx, cancel := context.WithTimeout(ctx, helperTimeout(0))
+	probes, err := run.helper.ProbeAll(pctx, cms)
+	cancel()
+	if err != nil {
+		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, helperTimeout(0)))
+		failed(all)
+		return
+	}
+	type fetched struct {
+		i     int
+		path  string
+		store string
+		size  int64
+	}
+	var todo []fetched
+	var total int64
+	for i, m := range mounts {
+		switch {
+		case probes[i].Error != "":
+			j.rep.Warnf("cache mount %s: not restored: %s", m.ID, probes[i].Error)
+			failed([]int{i})
+			continue
+		case probes[i].Files > 0:
+			run.results[i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", probes[i].Files)
+			continue
+		}
+		path, store, size, result := j.fetchMount(ctx, run, m)
+		if path == "" {
+			run.results[i].restored = result
+			continue
+		}
+		todo = append(todo, fetched{i, path, store, size})
+		total += size
+	}
+	if len(todo) == 0 {
+		return
+	}
+	start := time.Now()
+	sel := make([]buildkit.CacheMount, len(todo))
+	paths := make([]string, len(todo))
+	var is []int
+	for k, f := range todo {
+		sel[k], paths[k] = cms[f.i], f.path
+		is = append(is, f.i)
+	}
+	timeout := helperTimeout(total)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	reps, err := run.helper.RestoreAll(rctx, sel, paths, mountarchive.UnpackOptions{
+		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
+	})
+	cancel()
+	for _, p := range paths {
+		os.Remove(p)
+	}
+	if err != nil {
+		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, timeout))
+		failed(is)
+		return
+	}
+	took := time.Since(start).Round(10 * time.Millisecond)
+	for k, f := range todo {
+		m, rep := mounts[f.i], reps[k]
+		switch {
+		case rep.Error != "":
+			j.rep.Warnf("cache mount %s: restoring from %s: %s", m.ID, f.store, rep.Error)
+			failed([]int{f.i})
+		case rep.Exceeded:
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s holds more than cache-mounts-max-size (%s) of files", m.ID, f.store, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			run.results[f.i].restored = "not restored: the archive is over the size cap"
+		case !rep.Restored:
+			run.results[f.i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
+		default:
+			// One helper build restored them all: the time is the batch's.
+			run.results[f.i].restored = fmt.Sprintf("restored from %s (%s, %d files) in %s", f.store, units.BytesSize(float64(f.size)), rep.Files, took)
+		}
+	}
+}
+
+// fetchMount downloads m's archive from the first store that has it into
+// run.tmp. With no path, result says why there is nothing to restore.
+func (j *job) fetchMount(ctx context.Context, run *mountRun, m cachemount.Mount) (path, store string, size int64, result string) {
 	for _, e := range run.plan.imports {
-		start := time.Now()
 		s, err := mountstore.FromEntry(ctx, e, j.getenv)
 		if err != nil {
 			j.rep.Warnf("cache mount %s: %s: %v", m.ID, e.Redacted(), err)
@@ -260,48 +387,94 @@ func (j *job) restoreMount(ctx context.Context, run *mountRun, m cachemount.Moun
 			continue
 		}
 		path := filepath.Join(run.tmp, mountstore.ArchiveName(m.Key()))
-		size, err := spool(path, rc)
+		size, err := spool(path, rc, spoolLimit(j.cfg.CacheMountsMaxSize))
+		if errors.Is(err, errSpoolLimit) {
+			os.Remove(path)
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			return "", "", 0, "not restored: the archive is over the size cap"
+		}
 		if err != nil {
+			os.Remove(path)
 			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
 			continue
 		}
-		rep, err := run.helper.Restore(ctx, j.cacheMount(m), path)
-		os.Remove(path)
-		if err != nil {
-			j.rep.Warnf("cache mount %s: restoring from %s: %v", m.ID, s, err)
-			return "not restored (failed)"
-		}
-		if !rep.Restored {
-			return fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
-		}
-		return fmt.Sprintf("restored from %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
+		return path, s.String(), size, ""
 	}
-	return "nothing saved yet"
+	return "", "", 0, "nothing saved yet"
 }
 
-func spool(path string, rc io.ReadCloser) (int64, error) {
+var errSpoolLimit = errors.New("archive over the size cap")
+
+// spool copies an archive from a store to path, at most limit bytes (0:
+// no limit): a store's object can be any size.
+func spool(path string, rc io.ReadCloser, limit int64) (int64, error) {
 	defer rc.Close()
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, rc)
+	r := io.Reader(rc)
+	if limit > 0 {
+		r = io.LimitReader(rc, limit+1)
+	}
+	n, err := io.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && limit > 0 && n > limit {
+		err = errSpoolLimit
 	}
 	return n, err
 }
 
-// saveMounts saves each mount that a step of the build ran with, and
-// returns the summary lines. It never fails the build.
+// spoolLimit is the largest archive a mount of at most maxBytes of files
+// can have: zstd at its fastest level can outgrow incompressible data a
+// little, and tar adds headers per file.
+func spoolLimit(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 0
+	}
+	return maxBytes + maxBytes/4 + 1<<20
+}
+
+// helperTimeout bounds one helper build: a start-up allowance plus the
+// archive at a slow 10 MiB/s. A helper build that hangs (the 5-hour hang
+// of buildkit-cache-dance#60) then costs one mount, not the job.
+func helperTimeout(archiveBytes int64) time.Duration {
+	const pace = 10 << 20
+	return helperStartup + time.Duration(archiveBytes/pace)*time.Second
+}
+
+// helperStartup is the part of a helper build's timeout that does not
+// depend on the archive (a var for tests).
+var helperStartup = 2 * time.Minute
+
+// helperErr says that a helper build ran out of time, rather than
+// "context deadline exceeded".
+func helperErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("the helper build did not finish in %s and was stopped", timeout)
+	}
+	return err
+}
+
+// keepSetID is the opt-in to restore setuid and setgid bits of files,
+// which are dropped by default (see README, Cache mounts).
+func keepSetID(getenv func(string) string) bool {
+	v, _ := strconv.ParseBool(getenv("BKCACHE_MOUNT_KEEP_SETID"))
+	return v
+}
+
+// saveMounts saves each mount that a step of the build ran with, in one
+// helper build, and returns the summary lines. It never fails the build.
 func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result) []string {
 	if run == nil {
 		return nil
 	}
+	j.saveAll(ctx, run, res)
 	var lines []string
 	for i, m := range run.plan.mounts {
 		r := &run.results[i]
-		r.saved = j.saveMount(ctx, run, m, res)
 		line := fmt.Sprintf("%s: %s; %s", m.ID, r.restored, r.saved)
 		j.rep.Infof("cache mount %s", line)
 		lines = append(lines, line)
@@ -309,48 +482,87 @@ func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result
 	return lines
 }
 
-func (j *job) saveMount(ctx context.Context, run *mountRun, m cachemount.Mount, res buildkit.Result) string {
-	if run.plan.export == nil {
-		return "not saved: " + run.plan.noSave
+func (j *job) saveAll(ctx context.Context, run *mountRun, res buildkit.Result) {
+	var todo []int
+	for i, m := range run.plan.mounts {
+		r := &run.results[i]
+		if run.plan.export == nil {
+			r.saved = "not saved: " + run.plan.noSave
+			continue
+		}
+		if ran, seen := mountRan(m, res.Vertices); seen && !ran {
+			r.saved = "not saved: every step that uses it was cached, so it is unchanged"
+			continue
+		}
+		todo = append(todo, i)
 	}
-	if ran, seen := mountRan(m, res.Vertices); seen && !ran {
-		return "not saved: every step that uses it was cached, so it is unchanged"
+	if len(todo) == 0 {
+		return
+	}
+	fail := func(saved string, err error) {
+		j.rep.Warnf("cache mounts not saved: %v", err)
+		for _, i := range todo {
+			run.results[i].saved = saved
+		}
 	}
 	start := time.Now()
 	s, err := mountstore.FromEntry(ctx, *run.plan.export, j.getenv)
 	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (store failed)"
+		fail("not saved (store failed)", err)
+		return
 	}
-	// The archive goes to a file first: only a complete one is stored.
-	path := filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key()))
-	f, err := os.Create(path)
+	// Each archive goes to a file first: only a complete one is stored.
+	files := make([]*os.File, len(todo))
+	ws := make([]io.Writer, len(todo))
+	cms := make([]buildkit.CacheMount, len(todo))
+	for k, i := range todo {
+		m := run.plan.mounts[i]
+		f, err := os.Create(filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key())))
+		if err != nil {
+			fail("not saved (failed)", err)
+			return
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		files[k], ws[k], cms[k] = f, f, j.cacheMount(m)
+	}
+	timeout := helperTimeout(j.cfg.CacheMountsMaxSize * int64(len(todo)))
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	reps, err := run.helper.SaveAll(sctx, cms, j.cfg.CacheMountsMaxSize, ws)
+	cancel()
 	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (failed)"
+		fail("not saved (reading it failed)", helperErr(ctx, err, timeout))
+		return
 	}
-	defer os.Remove(path)
-	defer f.Close()
-	rep, err := run.helper.Save(ctx, j.cacheMount(m), j.cfg.CacheMountsMaxSize, f)
-	switch {
-	case err != nil:
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (reading it failed)"
-	case rep.Exceeded:
-		j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-		return fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
-	case rep.Files == 0:
-		return "not saved: it is empty"
+	packed := time.Since(start)
+	for k, i := range todo {
+		m, rep, r := run.plan.mounts[i], reps[k], &run.results[i]
+		switch {
+		case rep.Error != "":
+			j.rep.Warnf("cache mount %s not saved: %s", m.ID, rep.Error)
+			r.saved = "not saved (reading it failed)"
+			continue
+		case rep.Exceeded:
+			j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			r.saved = fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
+			continue
+		case rep.Files == 0:
+			r.saved = "not saved: it is empty"
+			continue
+		}
+		put := time.Now()
+		size, err := files[k].Seek(0, io.SeekEnd)
+		if err == nil {
+			err = s.Put(ctx, m.Key(), files[k], size)
+		}
+		if err != nil {
+			j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
+			r.saved = "not saved (store failed)"
+			continue
+		}
+		// The helper build packed all of them; the upload is this one's.
+		r.saved = fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, (packed + time.Since(put)).Round(10*time.Millisecond))
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err == nil {
-		err = s.Put(ctx, m.Key(), f, size)
-	}
-	if err != nil {
-		j.rep.Warnf("cache mount %s not saved: %v", m.ID, err)
-		return "not saved (store failed)"
-	}
-	return fmt.Sprintf("saved to %s (%s, %d files) in %s", s, units.BytesSize(float64(size)), rep.Files, time.Since(start).Round(10*time.Millisecond))
 }
 
 // mountRan reports whether a build step that mounts m ran (was not
@@ -374,32 +586,5 @@ func (j *job) cacheMount(m cachemount.Mount) buildkit.CacheMount {
 		CacheID: m.CacheID(j.cfg.BuildArgs["BUILDKIT_CACHE_MOUNT_NS"]),
 		Owned:   m.Owned, UID: m.UID, GID: m.GID, Mode: os.FileMode(m.Mode),
 		Sharing: m.Sharing,
-	}
-}
-
-// helperBinary finds a static bkcache for the builder's platform:
-// $BKCACHE_MOUNT_HELPER, else dist/bkcache-linux-<arch> beside this binary
-// (the action's dist/), else this binary when it is built for that
-// platform (release builds are static).
-func helperBinary(getenv func(string) string) func(ocispecs.Platform) (string, error) {
-	return func(p ocispecs.Platform) (string, error) {
-		if v := getenv("BKCACHE_MOUNT_HELPER"); v != "" {
-			return v, nil
-		}
-		if p.OS != "linux" {
-			return "", fmt.Errorf("the builder runs %s; cache mounts need a linux builder", p.OS)
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			return "", err
-		}
-		sibling := filepath.Join(filepath.Dir(exe), "bkcache-linux-"+p.Architecture)
-		if _, err := os.Stat(sibling); err == nil {
-			return sibling, nil
-		}
-		if runtime.GOOS == "linux" && runtime.GOARCH == p.Architecture {
-			return exe, nil
-		}
-		return "", fmt.Errorf("no bkcache binary for the builder's platform linux/%s (looked for %s)", p.Architecture, sibling)
 	}
 }

@@ -156,3 +156,112 @@ func ghaRunnerVars(t *testing.T, e testenv.Env, ref string) map[string]string {
 	}
 	return map[string]string{"ACTIONS_RUNTIME_TOKEN": tok, "ACTIONS_RESULTS_URL": e.GHAURL, "ACTIONS_CACHE_SERVICE_V2": "true"}
 }
+
+// platformMountsDockerfile keys its cache mount by TARGETPLATFORM, as
+// mastodon's Dockerfile does, so a two-platform build has two caches.
+const platformMountsDockerfile = `ARG BASE
+FROM ${BASE}
+ARG TARGETPLATFORM
+ARG RUNID
+RUN --mount=type=cache,id=dl-${TARGETPLATFORM},target=/var/cache/dl,sharing=locked \
+    if [ -f /var/cache/dl/platform ]; then echo warm > /state; else echo cold > /state; \
+      echo "$TARGETPLATFORM" > /var/cache/dl/platform; fi; \
+    cat /var/cache/dl/platform > /cached-platform; echo $RUNID
+`
+
+// TestE2ECacheMountsDockerContainerTwoPlatforms runs the action on the
+// docker-container builder that setup-buildx-action makes, for
+// linux/amd64 and linux/arm64 (under QEMU) in one build: each platform's
+// mount is saved, and a builder without them gets each one back. A new
+// BUILDKIT_CACHE_MOUNT_NS stands in for a fresh builder: the builder is
+// shared with other tests, so it is not pruned.
+func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry", "builders")
+	for k, v := range map[string]string{"DOCKER_HOST": env.DockerHost, "DOCKER_CONFIG": env.DockerConfig, "DOCKER_CONTEXT": "", "BUILDKIT_HOST": "", "BUILDX_BUILDER": "", "BUILDX_CONFIG": ""} {
+		t.Setenv(k, v)
+	}
+	helper := testenv.StaticBkcache(t)
+	ctxDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(platformMountsDockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := "type=local,dest=" + filepath.Join(t.TempDir(), "cache")
+	scope := "mounts-" + testenv.RandomHex(6)
+	build := func(ns string, platforms string) (out, summary, log string) {
+		t.Helper()
+		out = t.TempDir()
+		r := newRunnerEnv(t, "push", "refs/heads/feature/Login_Form", "push_branch.json", map[string]string{
+			"context": ctxDir, "builder": env.BuildxBuilder, "cache": cache, "cache-scope": scope,
+			"platforms":  platforms,
+			"build-args": "BASE=" + env.MultiBaseImage + "\nRUNID=" + testenv.RandomHex(6) + "\nBUILDKIT_CACHE_MOUNT_NS=" + ns,
+			"outputs":    "type=local,dest=" + out,
+		})
+		for _, k := range []string{"DOCKER_HOST", "DOCKER_CONFIG"} {
+			r.vars[k] = os.Getenv(k)
+		}
+		r.vars["BKCACHE_MOUNT_HELPER"] = helper
+		code, log, _ := r.run(t)
+		if code != 0 {
+			t.Fatalf("action exited %d:\n%s", code, log)
+		}
+		sum, err := os.ReadFile(r.summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, string(sum), log
+	}
+	read := func(dir, name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	platforms := []string{"linux/amd64", "linux/arm64"}
+
+	cold, sum, log := build("ns-"+testenv.RandomHex(6), "linux/amd64,linux/arm64")
+	for _, p := range platforms {
+		dir := strings.ReplaceAll(p, "/", "_")
+		if got := read(cold, dir+"/state"); got != "cold" {
+			t.Fatalf("%s: first build found the mount %s", p, got)
+		}
+		if !strings.Contains(sum, "dl-"+p+": ") {
+			t.Errorf("summary does not list the mount of %s:\n%s", p, sum)
+		}
+	}
+	if n := strings.Count(sum, "saved to "); n != 2 {
+		t.Fatalf("first build saved %d mounts, want one per platform; summary:\n%s\nlog:\n%s", n, sum, log)
+	}
+
+	warm, sum, log := build("ns-"+testenv.RandomHex(6), "linux/amd64,linux/arm64")
+	for _, p := range platforms {
+		dir := strings.ReplaceAll(p, "/", "_")
+		if got := read(warm, dir+"/state"); got != "warm" {
+			t.Errorf("%s: second build found the mount %s\nsummary:\n%s\nlog:\n%s", p, got, sum, log)
+		}
+		// Each platform got its own cache back, not the other's.
+		if got := read(warm, dir+"/cached-platform"); got != p {
+			t.Errorf("%s: the mount holds %s's work", p, got)
+		}
+	}
+	if n := strings.Count(sum, "restored from "); n != 2 {
+		t.Errorf("second build restored %d mounts, want 2:\n%s", n, sum)
+	}
+
+	// Without platforms the target is the builder's own platform, known
+	// only once bkcache connects: the mount is found then, saved, and
+	// restored. (The build cache scope, and so the mounts', is another
+	// one without platforms.)
+	_, sum, log = build("ns-"+testenv.RandomHex(6), "")
+	if !strings.Contains(sum, "dl-linux/amd64: nothing saved yet; saved to ") {
+		t.Errorf("a build for the builder's platform did not save its mount:\n%s\nlog:\n%s", sum, log)
+	}
+	one, sum, log := build("ns-"+testenv.RandomHex(6), "")
+	if got := read(one, "state"); got != "warm" {
+		t.Errorf("a build for the builder's platform found the mount %s\nsummary:\n%s\nlog:\n%s", got, sum, log)
+	}
+	if n := strings.Count(sum, "restored from "); n != 1 || !strings.Contains(sum, "dl-linux/amd64: ") {
+		t.Errorf("a build for the builder's platform restored %d mounts:\n%s", n, sum)
+	}
+}

@@ -1,10 +1,25 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/buildkit/mountarchive"
+	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/cachemount"
+	"github.com/bkcache/bkcache/internal/config"
+	"github.com/bkcache/bkcache/internal/ghaction"
+	"github.com/bkcache/bkcache/internal/mountstore"
 )
 
 // TestActionPlanMounts is the dry run's account of the Dockerfile's cache
@@ -13,12 +28,14 @@ import (
 func TestActionPlanMounts(t *testing.T) {
 	ctxDir := t.TempDir()
 	df := "FROM busybox\nRUN --mount=type=cache,id=dl,target=/dl,sharing=locked true\n" +
-		"RUN --mount=type=cache,target=/home/u/.cache,uid=1000 true\nRUN --mount=type=cache,target=$X true\n"
+		"RUN --mount=type=cache,target=/home/u/.cache,uid=1000 true\nRUN --mount=type=cache,target=$X true\n" +
+		"ARG TARGETARCH\nRUN --mount=type=cache,id=c-$TARGETARCH,target=/c true\n"
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cacheDir := t.TempDir()
-	ghaVars := map[string]string{"ACTIONS_RUNTIME_TOKEN": "tok", "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true"}
+	// The runtime token writes the job's ref, as GitHub's does.
+	ghaVars := map[string]string{"ACTIONS_RUNTIME_TOKEN": mintToken(t, "refs/heads/feature/Login_Form"), "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true"}
 	for _, tc := range []struct {
 		name, event, ref, payload string
 		inputs                    map[string]string
@@ -32,7 +49,8 @@ func TestActionPlanMounts(t *testing.T) {
 				"cache mount dl (/dl) sharing=locked: restore from local " + cacheDir + "/buildkit_feature-login-form--d51d2737.mounts",
 				", then local " + cacheDir + "/buildkit_develop.mounts; save to local " + cacheDir + "/buildkit_feature-login-form--d51d2737.mounts\n",
 				"cache mount /home/u/.cache uid=1000 gid=0 mode=0755: restore from",
-				"cache mount $X (stage stage-0) not carried: uses a build variable",
+				"cache mount $X (stage stage-0) not carried: uses $X, which no ARG or ENV of the Dockerfile sets",
+				"cache mount /c (stage stage-0) not carried: uses $TARGETARCH, and the builder's platform is not known yet",
 			},
 		},
 		{
@@ -52,6 +70,13 @@ func TestActionPlanMounts(t *testing.T) {
 			inputs: map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
 			vars:   ghaVars,
 			want:   []string{"cache mount dl (/dl) sharing=locked: restore from gha scope buildkit; save to gha scope buildkit"},
+		},
+		{
+			name: "inline alone with a token that writes another ref saves nothing", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
+			inputs:  map[string]string{"cache": "type=inline", "tags": "example.com/app:1"},
+			vars:    map[string]string{"ACTIONS_RUNTIME_TOKEN": mintToken(t, "refs/heads/develop"), "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/"},
+			want:    []string{"restore from gha scope buildkit; no save: the gha exporter writes refs/heads/develop"},
+			notWant: []string{"save to"},
 		},
 		{
 			name: "a registry cache line carries them as artifacts", event: "push", ref: "refs/heads/feature/Login_Form", payload: "push_branch.json",
@@ -97,6 +122,198 @@ func TestActionPlanMounts(t *testing.T) {
 				if strings.Contains(stdout, w) {
 					t.Errorf("log has %q:\n%s", w, stdout)
 				}
+			}
+		})
+	}
+}
+
+// The download of an archive is bounded: a store's object can be any size.
+func TestSpoolLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int
+		limit int64
+		err   error
+	}{
+		{"under", 10, 10, nil},
+		{"over", 11, 10, errSpoolLimit},
+		{"no limit", 1 << 16, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a")
+			n, err := spool(path, io.NopCloser(bytes.NewReader(make([]byte, tc.size))), tc.limit)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			// Never more than one byte past the limit reaches the disk.
+			if fi, _ := os.Stat(path); tc.limit > 0 && fi.Size() > tc.limit+1 {
+				t.Errorf("wrote %d bytes, read %d", fi.Size(), n)
+			}
+		})
+	}
+	if got := spoolLimit(2 << 30); got <= 2<<30 || got > 3<<30 {
+		t.Errorf("spoolLimit(2GiB) = %d", got)
+	}
+}
+
+func TestHelperTimeout(t *testing.T) {
+	if a, b := helperTimeout(0), helperTimeout(2<<30); a < time.Minute || b <= a || b > time.Hour {
+		t.Errorf("timeouts %s for nothing, %s for 2GiB", a, b)
+	}
+	ctx := context.Background()
+	err := helperErr(ctx, fmt.Errorf("solve: %w", context.DeadlineExceeded), time.Minute)
+	if !strings.Contains(err.Error(), "did not finish in 1m0s") {
+		t.Errorf("err = %v", err)
+	}
+	// The job's own cancellation is not a helper timeout.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := helperErr(cctx, context.Canceled, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// fakeHelper stands in for the builder's helper builds. A nil func hangs
+// until the context ends, as a stuck helper build does.
+type fakeHelper struct {
+	probe    func(n int) ([]mountarchive.Report, error)
+	restore  func(archives []string) ([]mountarchive.Report, error)
+	save     func(ws []io.Writer) ([]mountarchive.Report, error)
+	restored []string
+}
+
+func hang(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+
+func (f *fakeHelper) ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error) {
+	if f.probe == nil {
+		return nil, hang(ctx)
+	}
+	return f.probe(len(ms))
+}
+
+func (f *fakeHelper) RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []string, _ mountarchive.UnpackOptions) ([]mountarchive.Report, error) {
+	for _, m := range ms {
+		f.restored = append(f.restored, m.CacheID)
+	}
+	if f.restore == nil {
+		return nil, hang(ctx)
+	}
+	return f.restore(archives)
+}
+
+func (f *fakeHelper) SaveAll(ctx context.Context, _ []buildkit.CacheMount, _ int64, ws []io.Writer) ([]mountarchive.Report, error) {
+	if f.save == nil {
+		return nil, hang(ctx)
+	}
+	return f.save(ws)
+}
+
+func (f *fakeHelper) Close() error { return nil }
+
+func empties(n int) ([]mountarchive.Report, error) { return make([]mountarchive.Report, n), nil }
+
+// TestRestoreAndSaveNeverFailTheBuild: a helper build that hangs, an
+// archive over the cap, a mount that fails alone; each ends as that
+// mount's result and a warning, in bounded time.
+func TestRestoreAndSaveNeverFailTheBuild(t *testing.T) {
+	defer func(d time.Duration) { helperStartup = d }(helperStartup)
+	helperStartup = 100 * time.Millisecond
+	a := cachemount.Mount{ID: "a", Target: "/a", Sharing: cachemount.SharingShared, Targets: []string{"/a"}}
+	b := cachemount.Mount{ID: "b", Target: "/b", Sharing: cachemount.SharingShared, Targets: []string{"/b"}}
+	for _, tc := range []struct {
+		name      string
+		helper    *fakeHelper
+		archives  map[string]int // mount id → archive size in the store
+		restored  []string       // each mount's restore result, in part
+		saved     []string       // each mount's save result, in part
+		warnings  []string
+		sentToFix []string // mounts sent to RestoreAll
+	}{
+		{
+			name:     "a probe that hangs",
+			helper:   &fakeHelper{save: func(ws []io.Writer) ([]mountarchive.Report, error) { return empties(len(ws)) }},
+			archives: map[string]int{"a": 10},
+			restored: []string{"not restored (failed)", "not restored (failed)"},
+			saved:    []string{"it is empty", "it is empty"},
+			warnings: []string{"cache mounts not restored: the helper build did not finish in 100ms and was stopped"},
+		},
+		{
+			name:      "a restore that hangs, a save that hangs",
+			helper:    &fakeHelper{probe: empties},
+			archives:  map[string]int{"a": 10, "b": 10},
+			restored:  []string{"not restored (failed)", "not restored (failed)"},
+			saved:     []string{"not saved (reading it failed)", "not saved (reading it failed)"},
+			warnings:  []string{"cache mounts not restored: the helper build did not finish", "cache mounts not saved: the helper build did not finish"},
+			sentToFix: []string{"/a", "/b"},
+		},
+		{
+			name: "one mount fails alone; one archive is over the cap in the store",
+			helper: &fakeHelper{
+				probe: func(n int) ([]mountarchive.Report, error) {
+					return []mountarchive.Report{{Error: "permission denied"}, {}}, nil
+				},
+				save: func(ws []io.Writer) ([]mountarchive.Report, error) {
+					ws[1].Write([]byte("archive"))
+					return []mountarchive.Report{{Error: "disk full"}, {Stats: mountarchive.Stats{Files: 3}}}, nil
+				},
+			},
+			archives: map[string]int{"a": 10, "b": 4 << 20},
+			restored: []string{"not restored (failed)", "not restored: the archive is over the size cap"},
+			saved:    []string{"not saved (reading it failed)", "saved to local "},
+			warnings: []string{"cache mount a: not restored: permission denied", "cache mount b: not restored: the archive in local", "cache mount a not saved: disk full"},
+		},
+		{
+			name: "restored, and one over the cap unpacked",
+			helper: &fakeHelper{
+				probe: empties,
+				restore: func(archives []string) ([]mountarchive.Report, error) {
+					return []mountarchive.Report{{Exceeded: true}, {Restored: true, Stats: mountarchive.Stats{Files: 2}}}, nil
+				},
+				save: func(ws []io.Writer) ([]mountarchive.Report, error) { return empties(len(ws)) },
+			},
+			archives:  map[string]int{"a": 10, "b": 10},
+			restored:  []string{"not restored: the archive is over the size cap", "restored from local "},
+			saved:     []string{"it is empty", "it is empty"},
+			warnings:  []string{"cache mount a: not restored: the archive in local"},
+			sentToFix: []string{"/a", "/b"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			store := mountstore.NewLocal(filepath.Join(dir, "cache.mounts"))
+			for _, m := range []cachemount.Mount{a, b} {
+				if n, ok := tc.archives[m.ID]; ok {
+					if err := store.Put(context.Background(), m.Key(), bytes.NewReader(make([]byte, n)), int64(n)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var out bytes.Buffer
+			getenv := func(string) string { return "" }
+			j := &job{cfg: config.Config{CacheMountsMaxSize: 1 << 20}, getenv: getenv, rep: &actionReporter{r: ghaction.New(getenv, &out)}}
+			local := cacheentry.Entry{Type: cacheentry.TypeLocal, Attrs: map[string]string{"dest": filepath.Join(dir, "cache")}}
+			run := &mountRun{
+				plan:   &mountPlan{mounts: []cachemount.Mount{a, b}, imports: []cacheentry.Entry{local}, export: &local},
+				helper: tc.helper, tmp: t.TempDir(), results: make([]mountResult, 2),
+			}
+			start := time.Now()
+			j.restoreAll(context.Background(), run)
+			j.saveAll(context.Background(), run, buildkit.Result{})
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %s", d)
+			}
+			for i, r := range run.results {
+				if !strings.Contains(r.restored, tc.restored[i]) || !strings.Contains(r.saved, tc.saved[i]) {
+					t.Errorf("mount %d: %q; %q, want %q; %q", i, r.restored, r.saved, tc.restored[i], tc.saved[i])
+				}
+			}
+			for _, w := range tc.warnings {
+				if !strings.Contains(out.String(), "::warning::"+w) {
+					t.Errorf("no warning %q in:\n%s", w, out.String())
+				}
+			}
+			if !slices.Equal(tc.helper.restored, tc.sentToFix) && (len(tc.helper.restored) > 0 || len(tc.sentToFix) > 0) {
+				t.Errorf("sent to RestoreAll: %q, want %q", tc.helper.restored, tc.sentToFix)
 			}
 		})
 	}

@@ -252,18 +252,29 @@ func (p *parser) list(name string, commas bool) []string {
 }
 
 func (p *parser) keyValues(name string) map[string]string {
-	items := p.list(name, false)
-	if len(items) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(items))
-	for _, it := range items {
-		k, v, ok := strings.Cut(it, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			p.fail(fmt.Errorf("input %q: %q is not KEY=VALUE", name, it))
+	var m map[string]string
+	for i, line := range strings.Split(strings.ReplaceAll(p.get(name), "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		// Build args carry tokens often enough that an error names the
+		// line and the key, never the text: a value the runner does not
+		// mask must not reach the log through a typo.
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		switch {
+		case !ok:
+			p.fail(fmt.Errorf("input %q line %d: want KEY=VALUE; the line has no '='", name, i+1))
+			return nil
+		case k == "":
+			p.fail(fmt.Errorf("input %q line %d: want KEY=VALUE; the key is empty", name, i+1))
 			return nil
 		}
-		m[strings.TrimSpace(k)] = v
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
 	}
 	return m
 }

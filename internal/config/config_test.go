@@ -69,7 +69,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"bad bool", map[string]string{"push": "yes"}, []string{`input "push"`, `"yes"`, "allowed: true, false"}},
 		{"bad progress", map[string]string{"progress": "fancy"}, []string{`input "progress"`, "auto, plain, rawjson, quiet"}},
-		{"bad build-arg", map[string]string{"build-args": "NOEQUALS"}, []string{`input "build-args"`, "KEY=VALUE"}},
+		{"bad build-arg", map[string]string{"build-args": "A=1\n\nNOEQUALS"}, []string{`input "build-args" line 3: want KEY=VALUE; the line has no '='`}},
+		{"build-arg without a key", map[string]string{"build-args": "=x"}, []string{`input "build-args" line 1: want KEY=VALUE; the key is empty`}},
+		{"bad label", map[string]string{"labels": "org.opencontainers.image.title"}, []string{`input "labels" line 1: want KEY=VALUE`}},
 		{"cleanup without token", map[string]string{"cache-cleanup": "true"}, []string{`"cache-cleanup"`, `"github-token"`}},
 		{"push without tags", map[string]string{"push": "true"}, []string{`"push"`, `"tags"`}},
 		{"multiline scope", map[string]string{"cache-scope": "a\nb"}, []string{`input "cache-scope"`, "single line"}},
@@ -89,6 +91,20 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyValueErrorsHideTheText: a build arg pasted without its key is
+// often a token, and nothing masks it; the error names the line only.
+func TestKeyValueErrorsHideTheText(t *testing.T) {
+	const token = "ghp_UnmaskedTokenPastedAlone"
+	for _, in := range []string{"build-args", "labels"} {
+		for _, text := range []string{token, "=" + token} {
+			_, err := Parse(inputs(map[string]string{in: "A=1\n" + text}))
+			if err == nil || !strings.Contains(err.Error(), `line 2`) || strings.Contains(err.Error(), token) {
+				t.Errorf("%s %q: error %v: want one naming line 2, never the text", in, text, err)
+			}
+		}
 	}
 }
 

@@ -237,6 +237,20 @@ func SecretInputValues(get func(string) string) []string {
 	}
 	var out []string
 	for _, r := range recs {
+		if fields, ok := buildxFields(r.text); ok {
+			// Read as buildx's id=NAME,src=PATH, but it may have been
+			// meant as build-push-action's KEY=VALUE (a secret named id,
+			// src, env, type or source): mask that value, and each field,
+			// since messages name the id or the path on their own.
+			_, v, _ := strings.Cut(r.text, "=")
+			out = append(out, v)
+			for _, f := range fields {
+				if f[0] != "type" {
+					out = append(out, f[1])
+				}
+			}
+			continue
+		}
 		s, err := parseSecretItem(r.text)
 		switch {
 		case err != nil:

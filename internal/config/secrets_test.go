@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,7 +72,7 @@ func TestParseSecretsErrors(t *testing.T) {
 func TestSecretInputValues(t *testing.T) {
 	get := inputs(map[string]string{"secrets": "A=one\nid=b,src=/path\n\"M=l1\nl2\"\nbare-secret"})
 	got := SecretInputValues(get)
-	want := []string{"one", "l1\nl2", "bare-secret"}
+	want := []string{"one", "b,src=/path", "b", "/path", "l1\nl2", "bare-secret"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SecretInputValues = %q, want %q", got, want)
 	}
@@ -87,6 +88,34 @@ func TestSecretInputValues(t *testing.T) {
 	}
 	if s := fmt.Sprintf("%v %+v %#v", c.Secrets[0], c.Secrets[0], c.Secrets[0]); strings.Contains(s, "one") {
 		t.Errorf("formatting a Secret shows its value: %s", s)
+	}
+}
+
+// TestSecretInFieldsThatLookLikeBuildx: build-push-action's KEY=VALUE
+// whose every field looks like a buildx key is read as buildx syntax; the
+// value it may have been meant as is masked whole and piece by piece,
+// since bkcache's messages name the id or the path on their own. The
+// values here are nothing the runner masks by itself.
+func TestSecretInFieldsThatLookLikeBuildx(t *testing.T) {
+	for _, tt := range []struct {
+		name, item string
+		want       []string
+	}{
+		{"src", "id=deploy,src=Hunter2-unmasked-value", []string{"deploy,src=Hunter2-unmasked-value", "deploy", "Hunter2-unmasked-value"}},
+		{"env", "env=Pr0d-S3cret,id=npm", []string{"Pr0d-S3cret,id=npm", "Pr0d-S3cret", "npm"}},
+		{"a buildx error names the id", "id=T0ken-as-id,type=file", []string{"T0ken-as-id,type=file", "T0ken-as-id"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SecretInputValues(inputs(map[string]string{"secrets": tt.item}))
+			for _, w := range tt.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("SecretInputValues(%q) = %q, lacks %q", tt.item, got, w)
+				}
+			}
+			if slices.Contains(got, "file") {
+				t.Errorf("masks the type %q, which is no secret", got)
+			}
+		})
 	}
 }
 

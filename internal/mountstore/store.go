@@ -12,6 +12,7 @@ import (
 	"path"
 
 	"github.com/bkcache/bkcache/internal/cacheentry"
+	"github.com/bkcache/bkcache/internal/redact"
 )
 
 // Store holds archives by key.
@@ -37,7 +38,37 @@ func ArchiveName(mountKey string) string { return mountKey + ".tar.zst" }
 // FromEntry opens the store a planned cache entry points at. Imports and
 // exports of the same scope give the same store. getenv supplies what the
 // runtime provides (the gha token, AWS and Azure defaults).
+//
+// Its errors, and those of the Store, are redacted (redact.String with
+// the entry's secrets): a store's SDK may echo a signed URL or a key, and
+// a signature the service minted is not a value the runner masks.
 func FromEntry(ctx context.Context, e cacheentry.Entry, getenv func(string) string) (Store, error) {
+	s, err := fromEntry(ctx, e, getenv)
+	if err != nil {
+		return nil, redact.Error(err, e.Secrets()...)
+	}
+	return redacting{s, e.Secrets()}, nil
+}
+
+// redacting redacts the errors of a Store; errors.Is still sees
+// ErrNotFound.
+type redacting struct {
+	Store
+	secrets []string
+}
+
+func (r redacting) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := r.Store.Get(ctx, key)
+	return rc, redact.Error(err, r.secrets...)
+}
+
+func (r redacting) Put(ctx context.Context, key string, rd io.ReaderAt, size int64) error {
+	return redact.Error(r.Store.Put(ctx, key, rd, size), r.secrets...)
+}
+
+func (r redacting) String() string { return redact.String(r.Store.String(), r.secrets...) }
+
+func fromEntry(ctx context.Context, e cacheentry.Entry, getenv func(string) string) (Store, error) {
 	switch e.Type {
 	case cacheentry.TypeLocal:
 		dir := e.Attrs["dest"]

@@ -28,12 +28,22 @@ type Options struct {
 	Tags []string
 	// HasImageOutput: the build produces an image (inline export needs it).
 	HasImageOutput bool
+	// Repository is owner/name (GITHUB_REPOSITORY): s3 and azblob lines
+	// that name no prefix get it (RepositoryPrefix). "" adds nothing.
+	Repository string
+	// ResolvePath gives a local path as it is on disk (absolute, symlinks
+	// resolved) for the trust decision; nil takes paths as written. It is
+	// the caller's I/O, passed in so that planning stays pure.
+	ResolvePath func(string) string
 }
 
 // Plan is the resolved cache configuration of one build.
 type Plan struct {
 	Scope            scope.Plan
 	Imports, Exports []cacheentry.Entry
+	// Trust decides every write of the build (Finalize, cache mounts, the
+	// gha data plane).
+	Trust Trust
 	// Dropped are the entries Finalize left out, with the reason; each is
 	// a warning in the log.
 	Dropped []Dropped
@@ -63,7 +73,7 @@ type origin string
 // the imports and exports of the build. With no cache configured at all it
 // uses gha when a runtime token is present, else a local directory.
 func Expand(cacheLines []string, explicitFrom, explicitTo []string, sp scope.Plan, opts Options) (Plan, error) {
-	p := Plan{Scope: sp}
+	p := Plan{Scope: sp, Trust: Trust{Scope: sp, Repository: opts.Repository, Resolve: opts.ResolvePath}}
 	var exportFrom []origin
 
 	lines := nonBlank(cacheLines)
@@ -195,6 +205,19 @@ func expandLine(line string, sp scope.Plan, opts Options) (imports, exports []ca
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The store as written, before the repository is added: the location
+	// of earlier versions, imported read-only below.
+	old := tmpl.Clone()
+	if WithRepositoryPrefix(tmpl, opts.Repository) {
+		if e := oldDefaultBranch(old, place, sp); e != nil {
+			defer func() {
+				if err == nil {
+					imports = append(imports, *e)
+					notes = append(notes, fmt.Sprintf("%s: also importing %s read-only: the default branch's cache from before bkcache added the repository to the location (remove this fallback by setting prefix)", tmpl.Type, Display(*e)))
+				}
+			}()
+		}
+	}
 
 	if tmpl.Type == cacheentry.TypeInline {
 		imports, notes, err = inlineImports(sp, opts.Tags)
@@ -325,4 +348,68 @@ func placer(t cacheentry.Entry, build string) (func(e cacheentry.Entry, dir cach
 		return func(cacheentry.Entry, cacheentry.Direction, scope.Scope) {}, nil
 	}
 	return nil, fmt.Errorf("%w %q", cacheentry.ErrUnknownType, t.Type)
+}
+
+// RepositoryPrefix is the prefix bkcache gives s3 and azblob stores that
+// name none, so repositories sharing a bucket or container never share a
+// location: BuildKit's defaults (no prefix; azblob's container
+// "buildkit-cache") and bkcache's scope names hold no repository, so two
+// repositories' default branches would both write name=buildkit_main.
+// owner/name is lowercased (GitHub's names are case-insensitive) and kept
+// to [a-z0-9._-] per part.
+func RepositoryPrefix(repository string) string {
+	owner, name, ok := strings.Cut(repository, "/")
+	if !ok || owner == "" || name == "" {
+		return ""
+	}
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+				return r
+			}
+			return '-'
+		}, strings.ToLower(s))
+	}
+	return clean(owner) + "/" + clean(name) + "/"
+}
+
+// WithRepositoryPrefix adds RepositoryPrefix(repository) to an s3 entry
+// without a prefix, or an azblob entry with neither prefix nor container
+// (a container the user names is theirs). It reports whether it did.
+func WithRepositoryPrefix(e cacheentry.Entry, repository string) bool {
+	p := RepositoryPrefix(repository)
+	if p == "" || e.Attrs == nil {
+		return false
+	}
+	_, hasPrefix := e.Attrs["prefix"]
+	_, hasContainer := e.Attrs["container"]
+	switch {
+	case e.Type == cacheentry.TypeS3 && !hasPrefix,
+		e.Type == cacheentry.TypeAzblob && !hasPrefix && !hasContainer:
+		e.Attrs["prefix"] = p
+		return true
+	}
+	return false
+}
+
+// oldDefaultBranch is the import of the default branch's scope at the
+// store's location without the repository prefix, where versions before
+// it wrote: the first build after upgrading starts warm from it. Only the
+// default branch's: on a shared bucket, other names there may have been
+// written by another repository's pull requests. nil when the plan does
+// not read the default branch.
+func oldDefaultBranch(old cacheentry.Entry, place func(cacheentry.Entry, cacheentry.Direction, scope.Scope), sp scope.Plan) *cacheentry.Entry {
+	for _, s := range sp.Imports {
+		if sp.DefaultBranch == "" || s.Ref != "refs/heads/"+sp.DefaultBranch {
+			continue
+		}
+		e := only(old, cacheentry.Import)
+		place(e, cacheentry.Import, s)
+		if e.Validate(cacheentry.Import) != nil {
+			return nil
+		}
+		return &e
+	}
+	return nil
 }

@@ -2,7 +2,10 @@ package plan
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -42,36 +45,33 @@ func Finalize(p Plan, getenv func(string) string) Plan {
 		p.Dropped = append(p.Dropped, Dropped{cacheentry.Export, e, noRuntime})
 	}
 	var dropped []Dropped
-	p.Imports, p.Exports, dropped = EnforceTrust(imports, exports, p.Scope, getenv("GITHUB_REF"))
+	p.Imports, p.Exports, dropped = EnforceTrust(imports, exports, p.Trust)
 	p.Dropped = append(p.Dropped, dropped...)
+	p.Notes = append(p.Notes, p.Trust.SharedHints(p.Imports, p.Exports)...)
 	return p
+}
+
+// Trust is the one trust decision of a build: every write, whether a
+// cache-to entry handed to BuildKit, a cache mount archive or a store
+// bkcache writes itself (the gha data plane's index), asks WriteRefusal.
+type Trust struct {
+	Scope scope.Plan
+	// Repository is owner/name: bkcache puts it into s3 and azblob
+	// locations that name no prefix (see RepositoryPrefix).
+	Repository string
+	// Resolve gives a local path as it is on disk: absolute, symlinks
+	// resolved. Resolving is I/O, so the caller passes it in; nil takes
+	// the path as written (cleaned).
+	Resolve func(string) string
 }
 
 // EnforceTrust applies the safety rule to the final cache entries of a
 // build, whatever their backend and whether they were planned from a
 // `cache:` line or written as an explicit cache-to: an export survives only
-// if the location it really writes is the plan's export scope.
-//
-//   - A deleted ref imports and exports nothing.
-//   - gha writes the ref its runtime token may write (the `ac` claim of
-//     the entry's token, else runnerRef, the job's GITHUB_REF), whatever
-//     its scope= says. It is kept only when that ref is the export
-//     scope's ref, and never for an untrusted plan when the ref is not a
-//     pull request's own.
-//   - A read-only plan (untrusted events without allow-untrusted-export,
-//     pull_request_target of a same-repository PR, issue_comment,
-//     workflow_run of untrusted code) keeps no export.
-//   - Every other export must write the export scope by name: a registry
-//     tag, a local directory or the s3/azblob names equal to
-//     Scope.Name(Build), as a `cache:` line plans it. So an explicit
-//     cache-to to a fixed tag ("…:cache") or to another ref's scope
-//     ("…:buildkit_main" from a pull request) is dropped. Inline exports
-//     write the build's own image: kept for trusted builds only, since
-//     trusted builds import those tags.
-//
+// if t.WriteRefusal allows it. A deleted ref imports and exports nothing.
 // It is pure: the entries' tokens are parsed, never verified or logged.
-func EnforceTrust(imports, exports []cacheentry.Entry, sp scope.Plan, runnerRef string) (keptImports, keptExports []cacheentry.Entry, dropped []Dropped) {
-	if sp.Deleted {
+func EnforceTrust(imports, exports []cacheentry.Entry, t Trust) (keptImports, keptExports []cacheentry.Entry, dropped []Dropped) {
+	if t.Scope.Deleted {
 		const why = "the ref was deleted: a deleted branch imports and exports nothing"
 		for _, e := range imports {
 			dropped = append(dropped, Dropped{cacheentry.Import, e, why})
@@ -82,7 +82,7 @@ func EnforceTrust(imports, exports []cacheentry.Entry, sp scope.Plan, runnerRef 
 		return nil, nil, dropped
 	}
 	for _, e := range exports {
-		if why := exportRefusal(e, sp, runnerRef); why != "" {
+		if why := t.WriteRefusal(e); why != "" {
 			dropped = append(dropped, Dropped{cacheentry.Export, e, why})
 			continue
 		}
@@ -91,48 +91,79 @@ func EnforceTrust(imports, exports []cacheentry.Entry, sp scope.Plan, runnerRef 
 	return imports, keptExports, dropped
 }
 
-// exportRefusal says why e may not be exported under sp, or "".
-func exportRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
+// WriteRefusal says why this build may not write e, or "" when it may.
+//
+//   - A deleted ref or a read-only plan (untrusted events without
+//     allow-untrusted-export, pull_request_target of a same-repository PR,
+//     issue_comment, workflow_run of untrusted code) writes nothing.
+//   - gha writes the ref its runtime token may write (the `ac` claim),
+//     whatever its scope= says: it is allowed only when that ref is the
+//     export scope's ref (GHAWriteRef). A token whose claim is unreadable
+//     or ambiguous writes nothing.
+//   - A trusted build writes every other entry as written: an explicit
+//     cache-to is the user's choice (SharedHints says when it writes where
+//     the default branch reads).
+//   - An untrusted build (a fork's PR with allow-untrusted-export) writes
+//     only the whole location a cache: line would plan for its export
+//     scope in that store: the registry repository with the scope's tag,
+//     the local directory (after symlinks) named for the scope, the
+//     bucket/container, endpoint, prefixes (with the repository when none
+//     is set) and the scope's name. Never inline cache: it travels in
+//     image tags trusted builds import.
+func (t Trust) WriteRefusal(e cacheentry.Entry) string {
+	sp := t.Scope
+	if sp.Deleted {
+		return "the ref was deleted: a deleted branch imports and exports nothing"
+	}
 	if e.Type == cacheentry.TypeGHA {
-		return ghaRefusal(e, sp, runnerRef)
+		_, why := t.GHAWriteRef(e.Attrs["token"])
+		return why
 	}
 	if sp.Export == nil {
 		return readOnly(sp)
 	}
+	if sp.Trusted {
+		return ""
+	}
 	if e.Type == cacheentry.TypeInline {
-		if sp.Trusted {
-			return "" // it writes this build's own image
-		}
 		return fmt.Sprintf("untrusted build: inline cache travels in the image tags, which trusted builds import; only %s may be written", sp.Export.Name(sp.Build))
 	}
-	want := sp.Export.Name(sp.Build)
-	names := scopeNames(e)
-	if len(names) == 0 {
-		return fmt.Sprintf("where it writes cannot be told, and a build writes only its export scope %s", want)
+	got := t.Locations(e)
+	want := t.Locations(t.ownScope(e))
+	if len(got) == 0 || len(want) == 0 {
+		return fmt.Sprintf("where it writes cannot be told, and an untrusted build writes only its export scope %s", sp.Export.Name(sp.Build))
 	}
-	for _, n := range names {
-		if n != want {
-			return fmt.Sprintf("it writes %s, not this build's export scope %s (name the store in a cache: line and bkcache adds the scope)", strings.Join(names, ";"), want)
-		}
+	if !slices.Equal(got, want) {
+		return fmt.Sprintf("untrusted build: it writes %s, not %s, this build's export scope %s in that store (name the store in a cache: line and bkcache adds the scope)",
+			strings.Join(got, "; "), strings.Join(want, "; "), sp.Export.Name(sp.Build))
 	}
 	return ""
 }
 
-func ghaRefusal(e cacheentry.Entry, sp scope.Plan, runnerRef string) string {
-	w := runnerenv.WritableRef(e.Attrs["token"], runnerRef)
+// GHAWriteRef is the ref a gha write with this runtime token goes to, and
+// why it may not happen ("" when it may): the token must name exactly one
+// writable ref, and it must be the export scope's ref (a pull request's
+// own for an untrusted build).
+func (t Trust) GHAWriteRef(token string) (ref, refusal string) {
+	sp := t.Scope
+	w, err := runnerenv.WritableRef(token)
 	switch {
-	case w == "" && runnerenv.EmptyWriteScope(e.Attrs["token"]):
-		return "the gha exporter writes the ref the runtime token may write, and this token's writable scope is empty (it names no ref)"
+	case sp.Deleted:
+		return "", "the ref was deleted: a deleted branch imports and exports nothing"
+	case err != nil:
+		return "", "gha writes nothing: " + err.Error()
+	case w == "" && runnerenv.EmptyWriteScope(token):
+		return "", "the gha exporter writes the ref the runtime token may write, and this token's writable scope is empty (it names no ref)"
 	case w == "":
-		return "the gha exporter writes the ref the runtime token may write, and this token may write none"
+		return "", "the gha exporter writes the ref the runtime token may write, and this token may write none"
 	case sp.Export == nil:
-		return fmt.Sprintf("%s, but the gha exporter would write %s, the ref the runtime token may write", readOnly(sp), w)
+		return "", fmt.Sprintf("%s, but the gha exporter would write %s, the ref the runtime token may write", readOnly(sp), w)
 	case !sp.Trusted && !strings.HasPrefix(w, "refs/pull/"):
-		return fmt.Sprintf("untrusted build, and the gha exporter would write %s (the ref the runtime token may write), which trusted builds read", w)
+		return "", fmt.Sprintf("untrusted build, and the gha exporter would write %s (the ref the runtime token may write), which trusted builds read", w)
 	case w != sp.Export.Ref:
-		return fmt.Sprintf("the gha exporter writes %s (the ref the runtime token may write), not the planned export scope %s (%s)", w, sp.Export.Key, sp.Export.Ref)
+		return "", fmt.Sprintf("the gha exporter writes %s (the ref the runtime token may write), not the planned export scope %s (%s)", w, sp.Export.Key, sp.Export.Ref)
 	}
-	return ""
+	return w, ""
 }
 
 func readOnly(sp scope.Plan) string {
@@ -142,33 +173,154 @@ func readOnly(sp scope.Plan) string {
 	return fmt.Sprintf("this %s run is untrusted and read-only (allow-untrusted-export lets fork pull requests write only their own pr-N scope)", sp.Event)
 }
 
-// scopeNames is the last part of where e writes, which the plan sets to
-// a scope name: a registry tag, a local directory's name, the s3/azblob
-// manifest names. nil when it cannot be told.
-func scopeNames(e cacheentry.Entry) []string {
-	a := e.Attrs
+// Locations are the whole places e writes (or reads), comparable across
+// entries: cacheentry.ExportLocations, with a local directory as it is on
+// disk (t.Resolve). nil when it cannot be told (a registry ref by digest).
+func (t Trust) Locations(e cacheentry.Entry) []string {
 	switch e.Type {
 	case cacheentry.TypeRegistry:
-		named, err := reference.ParseNormalizedNamed(a["ref"])
+		named, err := reference.ParseNormalizedNamed(e.Attrs["ref"])
 		if err != nil {
 			return nil
 		}
 		if _, digested := named.(reference.Digested); digested {
 			return nil
 		}
-		if t, ok := reference.TagNameOnly(named).(reference.Tagged); ok {
-			return []string{t.Tag()}
-		}
 	case cacheentry.TypeLocal:
-		if a["dest"] != "" {
-			return []string{filepath.Base(filepath.Clean(a["dest"]))}
+		dir := e.Attrs["dest"]
+		if dir == "" {
+			dir = e.Attrs["src"]
 		}
-	case cacheentry.TypeS3, cacheentry.TypeAzblob:
-		name := a["name"]
-		if name == "" {
-			name = "buildkit" // BuildKit's default
+		if dir == "" {
+			return nil
 		}
-		return strings.Split(name, ";")
+		e = e.Clone()
+		e.Attrs["dest"] = t.resolve(dir)
+	case cacheentry.TypeAzblob:
+		// BuildKit joins the azblob prefix and manifests_prefix as paths.
+		e = e.Clone()
+		if p := e.Attrs["prefix"]; p != "" {
+			e.Attrs["prefix"] = path.Clean(p) + "/"
+		}
 	}
-	return nil
+	return cacheentry.ExportLocations(e)
+}
+
+func (t Trust) resolve(dir string) string {
+	if t.Resolve != nil {
+		return t.Resolve(dir)
+	}
+	return filepath.Clean(dir)
+}
+
+// ownScope is e pointed at this build's export scope in e's store, the
+// way a cache: line naming that store plans it.
+func (t Trust) ownScope(e cacheentry.Entry) cacheentry.Entry {
+	name := t.Scope.Export.Name(t.Scope.Build)
+	o := e.Clone()
+	a := o.Attrs
+	switch e.Type {
+	case cacheentry.TypeRegistry:
+		named, err := reference.ParseNormalizedNamed(a["ref"])
+		if err != nil {
+			return cacheentry.Entry{}
+		}
+		a["ref"] = named.Name() + ":" + name
+	case cacheentry.TypeLocal:
+		dir := a["dest"]
+		if dir == "" {
+			dir = a["src"]
+		}
+		// The store is the directory the entry's directory is in, on disk.
+		a["dest"] = filepath.Join(filepath.Dir(t.resolve(dir)), name)
+	case cacheentry.TypeS3, cacheentry.TypeAzblob:
+		WithRepositoryPrefix(o, t.Repository)
+		a["name"] = name
+	}
+	return o
+}
+
+// SharedHints are the notes for a trusted build that is not the default
+// branch's and writes, as the user wrote it, a location the default
+// branch reads: a tag, directory or name that this build also imports
+// (the default branch runs the same workflow, so it reads it too), or the
+// default branch's own scope. The export is kept; one hint gives the
+// cache: line that gives each branch its own scope.
+func (t Trust) SharedHints(imports, exports []cacheentry.Entry) []string {
+	sp := t.Scope
+	if !sp.Trusted || sp.Export == nil || sp.DefaultBranch == "" || sp.Export.Ref == "refs/heads/"+sp.DefaultBranch {
+		return nil
+	}
+	defaultName := ""
+	for _, s := range sp.Imports {
+		if s.Ref == "refs/heads/"+sp.DefaultBranch {
+			defaultName = s.Name(sp.Build)
+		}
+	}
+	reads := map[string]bool{}
+	for _, e := range imports {
+		for _, l := range t.Locations(e) {
+			reads[l] = true
+		}
+	}
+	var lines, what []string
+	for _, e := range exports {
+		if e.Type == cacheentry.TypeGHA || e.Type == cacheentry.TypeInline {
+			continue
+		}
+		shared := false
+		for _, l := range t.Locations(e) {
+			shared = shared || reads[l] || (defaultName != "" && (strings.HasSuffix(l, ":"+defaultName) || strings.HasSuffix(l, "/"+defaultName) || strings.HasSuffix(l, strconv.Quote(defaultName))))
+		}
+		if !shared {
+			continue
+		}
+		if line := CacheLineFor(e); line != "" && !slices.Contains(lines, line) {
+			lines = append(lines, line)
+		}
+		what = append(what, Display(e))
+	}
+	if len(what) == 0 {
+		return nil
+	}
+	hint := fmt.Sprintf("cache-to %s writes where the default branch (%s) reads, so this %s build replaces its cache; kept as written", strings.Join(what, ", "), sp.DefaultBranch, sp.Export.Key)
+	if len(lines) > 0 {
+		hint += fmt.Sprintf(". `cache: %s` instead gives each branch and pull request its own scope and still imports the default branch's", strings.Join(lines, "` and `"))
+	}
+	return []string{hint}
+}
+
+// CacheLineFor is the cache: line naming the store an explicit entry
+// writes into: the registry repository, the local directory's parent, the
+// bucket or container without a name; "" when there is none.
+func CacheLineFor(e cacheentry.Entry) string {
+	o := cacheentry.Entry{Type: e.Type, Attrs: map[string]string{}}
+	for k, v := range e.Attrs {
+		if k == "ignore-error" && v == "true" {
+			continue
+		}
+		o.Attrs[k] = v
+	}
+	switch e.Type {
+	case cacheentry.TypeRegistry:
+		named, err := reference.ParseNormalizedNamed(e.Attrs["ref"])
+		if err != nil {
+			return ""
+		}
+		o.Attrs["ref"] = reference.FamiliarName(named)
+	case cacheentry.TypeLocal:
+		dir := e.Attrs["dest"]
+		if dir == "" {
+			return ""
+		}
+		o.Attrs["dest"] = filepath.Dir(filepath.Clean(dir))
+	case cacheentry.TypeS3, cacheentry.TypeAzblob:
+		delete(o.Attrs, "name")
+	case cacheentry.TypeGHA:
+		delete(o.Attrs, "scope")
+		for _, k := range runtimeKeys {
+			delete(o.Attrs, k)
+		}
+	}
+	return o.Redacted()
 }

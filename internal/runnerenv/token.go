@@ -3,6 +3,9 @@ package runnerenv
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -63,21 +66,31 @@ func TokenScopes(token string) (scopes []CacheScope, ok bool) {
 
 // WritableRef is the ref a cache export with this runtime token writes:
 // the scope of the `ac` claim with write permission, as BuildKit's gha
-// exporter picks it (cache/remotecache/gha, exporter.indexKey). When the
-// token has no readable `ac` claim it is fallback, the job's GITHUB_REF,
-// which is the ref GitHub grants write access to. It is "" when the token
-// may write nothing.
-func WritableRef(token, fallback string) string {
+// exporter picks it (cache/remotecache/gha, exporter.indexKey). It is ""
+// with a nil error when the token may write nothing.
+//
+// It fails closed: a token whose `ac` claim cannot be read (not a JWT,
+// no claim, malformed) or that grants several distinct writable refs
+// gives an error, and the caller writes nothing. Falling back to
+// GITHUB_REF would guess which ref the service writes, and a wrong guess
+// puts this build's cache where another ref reads it. The error never
+// holds the token.
+func WritableRef(token string) (string, error) {
 	scopes, ok := TokenScopes(token)
 	if !ok {
-		return fallback
+		return "", errors.New("the runtime token has no readable `ac` claim, so the ref the cache service would write cannot be told")
 	}
-	// BuildKit keeps the last writable scope it sees.
-	ref := ""
+	var refs []string
 	for _, s := range scopes {
-		if s.Write {
-			ref = s.Ref
+		if s.Write && !slices.Contains(refs, s.Ref) {
+			refs = append(refs, s.Ref)
 		}
 	}
-	return ref
+	switch len(refs) {
+	case 0:
+		return "", nil
+	case 1:
+		return refs[0], nil
+	}
+	return "", fmt.Errorf("the runtime token may write several refs (%s), so the ref the cache service would write cannot be told", strings.Join(refs, ", "))
 }

@@ -28,29 +28,41 @@ func mint(t *testing.T, o emulator.TokenOptions) string {
 
 func TestWritableRef(t *testing.T) {
 	for _, tt := range []struct {
-		name, token, fallback, want string
+		name, token, want string
+		err               string // "" when it may be told
 	}{
 		{"emulator PR token writes the merge ref",
-			mint(t, emulator.TokenOptions{Write: "refs/pull/42/merge", Read: []string{"refs/heads/main"}}), "refs/heads/x", "refs/pull/42/merge"},
+			mint(t, emulator.TokenOptions{Write: "refs/pull/42/merge", Read: []string{"refs/heads/main"}}), "refs/pull/42/merge", ""},
 		{"emulator pull_request_target token writes the base branch",
-			mint(t, emulator.TokenOptions{Write: "refs/heads/master"}), "", "refs/heads/master"},
+			mint(t, emulator.TokenOptions{Write: "refs/heads/master"}), "refs/heads/master", ""},
 		{"read-only token writes nothing",
-			mint(t, emulator.TokenOptions{Read: []string{"refs/heads/main"}}), "refs/heads/main", ""},
+			mint(t, emulator.TokenOptions{Read: []string{"refs/heads/main"}}), "", ""},
 		{"GitHub's shape",
-			jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/main\",\"Permission\":1},{\"Scope\":\"refs/pull/7/merge\",\"Permission\":3}]","exp":1}`), "", "refs/pull/7/merge"},
-		{"last writable scope wins, as in BuildKit",
-			jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3},{\"Scope\":\"refs/heads/b\",\"Permission\":2}]"}`), "", "refs/heads/b"},
-		{"padded payload", strings.Replace(jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3}]"}`), ".c2ln", "==.c2ln", 1), "", "refs/heads/a"},
-		{"no ac claim falls back to GITHUB_REF", jwtWith(`{"sub":"x"}`), "refs/heads/dev", "refs/heads/dev"},
-		{"ac not a string", jwtWith(`{"ac":[{"Scope":"refs/heads/a","Permission":3}]}`), "refs/heads/dev", "refs/heads/dev"},
-		{"ac not JSON", jwtWith(`{"ac":"nope"}`), "refs/heads/dev", "refs/heads/dev"},
-		{"not a JWT", "ghs_opaque", "refs/heads/dev", "refs/heads/dev"},
-		{"bad base64", "a.!!!.c", "refs/heads/dev", "refs/heads/dev"},
-		{"empty", "", "", ""},
+			jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/main\",\"Permission\":1},{\"Scope\":\"refs/pull/7/merge\",\"Permission\":3}]","exp":1}`), "refs/pull/7/merge", ""},
+		{"one ref writable twice",
+			jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3},{\"Scope\":\"refs/heads/a\",\"Permission\":2}]"}`), "refs/heads/a", ""},
+		{"several writable refs are ambiguous",
+			jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3},{\"Scope\":\"refs/heads/b\",\"Permission\":2}]"}`), "", "several refs (refs/heads/a, refs/heads/b)"},
+		{"padded payload", strings.Replace(jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/a\",\"Permission\":3}]"}`), ".c2ln", "==.c2ln", 1), "refs/heads/a", ""},
+		{"no ac claim fails closed", jwtWith(`{"sub":"x"}`), "", "no readable `ac` claim"},
+		{"ac not a string", jwtWith(`{"ac":[{"Scope":"refs/heads/a","Permission":3}]}`), "", "no readable `ac` claim"},
+		{"ac not JSON", jwtWith(`{"ac":"nope"}`), "", "no readable `ac` claim"},
+		{"not a JWT", "ghs_opaque", "", "no readable `ac` claim"},
+		{"bad base64", "a.!!!.c", "", "no readable `ac` claim"},
+		{"empty", "", "", "no readable `ac` claim"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := WritableRef(tt.token, tt.fallback); got != tt.want {
+			got, err := WritableRef(tt.token)
+			if got != tt.want {
 				t.Errorf("WritableRef = %q, want %q", got, tt.want)
+			}
+			switch {
+			case tt.err == "" && err != nil:
+				t.Errorf("error %v, want none", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("error %v, want it to contain %q", err, tt.err)
+			case err != nil && tt.token != "" && strings.Contains(err.Error(), tt.token):
+				t.Errorf("error %q shows the token", err)
 			}
 		})
 	}
@@ -71,7 +83,7 @@ func TestTokenScopes(t *testing.T) {
 }
 
 // FuzzTokenScopes: any input, no panic; a writable ref only ever comes
-// from the claim or the fallback. Seeds: testdata/fuzz/FuzzTokenScopes.
+// from the claim, and an unreadable claim writes nothing. Seeds: testdata/fuzz/FuzzTokenScopes.
 func FuzzTokenScopes(f *testing.F) {
 	f.Add(jwtWith(`{"ac":"[{\"Scope\":\"refs/heads/main\",\"Permission\":3}]"}`))
 	f.Add(jwtWith(`{"ac":"[{\"Scope\":\"refs/pull/1/merge\",\"Permission\":2},{\"Scope\":\"refs/heads/main\",\"Permission\":1}]"}`))
@@ -82,10 +94,9 @@ func FuzzTokenScopes(f *testing.F) {
 		if !ok && len(scopes) != 0 {
 			t.Fatalf("scopes %v without ok", scopes)
 		}
-		const fallback = "refs/heads/fallback"
-		w := WritableRef(token, fallback)
-		if !ok && w != fallback {
-			t.Fatalf("unreadable token: WritableRef = %q, want the fallback", w)
+		w, err := WritableRef(token)
+		if !ok && (w != "" || err == nil) {
+			t.Fatalf("unreadable token: WritableRef = %q, %v; want nothing and an error", w, err)
 		}
 		if ok && w != "" {
 			found := false

@@ -1,0 +1,3 @@
+# syntax=example.com/frontends/dockerfile-plus:1
+FROM alpine
+RUN --mount=type=cache,target=/root/.cache true
