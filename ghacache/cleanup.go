@@ -20,18 +20,9 @@ type ExportCleanup struct {
 	// those read within SweepGrace, which another job of the same group
 	// may still be reading.
 	Transient bool
-	// StaleQueues also deletes the caches of other merge-queue refs
-	// (MergeQueueRefPrefix) that nobody read within SweepGrace: their
-	// runs are over, and each run's own cleanup kept them because they
-	// had just been written (bench/churn measured that left alone they
-	// stay until the quota or the 7-day expiry takes them).
-	StaleQueues bool
 	// Now is the time the grace counts back from (time.Now when zero).
 	Now time.Time
 }
-
-// MergeQueueRefPrefix starts the refs of GitHub's merge-queue branches.
-const MergeQueueRefPrefix = "refs/heads/gh-readonly-queue/"
 
 // CleanupReport says what a cleanup removed.
 type CleanupReport struct {
@@ -41,14 +32,10 @@ type CleanupReport struct {
 	Transient       int // entries of a transient ref
 	TransientBytes  int64
 	TransientKept   int // entries of a transient ref read within the grace
-	StaleQueues     int // entries of other merge-queue refs nobody read within the grace
-	StaleQueueBytes int64
 }
 
 // Freed is the bytes the cleanup removed.
-func (r CleanupReport) Freed() int64 {
-	return r.SupersededBytes + r.Swept.Freed + r.TransientBytes + r.StaleQueueBytes
-}
+func (r CleanupReport) Freed() int64 { return r.SupersededBytes + r.Swept.Freed + r.TransientBytes }
 
 // CleanupAfterExport runs the cleanup o asks for. c is the job's cache
 // client (its runtime token reads o.Ref).
@@ -59,17 +46,11 @@ func (r *REST) CleanupAfterExport(ctx context.Context, c *Client, o ExportCleanu
 	if grace == 0 {
 		grace = DefaultSweepGrace
 	}
-	now := o.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	if o.StaleQueues {
-		rep.StaleQueues, rep.StaleQueueBytes, err = r.CleanupStaleRefs(ctx, o.Owner, o.Repo, MergeQueueRefPrefix, o.Ref, now.Add(-grace))
-		if err != nil {
-			return rep, err
-		}
-	}
 	if o.Transient {
+		now := o.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
 		rep.Transient, rep.TransientBytes, rep.TransientKept, err = r.CleanupRef(ctx, o.Owner, o.Repo, o.Ref, now.Add(-grace))
 		return rep, err
 	}

@@ -197,31 +197,6 @@ func (r *REST) CleanupRef(ctx context.Context, owner, repo, ref string, keepRead
 	return deleted, freed, kept, nil
 }
 
-// CleanupStaleRefs deletes the caches of the refs under refPrefix, other
-// than except, that nobody read (or wrote) since keepReadSince: for refs
-// no later run reads (merge-queue branches), whose runs are over once
-// that long has passed. It reports what went.
-func (r *REST) CleanupStaleRefs(ctx context.Context, owner, repo, refPrefix, except string, keepReadSince time.Time) (deleted int, freed int64, err error) {
-	if !strings.HasPrefix(refPrefix, "refs/") {
-		return 0, 0, fmt.Errorf("cleanup: ref prefix %q is not a full ref", refPrefix)
-	}
-	entries, err := r.List(ctx, owner, repo, ListOptions{})
-	if err != nil {
-		return 0, 0, fmt.Errorf("cleanup %s*: %w", refPrefix, err)
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Ref, refPrefix) || sameRef(e.Ref, except) || !e.LastAccessedAt.Before(keepReadSince) {
-			continue
-		}
-		if err := r.DeleteByID(ctx, owner, repo, e.ID); err != nil {
-			return deleted, freed, fmt.Errorf("cleanup %s: %w", e.Ref, err)
-		}
-		deleted++
-		freed += e.SizeInBytes
-	}
-	return deleted, freed, nil
-}
-
 // PruneSuperseded deletes the older entries of a BuildKit cache index on
 // ref, keeping the keep newest (at least one). indexKey is the key without
 // the "#n" counter, as IndexKey returns it; entries are ordered by that

@@ -341,36 +341,3 @@ func TestRESTRetries(t *testing.T) {
 		t.Errorf("waits = %v, want [3s 3s]", waits)
 	}
 }
-
-// TestRESTCleanupStaleRefs: the caches of finished merge-queue runs go;
-// one read within the grace, the job's own ref and other refs stay.
-func TestRESTCleanupStaleRefs(t *testing.T) {
-	ctx := context.Background()
-	const (
-		mq1  = MergeQueueRefPrefix + "main/pr-1-aaaa"
-		mq2  = MergeQueueRefPrefix + "main/pr-2-bbbb"
-		mine = MergeQueueRefPrefix + "main/pr-3-cccc"
-		main = "refs/heads/main"
-	)
-	at := func(min int) time.Time { return time.Date(2030, 1, 1, 0, min, 0, 0, time.UTC) }
-	f, r := newFakeREST(t, true)
-	f.add("buildkit-blob-1-sha256:1", mq1, 10) // 00:01
-	f.add("index-buildkit-1-aaaa#1", mq1, 1)   // 00:02
-	f.add("buildkit-blob-1-sha256:2", main, 5) // 00:03
-	f.add("buildkit-blob-1-sha256:3", mq2, 7)  // 00:04, read within the grace
-	f.add("buildkit-blob-1-sha256:4", mine, 3) // 00:05
-	deleted, freed, err := r.CleanupStaleRefs(ctx, "o", "r", MergeQueueRefPrefix, mine, at(4))
-	if err != nil || deleted != 2 || freed != 11 {
-		t.Fatalf("CleanupStaleRefs = %d, %d, %v; want 2, 11", deleted, freed, err)
-	}
-	want := []string{mq2 + " buildkit-blob-1-sha256:3", main + " buildkit-blob-1-sha256:2", mine + " buildkit-blob-1-sha256:4"}
-	got := f.keys()
-	sort.Strings(got)
-	sort.Strings(want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("left %q, want %q", got, want)
-	}
-	if _, _, err := r.CleanupStaleRefs(ctx, "o", "r", "gh-readonly-queue/", "", at(9)); err == nil {
-		t.Error("a prefix that is not a full ref was accepted")
-	}
-}

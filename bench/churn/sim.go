@@ -521,7 +521,6 @@ func (w *world) finish(ctx context.Context, s *strategy, p *pending) error {
 	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: j.ref, Scope: j.scopeName}
 	o.Sweep = s.sweep
 	o.Transient = s.mergeQueue && e.kind == mergeGroup
-	o.StaleQueues = s.mergeQueue
 	o.Now = w.clock.Now()
 	cr, err := rest.CleanupAfterExport(ctx, c, o)
 	st.cleaned += cr.Freed()

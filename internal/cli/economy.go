@@ -21,7 +21,7 @@ const githubCacheQuota = 10 << 30
 // Failures are warnings: they never fail the build. bench/churn shows
 // what each of these is worth.
 func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, repo, ref, name string, p planned) {
-	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group", StaleQueues: true}
+	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group"}
 	var c *ghacache.Client
 	if cfg, ok := ghacache.ConfigFromEnv(j.getenv); ok {
 		if cl, err := ghacache.NewClient(cfg); err == nil {
@@ -102,16 +102,12 @@ func expiryWarning(lastRead, now time.Time) string {
 // cleanupLines says what cleanup removed, one line per mechanism that
 // ran, each with the reason it runs.
 func cleanupLines(o ghacache.ExportCleanup, r ghacache.CleanupReport) []string {
-	var stale []string
-	if r.StaleQueues > 0 {
-		stale = []string{fmt.Sprintf("deleted %d cache entries of finished merge-queue runs (%s): no later run can read them", r.StaleQueues, bytesText(r.StaleQueueBytes))}
-	}
 	if o.Transient {
-		return append([]string{fmt.Sprintf("deleted %d cache entries of %s (%s), kept %d read within the last %s (another job of the group may be reading them): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes), r.TransientKept, ghacache.DefaultSweepGrace)}, stale...)
+		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s), kept %d read within the last %s (another job of the group may be reading them): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes), r.TransientKept, ghacache.DefaultSweepGrace)}
 	}
 	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, refText(o.Ref), bytesText(r.SupersededBytes))}
 	if o.Sweep {
 		lines = append(lines, fmt.Sprintf("swept %d layer blobs of %s (%s) that its newest index does not name and nobody used since, kept %d: unreferenced blobs push the default branch's cache out at quota", r.Swept.Deleted, refText(o.Ref), bytesText(r.Swept.Freed), r.Swept.Kept))
 	}
-	return append(lines, stale...)
+	return lines
 }

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bkcache/bkcache/ghacache"
 )
 
 // TestDefaultBranchState: the default branch's cache as cleanup finds it,
@@ -60,18 +58,5 @@ func TestExpiryWarning(t *testing.T) {
 				t.Errorf("the warning names no fix: %q", got)
 			}
 		})
-	}
-}
-
-// TestCleanupLinesStaleQueues: finished merge-queue runs' caches get a
-// line when some went, and none otherwise.
-func TestCleanupLinesStaleQueues(t *testing.T) {
-	o := ghacache.ExportCleanup{Ref: "refs/heads/main", Scope: "buildkit", StaleQueues: true}
-	if got := strings.Join(cleanupLines(o, ghacache.CleanupReport{}), "\n"); strings.Contains(got, "merge-queue") {
-		t.Errorf("a line for nothing deleted: %q", got)
-	}
-	got := strings.Join(cleanupLines(o, ghacache.CleanupReport{StaleQueues: 3, StaleQueueBytes: 3 << 20}), "\n")
-	if !strings.Contains(got, "deleted 3 cache entries of finished merge-queue runs") {
-		t.Errorf("lines %q do not name the finished merge-queue runs' entries", got)
 	}
 }
