@@ -208,6 +208,13 @@ func (w *world) plan(s *strategy, e event, t tree) (job, error) {
 	if j.write == "" && j.mode != "" {
 		return j, fmt.Errorf("the plan exports %s from a read-only token", j.ref)
 	}
+	// plan.Finalize's trust rule: the gha exporter writes the ref the
+	// runtime token may write, so an export planned for another scope is
+	// dropped (a merge group plans the shared merge-queue scope, and its
+	// token writes its own gh-readonly-queue ref: it exports nothing).
+	if j.mode != "" && (sp.Export == nil || sp.Export.Ref != j.write) {
+		j.mode = ""
+	}
 	return j, nil
 }
 
