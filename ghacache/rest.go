@@ -241,6 +241,9 @@ type ScopeCache struct {
 	Ref       string
 	Key       string // newest index entry, with its "#n"
 	CreatedAt time.Time
+	// LastAccessedAt is when a build last read that index: every import
+	// of the ref reads it, so this is the last job that used its cache.
+	LastAccessedAt time.Time
 }
 
 // ScopesWithCache reports which of refs hold a BuildKit cache index for gha
@@ -265,7 +268,8 @@ func (r *REST) ScopesWithCache(ctx context.Context, owner, repo, scope string, r
 			}
 		}
 		if best >= 0 {
-			out = append(out, ScopeCache{Ref: ref, Key: entries[best].Key, CreatedAt: entries[best].CreatedAt})
+			e := entries[best]
+			out = append(out, ScopeCache{Ref: ref, Key: e.Key, CreatedAt: e.CreatedAt, LastAccessedAt: e.LastAccessedAt})
 		}
 	}
 	return out, nil

@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/bkcache/bkcache/internal/testenv"
 )
 
 // TestScenarioDeterministic: one seed, one month.
 func TestScenarioDeterministic(t *testing.T) {
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	a, b := newScenario(7, 30, start), newScenario(7, 30, start)
+	a, b := newScenario(7, 30, start, 9), newScenario(7, 30, start, 9)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("two scenarios from one seed differ")
 	}
@@ -23,10 +23,34 @@ func TestScenarioDeterministic(t *testing.T) {
 			t.Fatalf("event %d is out of order", i)
 		}
 	}
-	for _, k := range []kind{pushMain, prBuild, prClosed, mergeGroup, pushTag, baseUpdate} {
+	for _, k := range []kind{pushMain, prBuild, prClosed, mergeGroup, pushTag, baseUpdate, scheduled} {
 		if counts[k] == 0 {
 			t.Errorf("a month has no %s event", k)
 		}
+	}
+	hs, he := start.Add(holidayDay*24*time.Hour), start.Add((holidayDay+9)*24*time.Hour)
+	reruns, forks := 0, 0
+	for _, e := range a.events {
+		if !e.at.Before(hs) && e.at.Before(he) && e.kind != scheduled && e.kind != baseUpdate {
+			t.Errorf("%s at %s, in the holiday", e.kind, e.at)
+		}
+		if e.rerun > 0 {
+			reruns++
+			if o := a.events[slicesIndex(a.events, e.rerun-1)]; o.kind != e.kind || o.pr != e.pr {
+				t.Errorf("re-run %+v of another job %+v", e, o)
+			}
+		}
+		if e.kind != prClosed && e.kind != baseUpdate && (e.dur < minBuild || e.dur > maxBuild) {
+			t.Errorf("%s lasts %s", e.kind, e.dur)
+		}
+	}
+	for _, p := range a.prs {
+		if p.fork {
+			forks++
+		}
+	}
+	if reruns == 0 || forks == 0 {
+		t.Errorf("a month has %d re-runs and %d fork pull requests", reruns, forks)
 	}
 }
 
@@ -55,11 +79,16 @@ func TestDownloads(t *testing.T) {
 // TestShortMonth plays a few simulated days against the emulator over
 // Azurite and checks the invariants the full month reports on.
 func TestShortMonth(t *testing.T) {
-	store, err := newAzureStore(context.Background(), testenv.Require(t, "azure"))
+	newStore, err := storeFunc("mem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := options{days: 3, seed: 3, scale: 0.02}
+	store, closeStore, err := newStore(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	o := options{days: 3, seed: 3, scale: 0.02, expire: 7 * 24 * time.Hour, evict: time.Hour}
 	o.quota = 3 * modeMaxSize(o.scale) // tight: the default branch needs the additions
 	res, err := simulate(context.Background(), store, o)
 	if err != nil {
@@ -67,8 +96,10 @@ func TestShortMonth(t *testing.T) {
 	}
 	for _, s := range res.strategies {
 		st := res.stats[s]
-		if st.peakUsage > o.quota {
-			t.Errorf("%s: usage %d above the quota %d", s, st.peakUsage, o.quota)
+		for d, u := range st.usage { // each midnight's eviction batch has run
+			if u > o.quota {
+				t.Errorf("%s: usage %d above the quota %d at the end of day %d", s, u, o.quota, d+1)
+			}
 		}
 		if st.prHits > st.prHittable || st.main.total() == 0 || st.prFirst == 0 {
 			t.Errorf("%s: inconsistent figures %+v", s, st)
@@ -95,7 +126,54 @@ func TestShortMonth(t *testing.T) {
 	if res.stats[res.strategies[0]].cleaned != 0 {
 		t.Errorf("stock cleaned %d bytes; it has no cleanup", res.stats[res.strategies[0]].cleaned)
 	}
-	if md := res.markdown(); len(md) == 0 {
-		t.Error("empty report")
+	rep := &report{opts: o, seeds: []uint64{3}, ratios: []float64{3}}
+	rep.add(3, res)
+	if md := rep.markdown(); !strings.Contains(md, "Reduced run") || !strings.Contains(md, "| 1 stock gha mode=max |") {
+		t.Errorf("report:\n%s", md)
+	}
+}
+
+// slicesIndex finds the event generated seq-th.
+func slicesIndex(es []event, seq int) int {
+	for i, e := range es {
+		if e.seq == seq {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestPhases: a job starts at its event and ends after its duration; one
+// that ends when another starts exports first.
+func TestPhases(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	sc := scenario{events: []event{
+		{at: t0, kind: pushMain, seq: 0, dur: 20 * time.Minute},
+		{at: t0.Add(20 * time.Minute), kind: pushMain, seq: 1, dur: 10 * time.Minute},
+		{at: t0.Add(25 * time.Minute), kind: prClosed, seq: 2},
+	}}
+	var got []string
+	for _, p := range phases(sc) {
+		got = append(got, fmt.Sprintf("%d:%v@%s", p.e.seq, p.end, p.at.Sub(t0)))
+	}
+	want := []string{"0:false@0s", "0:true@20m0s", "1:false@20m0s", "2:false@25m0s", "1:true@30m0s"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("phases = %v, want %v", got, want)
+	}
+}
+
+// TestSpread: median of odd and even counts; one value prints alone.
+func TestSpread(t *testing.T) {
+	if s := spreadOf([]float64{3, 1, 2}); s != (spread{1, 2, 3}) {
+		t.Errorf("spreadOf(3,1,2) = %+v", s)
+	}
+	if s := spreadOf([]float64{4, 1, 2, 3}); s != (spread{1, 2.5, 4}) {
+		t.Errorf("spreadOf(4,1,2,3) = %+v", s)
+	}
+	if got := spreadOf([]float64{97.4, 97.4}).text(true); got != "97.4%" {
+		t.Errorf("equal seeds print %q", got)
+	}
+	if got := spreadOf([]float64{55.3, 57.9}).text(true); got != "56.6% (55.3%–57.9%)" {
+		t.Errorf("spread prints %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,13 @@ type strategy struct {
 	mergeQueue bool // delete a merge-queue ref's caches after its build
 	budget     bool // near the quota, pull requests export mode=min
 	keepAlive  bool // builds that read the default branch refresh its blobs
+	// mountReplace deletes a ref's older archives of a cache mount after
+	// saving a new one (the simulation's own until the figures show it
+	// is needed).
+	mountReplace bool
+	// scheduled: the repository adds a scheduled run of the default
+	// branch (the fix the job summary names for the 7-day expiry).
+	scheduled bool
 }
 
 func (s *strategy) String() string { return s.name }
@@ -50,6 +58,8 @@ func theStrategies(ablations bool) []*strategy {
 			&strategy{name: "3 without merge-queue cleanup", repo: "sim/nomq", sweep: true, keepAlive: true},
 			&strategy{name: "3 without keep-alive", repo: "sim/nokeepalive", sweep: true, mergeQueue: true},
 			&strategy{name: "3 + budget-aware PR exports", repo: "sim/budget", sweep: true, mergeQueue: true, keepAlive: true, budget: true},
+			&strategy{name: "3 + mount archives replaced", repo: "sim/mountreplace", sweep: true, mergeQueue: true, keepAlive: true, mountReplace: true},
+			&strategy{name: "3 + scheduled runs Mon, Thu", repo: "sim/scheduled", sweep: true, mergeQueue: true, keepAlive: true, scheduled: true},
 		)
 	}
 	return out
@@ -67,7 +77,15 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+// Now ticks a microsecond at each call, so that what one job does in one
+// phase (uploads, then keep-alive lookups) keeps its order in the
+// entries' last access, as on GitHub, where seconds pass between them.
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Microsecond)
+	return c.now
+}
 func (c *clock) set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,6 +125,15 @@ type world struct {
 	strategies []*strategy
 	stats      map[*strategy]*stats
 	http       map[*strategy]*countingTransport
+	facts      facts
+}
+
+// facts are what happened in the scenario, the same for every strategy.
+type facts struct {
+	builds, forkBuilds, reruns int
+	// overlapping builds started while another job of the same ref ran;
+	// mainOverlapping of them on the default branch.
+	overlapping, mainOverlapping int
 }
 
 type prState struct {
@@ -133,7 +160,8 @@ func short(parts ...string) string {
 
 // job is one build of one strategy: who it is and what it may touch.
 type job struct {
-	ref       string   // GITHUB_REF: the runtime token's writable scope
+	ref       string   // GITHUB_REF
+	write     string   // the runtime token's writable scope: ref, or "" (a fork's read-only token)
 	readable  []string // further scopes the token reads, in GitHub's order
 	scopeName string   // gha scope= of the exports and imports
 	mode      string   // export mode; "" means no export
@@ -144,10 +172,19 @@ type job struct {
 // exports mode=max to scope "buildkit"; bkcache derives scopes and expands
 // its default gha line through scope.Derive and plan.Expand.
 func (w *world) plan(s *strategy, e event, t tree) (job, error) {
-	ev, readable := w.payload.event(e)
-	j := job{ref: ev.Ref, readable: readable, keys: stepKeys(t)}
+	fork := e.kind == prBuild && w.prs[e.pr] != nil && w.prs[e.pr].plan.fork
+	ev, readable := w.payload.event(e, fork)
+	j := job{ref: ev.Ref, write: ev.Ref, readable: readable, keys: stepKeys(t)}
+	if fork {
+		// Read-only since 2026-06: stock's export is refused by the
+		// cache service (buildx warns), bkcache's plan drops it.
+		j.write = ""
+	}
 	if s.stock {
 		j.scopeName, j.mode = "buildkit", "max"
+		if j.write == "" {
+			j.mode = ""
+		}
 		return j, nil
 	}
 	sp, err := scope.Derive(ev, scope.Options{DefaultBranch: defaultBranch})
@@ -168,13 +205,27 @@ func (w *world) plan(s *strategy, e event, t tree) (job, error) {
 			j.scopeName, j.mode = out.Attrs["scope"], out.Attrs["mode"]
 		}
 	}
+	if j.write == "" && j.mode != "" {
+		return j, fmt.Errorf("the plan exports %s from a read-only token", j.ref)
+	}
+	// plan.Finalize's trust rule: the gha exporter writes the ref the
+	// runtime token may write, so an export planned for another scope is
+	// dropped (a merge group plans the shared merge-queue scope, and its
+	// token writes its own gh-readonly-queue ref: it exports nothing).
+	if j.mode != "" && (sp.Export == nil || sp.Export.Ref != j.write) {
+		j.mode = ""
+	}
 	return j, nil
 }
 
 // clients returns the job's cache-service client (a runtime token for its
 // refs) and REST client.
 func (w *world) clients(s *strategy, j job) (*ghacache.Client, *ghacache.REST, error) {
-	tok, err := w.emu.Token(emulator.TokenOptions{Repo: s.repo, Write: j.ref, Read: j.readable, Now: w.clock.Now()})
+	read := j.readable
+	if j.write == "" && j.ref != "" {
+		read = append([]string{j.ref}, read...) // a read-only token still reads its own ref
+	}
+	tok, err := w.emu.Token(emulator.TokenOptions{Repo: s.repo, Write: j.write, Read: read, Now: w.clock.Now()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -317,29 +368,42 @@ func downloads(keys []digest.Digest, got []bool) []digest.Digest {
 
 func layerSize(s step, scale float64) int64 { return max(int64(s.mib*scale*(1<<20)), 1024) }
 
-// run plays one event for one strategy.
-func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
-	st := w.stats[s]
-	if e.kind == prClosed {
-		if s.stock {
-			return nil // buildx leaves a closed pull request's caches
-		}
-		_, rest, err := w.clients(s, job{ref: prRef(e.pr)})
-		if err != nil {
-			return err
-		}
-		// The post step's cleanup, as internal/cli's postCleanup runs it.
-		_, freed, _, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr), w.clock.Now().Add(-ghacache.DefaultSweepGrace))
-		st.cleaned += freed
-		return err
+// pending is a job that started (imported) and has not yet ended.
+type pending struct {
+	e    event
+	j    job
+	c    *ghacache.Client
+	rest *ghacache.REST
+	got  []bool
+}
+
+// closePR is the post step's cleanup when a pull request closes.
+func (w *world) closePR(ctx context.Context, s *strategy, e event) error {
+	if s.stock || w.prs[e.pr] == nil || w.prs[e.pr].plan.fork {
+		return nil // buildx leaves a closed pull request's caches; a fork's wrote none
 	}
-	j, err := w.plan(s, e, t)
+	_, rest, err := w.clients(s, job{ref: prRef(e.pr), write: prRef(e.pr)})
 	if err != nil {
 		return err
+	}
+	// The post step's cleanup, as internal/cli's postCleanup runs it.
+	_, freed, _, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr), w.clock.Now().Add(-ghacache.DefaultSweepGrace))
+	w.stats[s].cleaned += freed
+	return err
+}
+
+// start is a job's first half for one strategy: it imports (reads the
+// indexes, downloads what the build goes on from, restores cache mounts)
+// and measures what it found.
+func (w *world) start(ctx context.Context, s *strategy, e event, t tree) (*pending, error) {
+	st := w.stats[s]
+	j, err := w.plan(s, e, t)
+	if err != nil {
+		return nil, err
 	}
 	c, rest, err := w.clients(s, j)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	refs := append([]string{j.ref}, j.readable...)
 
@@ -349,14 +413,14 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 	for _, r := range refs {
 		ie, ok, err := c.LatestIndex(ctx, j.scopeName, r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			continue
 		}
 		cfg, err := c.ReadIndex(ctx, ie)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		indexes = append(indexes, cfg)
 		if r == mainRef {
@@ -369,10 +433,25 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 	// lookup moves the entry's last access, which the LRU quota goes by.
 	for _, d := range downloads(j.keys, got) {
 		if _, _, err := c.Lookup(ctx, ghacache.BlobKey(d.String()), nil, ghacache.BuildKitVersion()); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if e.kind == pushMain {
+	// bkcache restores every cache mount before the build (a prefix
+	// lookup in each readable scope, as mountstore.GHA does).
+	if !s.stock {
+		for _, m := range cacheMounts {
+			p := mountPrefix(j.scopeName, m)
+			_, found, err := c.Lookup(ctx, p, []string{p}, mountVersion)
+			if err != nil {
+				return nil, err
+			}
+			st.mountRestores++
+			if found {
+				st.mountFound++
+			}
+		}
+	}
+	if e.kind == pushMain && e.rerun == 0 {
 		st.main.add(mainState(mainIndex, present))
 	}
 	if e.kind == prBuild && e.first && w.mainRun != nil {
@@ -391,11 +470,19 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 		}
 		st.prFirst++
 	}
+	return &pending{e: e, j: j, c: c, rest: rest, got: got}, nil
+}
+
+// finish is a job's second half: the export, the cache mounts' saves and
+// bkcache's cleanup.
+func (w *world) finish(ctx context.Context, s *strategy, p *pending) error {
+	st, j, e, c, rest := w.stats[s], p.j, p.e, p.c, p.rest
 	if j.mode == "" {
 		return nil
 	}
+	owner, repo := "sim", strings.TrimPrefix(s.repo, "sim/")
 	if s.budget && e.kind == prBuild && j.mode == "max" {
-		_, used, err := rest.Usage(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"))
+		_, used, err := rest.Usage(ctx, owner, repo)
 		if err != nil {
 			return err
 		}
@@ -409,19 +496,75 @@ func (w *world) run(ctx context.Context, s *strategy, e event, t tree) error {
 	if s.stock {
 		return nil
 	}
+	// A cache mount is saved when a step that uses it ran: one new entry
+	// per save (mountstore.GHA's key is the prefix and the time).
+	for _, m := range cacheMounts {
+		if p.got[m.step] {
+			continue
+		}
+		size := max(int64(m.mib*w.scale*(1<<20)), 1024)
+		key := mountPrefix(j.scopeName, m) + strconv.FormatInt(w.clock.Now().UnixNano(), 36)
+		if err := c.Save(ctx, key, mountVersion, w.layers.reader(), size); err != nil {
+			return fmt.Errorf("saving cache mount %s: %w", m.id, err)
+		}
+		st.uploaded += size
+		st.mountUploaded += size
+		if s.mountReplace {
+			// The archive this job restored was read at its start: what
+			// was read since, another job read.
+			freed, err := pruneOlder(ctx, rest, owner, repo, j.ref, mountPrefix(j.scopeName, m), e.at.Add(time.Nanosecond))
+			if err != nil {
+				return err
+			}
+			st.cleaned += freed
+		}
+	}
 	if s.keepAlive && j.ref != mainRef { // the default branch's own export looks its blobs up already
 		if _, err := ghacache.KeepAlive(ctx, c, j.scopeName, mainRef); err != nil {
 			return err
 		}
 	}
 	// The cleanup internal/cli's afterBuild runs with cache-cleanup on.
-	o := ghacache.ExportCleanup{Owner: "sim", Repo: strings.TrimPrefix(s.repo, "sim/"), Ref: j.ref, Scope: j.scopeName}
+	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: j.ref, Scope: j.scopeName}
 	o.Sweep = s.sweep
 	o.Transient = s.mergeQueue && e.kind == mergeGroup
 	o.Now = w.clock.Now()
-	rep, err := rest.CleanupAfterExport(ctx, c, o)
-	st.cleaned += rep.Freed()
+	cr, err := rest.CleanupAfterExport(ctx, c, o)
+	st.cleaned += cr.Freed()
 	return err
+}
+
+// pruneOlder deletes ref's entries under prefix but the newest, except
+// those read since keepReadSince (another job on ref restored them).
+func pruneOlder(ctx context.Context, rest *ghacache.REST, owner, repo, ref, prefix string, keepReadSince time.Time) (int64, error) {
+	es, err := rest.List(ctx, owner, repo, ghacache.ListOptions{Key: prefix, Ref: ref})
+	if err != nil {
+		return 0, err
+	}
+	var newest ghacache.CacheEntry
+	for _, e := range es {
+		if e.Ref == ref && strings.HasPrefix(e.Key, prefix) && e.CreatedAt.After(newest.CreatedAt) {
+			newest = e
+		}
+	}
+	var freed int64
+	for _, e := range es {
+		if e.Ref != ref || !strings.HasPrefix(e.Key, prefix) || e.ID == newest.ID || !e.LastAccessedAt.Before(keepReadSince) {
+			continue
+		}
+		if err := rest.DeleteByID(ctx, owner, repo, e.ID); err != nil {
+			return freed, err
+		}
+		freed += e.SizeInBytes
+	}
+	return freed, nil
+}
+
+// mountVersion and mountPrefix are internal/mountstore's GHA keys.
+const mountVersion = "bkcache-cache-mount-v1"
+
+func mountPrefix(scopeName string, m cacheMount) string {
+	return "bkcache-mount-" + scopeName + "-" + m.id + "-"
 }
 
 // export is BuildKit's gha exporter (cache/remotecache/gha Finalize): each

@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/bkcache/bkcache/scope"
 )
@@ -18,19 +20,23 @@ import (
 // a tag push the default branch).
 type payloads struct{ repo string }
 
-func (p *payloads) event(e event) (scope.Event, []string) {
+func (p *payloads) event(e event, fork bool) (scope.Event, []string) {
 	repoObj := map[string]any{"full_name": p.repo, "default_branch": defaultBranch}
 	switch e.kind {
 	case prBuild:
 		head := fmt.Sprintf("feature-%d", e.pr)
-		side := func(ref string) map[string]any {
-			return map[string]any{"ref": ref, "repo": map[string]any{"full_name": p.repo}}
+		side := func(ref, repo string) map[string]any {
+			return map[string]any{"ref": ref, "repo": map[string]any{"full_name": repo, "fork": repo != p.repo}}
+		}
+		headRepo := p.repo
+		if fork {
+			headRepo = "contributor/app"
 		}
 		return scope.Event{
 			Name: "pull_request", Ref: prRef(e.pr), HeadRef: head, BaseRef: defaultBranch, Repository: p.repo,
 			Payload: map[string]any{
 				"action": "synchronize", "number": e.pr, "repository": repoObj,
-				"pull_request": map[string]any{"number": e.pr, "head": side(head), "base": side(defaultBranch)},
+				"pull_request": map[string]any{"number": e.pr, "head": side(head, headRepo), "base": side(defaultBranch, p.repo)},
 			},
 		}, []string{mainRef}
 	case mergeGroup:
@@ -42,6 +48,9 @@ func (p *payloads) event(e event) (scope.Event, []string) {
 				"merge_group": map[string]any{"head_ref": ref, "base_ref": mainRef},
 			},
 		}, []string{mainRef}
+	case scheduled:
+		return scope.Event{Name: "schedule", Ref: mainRef, Repository: p.repo,
+			Payload: map[string]any{"schedule": "0 3 * * 1,4", "repository": repoObj}}, nil
 	case pushTag:
 		ref := "refs/tags/" + e.tag
 		return scope.Event{Name: "push", Ref: ref, Repository: p.repo,
@@ -88,11 +97,15 @@ type stats struct {
 	// prHits of prHittable: steps of pull requests' first builds that the
 	// default branch's newest build also ran, and how many of them hit.
 	prHits, prHittable int
-	uploaded           int64 // layer bytes uploaded
+	uploaded           int64 // bytes uploaded (layers, indexes not counted, and cache mounts)
+	mountUploaded      int64 // ... of them cache mount archives
 	cleaned            int64 // bytes cleanup deleted
-	peakUsage          int64
-	usage              []int64 // at the end of each day
-	apiCalls           int64
+	// mountFound of mountRestores: cache mount restores that found an
+	// archive.
+	mountRestores, mountFound int
+	peakUsage                 int64
+	usage                     []int64 // at the end of each day
+	apiCalls                  int64
 }
 
 type stateCount struct{ complete, partial, gone int }
@@ -119,60 +132,178 @@ func (w *world) usage(s *strategy) int64 {
 	return n
 }
 
-// play runs every event of the scenario for every strategy.
+// phase is a job's start or end, or an event that is not a build.
+type phase struct {
+	at  time.Time
+	e   event
+	end bool
+}
+
+// phases orders the scenario's jobs by time: each build starts (imports)
+// at its event and ends (exports, cleans up) after its duration; a job
+// that ends at the moment another starts exports first.
+func phases(sc scenario) []phase {
+	var out []phase
+	for _, e := range sc.events {
+		out = append(out, phase{at: e.at, e: e})
+		if e.dur > 0 {
+			out = append(out, phase{at: e.at.Add(e.dur), e: e, end: true})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].at.Equal(out[j].at) {
+			return out[i].at.Before(out[j].at)
+		}
+		if out[i].end != out[j].end {
+			return out[i].end
+		}
+		return out[i].e.seq < out[j].e.seq
+	})
+	return out
+}
+
+// play runs every job of the scenario for every strategy.
 func (w *world) play(ctx context.Context, sc scenario, days int) error {
 	day := -1
 	start := w.clock.Now()
-	for _, e := range sc.events {
-		for d := int(e.at.Sub(start).Hours() / 24); day < d; {
-			w.endOfDay(day)
-			day++
-		}
-		w.clock.set(e.at)
-		t, skip := w.advance(e, sc)
-		if skip {
-			continue
-		}
+	built := map[int]tree{}         // the tree each started build event built, by seq
+	running := map[int][]*pending{} // started jobs, by seq: one per strategy
+	runningRefs := map[string]int{} // jobs running per ref
+	var e event
+	each := func(f func(i int, s *strategy) error) error {
 		// The strategies' repositories are independent: play them at once.
 		errs := make([]error, len(w.strategies))
 		var wg sync.WaitGroup
 		for i, s := range w.strategies {
+			if e.kind == scheduled && !s.scheduled {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := w.run(ctx, s, e, t); err != nil {
-					errs[i] = fmt.Errorf("%s: %s at %s: %w", s, e.kind, e.at.Format("Jan 2 15:04"), err)
-				}
+				errs[i] = f(i, s)
 			}()
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
+		return errors.Join(errs...)
+	}
+	for _, ph := range phases(sc) {
+		e = ph.e
+		for d := int(ph.at.Sub(start).Hours() / 24); day < d; {
+			w.endOfDay(ctx, start, day)
+			day++
+		}
+		w.clock.set(ph.at)
+		w.emu.Housekeep(ctx)
+		where := func(s *strategy) string {
+			return fmt.Sprintf("%s: %s at %s", s, e.kind, ph.at.Format("Jan 2 15:04"))
+		}
+		switch {
+		case e.kind == prClosed:
+			w.advance(e, sc)
+			if err := each(func(_ int, s *strategy) error {
+				if err := w.closePR(ctx, s, e); err != nil {
+					return fmt.Errorf("%s: %w", where(s), err)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		case !ph.end:
+			var t tree
+			skip := false
+			if e.rerun > 0 {
+				t, skip = built[e.rerun-1]
+				skip = !skip || (e.kind == prBuild && !w.prs[e.pr].open)
+			} else {
+				t, skip = w.advance(e, sc)
+			}
+			if skip {
+				continue
+			}
+			built[e.seq] = t
+			if e.kind != scheduled {
+				w.facts.builds++
+			}
+			if e.kind == prBuild && w.prs[e.pr].plan.fork {
+				w.facts.forkBuilds++
+			}
+			if e.rerun > 0 {
+				w.facts.reruns++
+			}
+			ref := w.refOf(e)
+			if runningRefs[ref] > 0 && e.kind != scheduled {
+				w.facts.overlapping++
+				if ref == mainRef {
+					w.facts.mainOverlapping++
+				}
+			}
+			runningRefs[ref]++
+			ps := make([]*pending, len(w.strategies))
+			if err := each(func(i int, s *strategy) error {
+				p, err := w.start(ctx, s, e, t)
+				if err != nil {
+					return fmt.Errorf("%s: %w", where(s), err)
+				}
+				ps[i] = p
+				return nil
+			}); err != nil {
+				return err
+			}
+			running[e.seq] = ps
+		default:
+			ps, ok := running[e.seq]
+			if !ok {
+				continue
+			}
+			delete(running, e.seq)
+			runningRefs[w.refOf(e)]--
+			if err := each(func(i int, s *strategy) error {
+				if ps[i] == nil {
+					return nil
+				}
+				if err := w.finish(ctx, s, ps[i]); err != nil {
+					return fmt.Errorf("%s (end): %w", where(s), err)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if w.refOf(e) == mainRef && e.kind != scheduled {
+				w.mainRun = stepKeys(built[e.seq])
+			}
 		}
 		for _, s := range w.strategies {
 			if u := w.usage(s); u > w.stats[s].peakUsage {
 				w.stats[s].peakUsage = u
 			}
 		}
-		if e.kind == pushMain {
-			w.mainRun = stepKeys(t)
-		}
 	}
 	for day < days-1 {
-		w.endOfDay(day)
+		w.endOfDay(ctx, start, day)
 		day++
 	}
-	w.endOfDay(day)
+	w.endOfDay(ctx, start, day)
 	for _, s := range w.strategies {
 		w.stats[s].apiCalls = w.http[s].calls.Load()
 	}
 	return nil
 }
 
-func (w *world) endOfDay(day int) {
+// refOf is the ref event e's job runs on.
+func (w *world) refOf(e event) string {
+	ev, _ := w.payload.event(e, false)
+	return ev.Ref
+}
+
+// endOfDay records each strategy's usage at midnight after day, once
+// the cache service's housekeeping ran.
+func (w *world) endOfDay(ctx context.Context, start time.Time, day int) {
 	if day < 0 {
 		return
 	}
+	w.clock.set(start.Add(time.Duration(day+1) * 24 * time.Hour))
+	w.emu.Housekeep(ctx)
 	for _, s := range w.strategies {
 		w.stats[s].usage = append(w.stats[s].usage, w.usage(s))
 	}
@@ -206,6 +337,8 @@ func (w *world) advance(e event, sc scenario) (tree, bool) {
 		return p.tree, false
 	case pushMain:
 		w.main = w.prs[e.pr].tree
+		return w.main, false
+	case scheduled:
 		return w.main, false
 	case prClosed:
 		if p := w.prs[e.pr]; p != nil {

@@ -26,6 +26,7 @@
 package emulator
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,19 @@ type Faults struct {
 	// its download would. Each key is evicted so once per SetFaults, so a
 	// later re-upload of it stays.
 	EvictAfterLookup string `json:"evict_after_lookup"`
+
+	// Policies GitHub applies that tests of a single job do not want;
+	// both are off at zero. The churn simulation (bench/churn) turns
+	// them on.
+	//
+	// ExpireUnused, when > 0, removes entries not accessed for this long
+	// (GitHub: 7 days), whatever the quota.
+	ExpireUnused time.Duration `json:"expire_unused_ns,omitempty"`
+	// EvictEvery, when > 0, applies QuotaBytes in batches, at most once in
+	// each period of this length (GitHub: an hour, since November 2025),
+	// instead of after each finalize: usage overshoots the quota until
+	// the next batch.
+	EvictEvery time.Duration `json:"evict_every_ns,omitempty"`
 }
 
 // Config configures an Emulator.
@@ -92,6 +106,8 @@ type Emulator struct {
 	faults Faults
 	// lookupEvicted are the keys the EvictAfterLookup fault has evicted.
 	lookupEvicted map[string]bool
+	// lastBatch is the period of the last EvictEvery batch.
+	lastBatch time.Time
 }
 
 // New checks cfg and returns an Emulator.
@@ -124,6 +140,8 @@ func (f Faults) validate() error {
 		return fmt.Errorf("faults: quota_bytes %d is negative", f.QuotaBytes)
 	case f.FailNext < 0:
 		return fmt.Errorf("faults: fail_next %d is negative", f.FailNext)
+	case f.ExpireUnused < 0 || f.EvictEvery < 0:
+		return fmt.Errorf("faults: expire_unused_ns and evict_every_ns must not be negative")
 	case f.FailStatus != 0 && (f.FailStatus < 500 || f.FailStatus > 599):
 		return fmt.Errorf("faults: fail_status %d is not a 5xx status", f.FailStatus)
 	}
@@ -161,6 +179,30 @@ func (e *Emulator) evictAfterLookup(en *Entry) []string {
 	}
 	e.lookupEvicted[en.Key] = true
 	return e.ix.remove(en)
+}
+
+// Housekeep applies the ExpireUnused and EvictEvery policies as of the
+// clock's now: entries unused for too long go, and when a new EvictEvery
+// period has begun, least recently used entries go until each repository
+// fits the quota. Every API request runs it first; a caller that reads
+// Entries on a clock it moved itself runs it before.
+func (e *Emulator) Housekeep(ctx context.Context) {
+	e.mu.Lock()
+	now := e.cfg.Now()
+	var blobs []string
+	if d := e.faults.ExpireUnused; d > 0 {
+		blobs = e.ix.expire(now.Add(-d))
+	}
+	if d := e.faults.EvictEvery; d > 0 && e.faults.QuotaBytes > 0 {
+		if p := now.Truncate(d); p.After(e.lastBatch) {
+			e.lastBatch = p
+			for _, repo := range e.ix.repos() {
+				blobs = append(blobs, e.ix.evict(repo, e.faults.QuotaBytes)...)
+			}
+		}
+	}
+	e.mu.Unlock()
+	e.deleteBlobNames(ctx, blobs)
 }
 
 // Token mints a runtime token signed with this emulator's secret.
@@ -213,6 +255,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	kind := apiKind(r.URL.Path)
 	if kind != "" {
+		e.Housekeep(r.Context())
 		if status, ok := e.takeFailure(); ok {
 			msg := "injected fault"
 			switch kind {
@@ -308,8 +351,12 @@ func (e *Emulator) authenticate(r *http.Request) (Identity, error) {
 
 // deleteBlobs removes blobs outside the lock; failures only leave garbage.
 func (e *Emulator) deleteBlobs(r *http.Request, names []string) {
+	e.deleteBlobNames(r.Context(), names)
+}
+
+func (e *Emulator) deleteBlobNames(ctx context.Context, names []string) {
 	for _, n := range names {
-		if err := e.cfg.Blobs.Delete(r.Context(), n); err != nil && e.cfg.Logf != nil {
+		if err := e.cfg.Blobs.Delete(ctx, n); err != nil && e.cfg.Logf != nil {
 			e.cfg.Logf("deleting evicted blob: %v", err)
 		}
 	}

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -585,5 +586,77 @@ func TestFaultEvictAfterLookup(t *testing.T) {
 		if got := h.lookup(tok, "blob-a", nil, "v"); got != "blob-a" {
 			t.Fatalf("re-uploaded entry lookup = %q, want it kept", got)
 		}
+	}
+}
+
+func (h *harness) keys(repo string) []string {
+	var keys []string
+	for _, e := range h.emu.Entries(repo) {
+		keys = append(keys, e.Key)
+	}
+	return keys
+}
+
+// TestPolicyEvictEvery: with hourly batches, usage overshoots the quota
+// until the next hour's first request, which evicts least recently used
+// entries until it fits.
+func TestPolicyEvictEvery(t *testing.T) {
+	h := newHarness(t, Faults{QuotaBytes: 10, EvictEvery: time.Hour})
+	h.clock.t = h.clock.t.Truncate(time.Hour).Add(time.Minute)
+	tok := h.token("o/r", "refs/heads/main")
+	h.save(tok, "blob-1", "v", []byte("1111"))
+	h.save(tok, "blob-2", "v", []byte("2222"))
+	h.clock.Add(time.Second)
+	h.lookup(tok, "blob-1", nil, "v")
+	h.save(tok, "blob-3", "v", []byte("3333"))
+	if got := h.keys("o/r"); len(got) != 3 {
+		t.Fatalf("within the hour %v, want all three (12 bytes over a quota of 10)", got)
+	}
+	h.clock.Add(time.Hour)
+	h.lookup(tok, "blob-3", nil, "v") // any request after the hour runs the batch
+	if got := h.keys("o/r"); !slices.Equal(got, []string{"blob-1", "blob-3"}) {
+		t.Fatalf("after the batch %v, want blob-2 (least recently used) gone", got)
+	}
+	if n := len(h.blobs.blobs); n != 2 {
+		t.Fatalf("%d blobs left, want 2", n)
+	}
+}
+
+// TestPolicyExpireUnused: an entry not read for the period is gone
+// whatever the quota; one read in time stays.
+func TestPolicyExpireUnused(t *testing.T) {
+	h := newHarness(t, Faults{ExpireUnused: 7 * 24 * time.Hour})
+	tok := h.token("o/r", "refs/heads/main")
+	h.save(tok, "old", "v", []byte("1"))
+	h.save(tok, "read", "v", []byte("2"))
+	h.clock.Add(6 * 24 * time.Hour)
+	tok = h.token("o/r", "refs/heads/main")
+	if got := h.lookup(tok, "read", nil, "v"); got != "read" {
+		t.Fatalf("lookup after 6 days = %q", got)
+	}
+	h.clock.Add(24*time.Hour + time.Second)
+	h.emu.Housekeep(context.Background())
+	if got := h.keys("o/r"); !slices.Equal(got, []string{"read"}) {
+		t.Fatalf("after 7 days %v, want only the entry read a day ago", got)
+	}
+	tok = h.token("o/r", "refs/heads/main")
+	if got := h.lookup(tok, "old", nil, "v"); got != "" {
+		t.Fatalf("expired entry still found: %q", got)
+	}
+}
+
+// TestPolicyJSON: the policies switch on through /_emulator/faults by
+// their JSON names, and negative periods are refused.
+func TestPolicyJSON(t *testing.T) {
+	h := newHarness(t, Faults{})
+	r := h.do("POST", "/_emulator/faults", "", []byte(`{"quota_bytes":10,"evict_every_ns":3600000000000,"expire_unused_ns":604800000000000}`))
+	if r.status != 200 {
+		t.Fatalf("POST faults: %d %s", r.status, r.raw)
+	}
+	if f := h.emu.Faults(); f.EvictEvery != time.Hour || f.ExpireUnused != 7*24*time.Hour {
+		t.Errorf("faults = %+v", f)
+	}
+	if err := h.emu.SetFaults(Faults{ExpireUnused: -time.Second}); err == nil {
+		t.Error("a negative expiry was accepted")
 	}
 }

@@ -136,6 +136,31 @@ func (ix *index) evict(repo string, quota int64) []string {
 	return ix.remove(victims...)
 }
 
+// expire removes the finalized entries last accessed before cutoff.
+func (ix *index) expire(cutoff time.Time) []string {
+	var victims []*Entry
+	for _, e := range ix.entries {
+		if e.Finalized && e.LastAccessedAt.Before(cutoff) {
+			victims = append(victims, e)
+		}
+	}
+	return ix.remove(victims...)
+}
+
+// repos returns the repositories with finalized entries.
+func (ix *index) repos() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range ix.entries {
+		if k := strings.ToLower(e.Repo); e.Finalized && !seen[k] {
+			seen[k] = true
+			out = append(out, e.Repo)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // allowUpload records an upload for repo unless limit uploads already
 // happened in the last minute; then it returns how long to wait.
 func (ix *index) allowUpload(repo string, limit int, now time.Time) (time.Duration, bool) {

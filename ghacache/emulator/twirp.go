@@ -266,6 +266,9 @@ func (e *Emulator) finalize(en *Entry, size int64) (int64, []string, error) {
 		return 0, nil, twerr("already_exists", "cache entry is already finalized")
 	}
 	en.Finalized, en.Size, en.LastAccessedAt = true, size, e.cfg.Now()
+	if e.faults.EvictEvery > 0 {
+		return en.ID, nil, nil // the next batch applies the quota
+	}
 	return en.ID, e.ix.evict(en.Repo, e.faults.QuotaBytes), nil
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/internal/ghaction"
@@ -54,16 +55,48 @@ func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, rep
 	}
 	if c != nil && mainRef != "" {
 		missing, total, found, err := rest.Completeness(ctx, c, owner, repo, name, mainRef)
-		switch {
+		switch w := defaultBranchState(missing, total, found); {
 		case err != nil:
 			j.rep.Warnf("cache-cleanup: checking the default branch's cache: %v", err)
-		case found && missing > 0:
-			w := fmt.Sprintf("the default branch's cache is incomplete: %d of the %d layer blobs its index names are gone (evicted); its next build exports them again", missing, total)
+		case !found && ref != mainRef:
+			j.rep.Infof("cache-cleanup: %s", w)
+		case found && w != "":
 			j.rep.Warnf("%s", w)
 			s.Warnings = append(s.Warnings, w)
 		}
 	}
 	j.rep.Summary(s)
+}
+
+// defaultBranchState says what is wrong with the default branch's cache
+// as cleanup left it, and the fix; "" when it is whole. bench/churn shows
+// the two ways it goes: the quota evicts blobs its index names, and a week
+// without a job (GitHub removes entries nobody read for 7 days) takes all.
+func defaultBranchState(missing, total int, found bool) string {
+	const expiry = "GitHub removes entries nobody read for 7 days, so a week without jobs (a holiday) empties it; a scheduled run of the default branch's build (on: schedule) keeps it"
+	switch {
+	case !found:
+		return "the default branch has no cache index: builds here start cold until it builds again. " + expiry
+	case missing > 0:
+		return fmt.Sprintf("the default branch's cache is incomplete: %d of the %d layer blobs its index names are gone (evicted, or unused for 7 days); its next build exports them again", missing, total)
+	}
+	return ""
+}
+
+// githubExpiry is how long GitHub keeps a cache entry nobody reads.
+const githubExpiry = 7 * 24 * time.Hour
+
+// expiryWarning warns, before a build reads it, when the default branch's
+// cache index was last read (by any job) within a day of GitHub's 7-day
+// expiry: the repository's quiet spells come close to losing its cache
+// (bench/churn's holiday). This job's import refreshes it; the fix keeps
+// it over a longer spell. lastRead zero means unknown.
+func expiryWarning(lastRead, now time.Time) string {
+	if lastRead.IsZero() || now.Sub(lastRead) < githubExpiry-24*time.Hour {
+		return ""
+	}
+	days := int(now.Sub(lastRead) / (24 * time.Hour))
+	return fmt.Sprintf("no job had read the default branch's cache for %d days: GitHub removes entries nobody reads for 7 days, so a quiet week loses it; a scheduled run of the default branch's build (on: schedule, e.g. cron '0 3 * * 1,4') keeps it", days)
 }
 
 // cleanupLines says what cleanup removed, one line per mechanism that

@@ -82,6 +82,11 @@ func (j *job) reportGHAScopes(ctx context.Context, p planned) {
 	have := map[string]bool{}
 	for _, f := range found {
 		have[f.Ref] = true
+		if f.Ref == "refs/heads/"+p.scopes.DefaultBranch {
+			if w := expiryWarning(f.LastAccessedAt, time.Now()); w != "" {
+				j.rep.Warnf("%s", w)
+			}
+		}
 	}
 	for _, s := range scopes {
 		state := "no cache yet"
