@@ -69,6 +69,7 @@ type Stats struct {
 	Lookups, Hits        int64
 	Downloads, BytesDown int64
 	Uploads, BytesUp     int64
+	Evicted              int64 // layer lookups that found the entry but not its blob: misses
 	Rejected             int64 // requests refused for a missing or wrong credential
 }
 
@@ -87,7 +88,9 @@ type Server struct {
 	uploads   map[string]*upload        // blob id → upload
 	pending   map[string]*upload        // key/version → upload awaiting finalize
 
-	stats struct{ lookups, hits, downloads, bytesDown, uploads, bytesUp, rejected atomic.Int64 }
+	stats struct {
+		lookups, hits, evicted, downloads, bytesDown, uploads, bytesUp, rejected atomic.Int64
+	}
 }
 
 type upload struct {
@@ -141,7 +144,7 @@ func (s *Server) Stats() Stats {
 		Lookups: s.stats.lookups.Load(), Hits: s.stats.hits.Load(),
 		Downloads: s.stats.downloads.Load(), BytesDown: s.stats.bytesDown.Load(),
 		Uploads: s.stats.uploads.Load(), BytesUp: s.stats.bytesUp.Load(),
-		Rejected: s.stats.rejected.Load(),
+		Evicted: s.stats.evicted.Load(), Rejected: s.stats.rejected.Load(),
 	}
 }
 
@@ -289,6 +292,14 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 		writeJSON(w, map[string]any{"ok": false, "signed_download_url": "", "matched_key": ""})
 		return
 	}
+	if strings.HasPrefix(e.Key, blobKeyPrefix) && s.gone(r.Context(), e) {
+		// BuildKit checks a layer only here (Info) before it relies on a
+		// cached result; a layer evicted since the index was written must
+		// be a miss now, not a failed read later in the build.
+		s.stats.evicted.Add(1)
+		writeJSON(w, map[string]any{"ok": false, "signed_download_url": "", "matched_key": ""})
+		return
+	}
 	s.stats.hits.Add(1)
 	s.mu.Lock()
 	kv := e.Key + "\x00" + req.Version
@@ -301,6 +312,13 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 	s.downloads[id] = e
 	s.mu.Unlock()
 	writeJSON(w, map[string]any{"ok": true, "signed_download_url": s.base + "/blob/" + id, "matched_key": e.Key})
+}
+
+// gone reports whether e's blob is missing: its first byte cannot be read.
+// Other failures are left to the daemon's read.
+func (s *Server) gone(ctx context.Context, e ghacache.Entry) bool {
+	_, err := s.c.Ranges(e).ReadRange(ctx, make([]byte, 1), 0)
+	return errors.Is(err, ghacache.ErrNotFound)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, req twirpRequest) {

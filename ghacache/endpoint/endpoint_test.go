@@ -131,6 +131,28 @@ func TestDigestMismatchNotFinalized(t *testing.T) {
 	}
 }
 
+// A layer evicted right after its lookup (as a quota eviction between
+// BuildKit's existence check and its read would be) is a miss at the
+// lookup, which BuildKit turns into a rebuilt step, not a failed read.
+func TestEvictedAfterLookupIsMiss(t *testing.T) {
+	ep, daemon, emu, _ := setup(t, true)
+	ctx := context.Background()
+	data := randomBytes(t, 1000)
+	key := "buildkit-blob-1-" + digest.FromBytes(data).String()
+	if err := daemon.Save(ctx, key, actionscache.NewBlob(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.SetFaults(emulator.Faults{EvictAfterLookup: ghacache.BlobKey("")}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := daemon.Load(ctx, key); err != nil || e != nil {
+		t.Fatalf("lookup of an evicted layer: %v, %v; want a miss", e, err)
+	}
+	if st := ep.Stats(); st.Evicted != 1 || st.Hits != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
 func TestRefusesWithoutToken(t *testing.T) {
 	ep, _, _, _ := setup(t, true)
 	for _, auth := range []string{"", "Bearer nope", "Bearer " + ep.Token() + "x"} {
