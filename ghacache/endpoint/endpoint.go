@@ -87,6 +87,7 @@ type Server struct {
 	byKey     map[string]string         // key/version → blob id (one id per entry)
 	uploads   map[string]*upload        // blob id → upload
 	pending   map[string]*upload        // key/version → upload awaiting finalize
+	verified  map[string]bool           // keys whose blob was seen this build
 
 	stats struct {
 		lookups, hits, evicted, downloads, bytesDown, uploads, bytesUp, rejected atomic.Int64
@@ -125,7 +126,7 @@ func Listen(c *ghacache.Client, addr string, opt Options) (*Server, error) {
 		c: c, opt: opt, token: tok, ln: ln,
 		base:      "http://" + ln.Addr().String(),
 		downloads: map[string]ghacache.Entry{}, byKey: map[string]string{},
-		uploads: map[string]*upload{}, pending: map[string]*upload{},
+		uploads: map[string]*upload{}, pending: map[string]*upload{}, verified: map[string]bool{},
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -292,7 +293,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 		writeJSON(w, map[string]any{"ok": false, "signed_download_url": "", "matched_key": ""})
 		return
 	}
-	if strings.HasPrefix(e.Key, blobKeyPrefix) && s.gone(r.Context(), e) {
+	if strings.HasPrefix(e.Key, blobKeyPrefix) && !s.present(e.Key) && s.gone(r.Context(), e) {
 		// BuildKit checks a layer only here (Info) before it relies on a
 		// cached result; a layer evicted since the index was written must
 		// be a miss now, not a failed read later in the build.
@@ -302,6 +303,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 	}
 	s.stats.hits.Add(1)
 	s.mu.Lock()
+	s.verified[e.Key] = true
 	kv := e.Key + "\x00" + req.Version
 	id, known := s.byKey[kv]
 	if !known {
@@ -312,6 +314,14 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 	s.downloads[id] = e
 	s.mu.Unlock()
 	writeJSON(w, map[string]any{"ok": true, "signed_download_url": s.base + "/blob/" + id, "matched_key": e.Key})
+}
+
+// present reports whether key's blob was read or written in this build:
+// the importer's check and the exporter's of the same layer cost one probe.
+func (s *Server) present(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verified[key]
 }
 
 // gone reports whether e's blob is missing: its first byte cannot be read.
@@ -382,6 +392,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, req twirpReque
 	}
 	s.mu.Lock()
 	delete(s.pending, kv)
+	s.verified[req.Key] = true
 	s.mu.Unlock()
 	s.stats.uploads.Add(1)
 	s.stats.bytesUp.Add(size)

@@ -43,6 +43,17 @@ func setup(t *testing.T, write bool) (*Server, *actionscache.Cache, *emulator.Em
 	if err != nil {
 		t.Fatal(err)
 	}
+	ep, daemon := serve(t, c, write)
+	if strings.Contains(ep.Token(), real) || ep.Token() == real {
+		t.Fatal("the minted token carries the real one")
+	}
+	return ep, daemon, emu, srv.URL
+}
+
+// serve starts an endpoint (one build's) on c and returns BuildKit's
+// client for it.
+func serve(t *testing.T, c *ghacache.Client, write bool) (*Server, *actionscache.Cache) {
+	t.Helper()
 	scopes, err := c.Scopes()
 	if err != nil {
 		t.Fatal(err)
@@ -52,14 +63,11 @@ func setup(t *testing.T, write bool) (*Server, *actionscache.Cache, *emulator.Em
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ep.Close() })
-	if strings.Contains(ep.Token(), real) || ep.Token() == real {
-		t.Fatal("the minted token carries the real one")
-	}
 	daemon, err := actionscache.New(ep.Token(), ep.URL(), true, actionscache.Opt{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("BuildKit's client refuses the minted token: %v", err)
 	}
-	return ep, daemon, emu, srv.URL
+	return ep, daemon
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -135,13 +143,15 @@ func TestDigestMismatchNotFinalized(t *testing.T) {
 // BuildKit's existence check and its read would be) is a miss at the
 // lookup, which BuildKit turns into a rebuilt step, not a failed read.
 func TestEvictedAfterLookupIsMiss(t *testing.T) {
-	ep, daemon, emu, _ := setup(t, true)
+	first, daemon, emu, _ := setup(t, true)
 	ctx := context.Background()
 	data := randomBytes(t, 1000)
 	key := "buildkit-blob-1-" + digest.FromBytes(data).String()
 	if err := daemon.Save(ctx, key, actionscache.NewBlob(data)); err != nil {
 		t.Fatal(err)
 	}
+	// The next build's endpoint has not seen the blob.
+	ep, daemon := serve(t, first.c, false)
 	if err := emu.SetFaults(emulator.Faults{EvictAfterLookup: ghacache.BlobKey("")}); err != nil {
 		t.Fatal(err)
 	}
