@@ -73,15 +73,19 @@ func (u *Upload) Write(p []byte) (int, error) {
 		return 0, errors.New("upload: write after commit or abort")
 	}
 	n := len(p)
+	bs := int(u.c.cfg.BlockSize)
 	for len(p) > 0 {
-		if u.buf == nil {
-			u.buf = make([]byte, 0, u.c.cfg.BlockSize)
+		if u.buf == nil && len(p) >= bs {
+			// A whole block coming: take a pooled one.
+			u.buf = u.c.getBlock()[:0]
 		}
-		k := min(len(p), cap(u.buf)-len(u.buf))
+		// Otherwise append grows the buffer, so a small blob never holds
+		// a whole block.
+		k := min(len(p), bs-len(u.buf))
 		u.buf = append(u.buf, p[:k]...)
 		p = p[k:]
 		u.size += int64(k)
-		if len(u.buf) == cap(u.buf) {
+		if len(u.buf) == bs {
 			if err := u.flush(); err != nil {
 				return n - len(p), err
 			}
@@ -102,6 +106,7 @@ func (u *Upload) flush() error {
 	block := u.buf
 	u.buf = nil
 	u.g.Go(func() error {
+		defer u.c.putBlock(block)
 		url := withQuery(u.sasURL, "comp=block&blockid="+queryEscape(id))
 		return u.c.putBytes(u.gctx, fmt.Sprintf("put block %d", i+1), url, bytes.NewReader(block), int64(len(block)), nil)
 	})
@@ -166,6 +171,24 @@ func (u *Upload) Finalize(ctx context.Context, size int64) error {
 		return fmt.Errorf("finalize %q: FinalizeCacheEntryUpload: %s", u.key, u.c.r.redact(errors.New(msg)))
 	}
 	return nil
+}
+
+// blocks are reused block buffers: the endpoint streams blob after blob,
+// and a new 8 MiB buffer for each block would leave the heap to the GC.
+var blocks sync.Pool
+
+func (c *Client) getBlock() []byte {
+	if b, ok := blocks.Get().(*[]byte); ok && int64(cap(*b)) == c.cfg.BlockSize {
+		return *b
+	}
+	return make([]byte, 0, c.cfg.BlockSize)
+}
+
+func (c *Client) putBlock(b []byte) {
+	if int64(cap(b)) == c.cfg.BlockSize {
+		b = b[:0]
+		blocks.Put(&b)
+	}
 }
 
 // LoadAt opens the entry's blob from byte off (Load resumes and refreshes

@@ -522,13 +522,13 @@ func (s *Server) putBlock(w http.ResponseWriter, r *http.Request, up *upload, bl
 	}
 	// A block is read whole before any of it is passed on, so a broken
 	// request (which the SDK retries) never adds half a block.
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBlock+1))
-	if err != nil {
-		azureError(w, http.StatusBadRequest, "InvalidInput", "reading the block")
+	if r.ContentLength < 0 || r.ContentLength > maxBlock {
+		azureError(w, http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "block too large or of unknown length")
 		return
 	}
-	if len(b) > maxBlock {
-		azureError(w, http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "block too large")
+	b := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		azureError(w, http.StatusBadRequest, "InvalidInput", "reading the block")
 		return
 	}
 	up.mu.Lock()
