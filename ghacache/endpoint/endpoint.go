@@ -278,13 +278,8 @@ func (s *Server) twirp(w http.ResponseWriter, r *http.Request, method string) {
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest) {
 	s.stats.lookups.Add(1)
-	var restore []string
-	for _, k := range req.RestoreKeys {
-		if k != req.Key {
-			restore = append(restore, k)
-		}
-	}
-	e, ok, err := s.c.Lookup(r.Context(), req.Key, restore, req.Version)
+	// Forwarded as asked: BuildKit names the key among the restore keys.
+	e, ok, err := s.c.Lookup(r.Context(), req.Key, req.RestoreKeys, req.Version)
 	if err != nil {
 		s.fail(w, "lookup", err)
 		return
