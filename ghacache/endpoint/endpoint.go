@@ -48,6 +48,9 @@ const twirpPrefix = "/twirp/github.actions.results.api.v1.CacheService/"
 // the blob's digest, which an upload is checked against.
 const blobKeyPrefix = "buildkit-blob-1-"
 
+// maxBackground bounds the layer blobs being committed at once.
+const maxBackground = 8
+
 // maxBlock bounds one block the daemon puts (its Azure SDK sends 1 MiB).
 const maxBlock = 256 << 20
 
@@ -89,6 +92,16 @@ type Server struct {
 	pending   map[string]*upload        // key/version → upload awaiting finalize
 	verified  map[string]bool           // keys whose blob was seen this build
 
+	// Layer blobs are committed and finalized in the background once
+	// their digest checks out, so the daemon's serial exporter moves on
+	// to the next layer; an index waits for all of them (bg) and is
+	// refused if one failed (bgErr).
+	bg     sync.WaitGroup
+	bgSem  chan struct{}
+	bgErr  error
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+
 	stats struct {
 		lookups, hits, evicted, downloads, bytesDown, uploads, bytesUp, rejected atomic.Int64
 	}
@@ -98,12 +111,14 @@ type upload struct {
 	mu      sync.Mutex
 	u       *ghacache.Upload
 	key     string
+	version string
 	want    digest.Digest // "" when the key names no digest (an index)
 	h       hash.Hash
 	blocks  []string // block IDs in the order they arrived
 	seen    map[string]bool
 	size    int64
 	done    bool // committed: the block list is in and the digest checked
+	sealed  bool // the digest checked; committed and finalized in the background
 	failed  error
 	started time.Time
 }
@@ -128,6 +143,8 @@ func Listen(c *ghacache.Client, addr string, opt Options) (*Server, error) {
 		downloads: map[string]ghacache.Entry{}, byKey: map[string]string{},
 		uploads: map[string]*upload{}, pending: map[string]*upload{}, verified: map[string]bool{},
 	}
+	s.bgSem = make(chan struct{}, maxBackground)
+	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -154,6 +171,10 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
+	// Commits the daemon was told were under way end first; a build that
+	// wrote no index leaves them finalized but unnamed, as stock does.
+	s.bg.Wait()
+	s.bgStop()
 	s.mu.Lock()
 	ups := make([]*upload, 0, len(s.uploads))
 	for _, u := range s.uploads {
@@ -278,6 +299,10 @@ func (s *Server) twirp(w http.ResponseWriter, r *http.Request, method string) {
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest) {
 	s.stats.lookups.Add(1)
+	if s.committing(req.Key + "\x00" + req.Version) {
+		// This build's own upload of the key: its lookup sees it done.
+		s.bg.Wait()
+	}
 	// Forwarded as asked: BuildKit names the key among the restore keys.
 	e, ok, err := s.c.Lookup(r.Context(), req.Key, req.RestoreKeys, req.Version)
 	if err != nil {
@@ -311,6 +336,20 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 	writeJSON(w, map[string]any{"ok": true, "signed_download_url": s.base + "/blob/" + id, "matched_key": e.Key})
 }
 
+// committing reports whether this build's upload of key/version is being
+// committed in the background.
+func (s *Server) committing(kv string) bool {
+	s.mu.Lock()
+	up := s.pending[kv]
+	s.mu.Unlock()
+	if up == nil {
+		return false
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return up.sealed && !up.done && up.failed == nil
+}
+
 // present reports whether key's blob was read or written in this build:
 // the importer's check and the exporter's of the same layer cost one probe.
 func (s *Server) present(key string) bool {
@@ -332,6 +371,17 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req twirpRequest
 		writeJSON(w, map[string]any{"ok": false, "signed_upload_url": "", "message": "cache write denied: this build does not export to the GitHub Actions cache"})
 		return
 	}
+	if !strings.HasPrefix(req.Key, blobKeyPrefix) {
+		// An index names the layers: all of them must be in the cache.
+		s.bg.Wait()
+		s.mu.Lock()
+		bgErr := s.bgErr
+		s.mu.Unlock()
+		if bgErr != nil {
+			s.fail(w, "reserve", fmt.Errorf("not writing %s: a layer upload failed: %w", req.Key, bgErr))
+			return
+		}
+	}
 	u, err := s.c.Reserve(r.Context(), req.Key, req.Version)
 	if errors.Is(err, ghacache.ErrAlreadyExists) {
 		// BuildKit reads already_exists as os.ErrExist: another writer
@@ -343,7 +393,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req twirpRequest
 		s.fail(w, "reserve", err)
 		return
 	}
-	up := &upload{u: u, key: req.Key, h: sha256.New(), seen: map[string]bool{}, started: time.Now()}
+	up := &upload{u: u, key: req.Key, version: req.Version, h: sha256.New(), seen: map[string]bool{}, started: time.Now()}
 	if d, ok := strings.CutPrefix(req.Key, blobKeyPrefix); ok {
 		if dg, err := digest.Parse(d); err == nil && dg.Algorithm() == digest.SHA256 {
 			up.want = dg
@@ -368,8 +418,13 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, req twirpReque
 	}
 	size, err := strconv.ParseInt(strings.Trim(string(req.SizeBytes), `"`), 10, 64)
 	up.mu.Lock()
-	done, failed, got := up.done, up.failed, up.size
+	done, failed, got, sealed := up.done, up.failed, up.size, up.sealed
 	up.mu.Unlock()
+	if sealed && failed == nil && err == nil && size == got {
+		// The background commit finalizes it; an index waits for that.
+		writeJSON(w, map[string]any{"ok": true, "entry_id": "1", "message": ""})
+		return
+	}
 	switch {
 	case failed != nil:
 		writeJSON(w, map[string]any{"ok": false, "entry_id": "0", "message": "cache archive was not uploaded: " + failed.Error()})
@@ -601,6 +656,12 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, up *upload) {
 			return
 		}
 	}
+	if up.want != "" {
+		up.sealed = true
+		s.background(up)
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
 	if _, err := up.u.Commit(r.Context()); err != nil {
 		up.failed = err
 		if s.opt.Logf != nil {
@@ -611,6 +672,36 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, up *upload) {
 	}
 	up.done = true
 	w.WriteHeader(http.StatusCreated)
+}
+
+// background commits and finalizes a sealed layer blob; it waits while
+// maxBackground are under way. Callers hold up.mu.
+func (s *Server) background(up *upload) {
+	s.bgSem <- struct{}{}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer func() { <-s.bgSem }()
+		size, err := up.u.Commit(s.bgCtx)
+		if err == nil {
+			err = up.u.Finalize(s.bgCtx, size)
+		}
+		up.mu.Lock()
+		up.done, up.failed = err == nil, err
+		up.mu.Unlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.bgErr = errors.Join(s.bgErr, err)
+			if s.opt.Logf != nil {
+				s.opt.Logf("cache endpoint: upload %s: %v", up.key, err)
+			}
+			return
+		}
+		s.verified[up.key] = true
+		s.stats.uploads.Add(1)
+		s.stats.bytesUp.Add(size)
+	}()
 }
 
 // fail aborts the upload; callers hold up.mu.

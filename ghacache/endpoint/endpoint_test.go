@@ -24,6 +24,12 @@ import (
 // daemon's type=gha backend uses) pointed at the endpoint.
 func setup(t *testing.T, write bool) (*Server, *actionscache.Cache, *emulator.Emulator, string) {
 	t.Helper()
+	return setupWith(t, write, nil)
+}
+
+// setupWith is setup with wrap, if set, in front of the cache service.
+func setupWith(t *testing.T, write bool, wrap func(http.Handler) http.Handler) (*Server, *actionscache.Cache, *emulator.Emulator, string) {
+	t.Helper()
 	mem := emulator.NewMemoryStore()
 	blobSrv := httptest.NewServer(mem)
 	t.Cleanup(blobSrv.Close)
@@ -32,7 +38,11 @@ func setup(t *testing.T, write bool) (*Server, *actionscache.Cache, *emulator.Em
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(emu)
+	var h http.Handler = emu
+	if wrap != nil {
+		h = wrap(emu)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	real, err := emu.Token(emulator.TokenOptions{Repo: "o/r", Write: "refs/heads/main"})
 	if err != nil {
@@ -160,6 +170,43 @@ func TestEvictedAfterLookupIsMiss(t *testing.T) {
 	}
 	if st := ep.Stats(); st.Evicted != 1 || st.Hits != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A layer is committed and finalized in the background once its digest
+// checks out; when that fails, the index that would name it is refused,
+// so no index names a layer the cache does not hold.
+func TestIndexWaitsForLayers(t *testing.T) {
+	failLayers := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/FinalizeCacheEntryUpload") {
+				body, _ := io.ReadAll(r.Body)
+				if strings.Contains(string(body), "buildkit-blob-1-") {
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = w.Write([]byte(`{"code":"invalid_argument","msg":"injected"}`))
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	_, daemon, emu, _ := setupWith(t, true, failLayers)
+	ctx := context.Background()
+	data := randomBytes(t, 2000)
+	if err := daemon.Save(ctx, "buildkit-blob-1-"+digest.FromBytes(data).String(), actionscache.NewBlob(data)); err != nil {
+		t.Fatalf("layer save (its commit runs in the background): %v", err)
+	}
+	err := daemon.SaveMutable(ctx, "index-buildkit-1-x", 15*time.Second, func(*actionscache.Entry) (actionscache.Blob, error) {
+		return actionscache.NewBlob([]byte("{}")), nil
+	})
+	if err == nil {
+		t.Fatal("the index was saved although its layer failed to finalize")
+	}
+	for _, e := range emu.Entries("o/r") {
+		if e.Finalized {
+			t.Errorf("entry %s is in the cache", e.Key)
+		}
 	}
 }
 
