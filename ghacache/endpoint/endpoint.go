@@ -81,7 +81,6 @@ type Server struct {
 	c     *ghacache.Client
 	opt   Options
 	token string
-	ln    net.Listener
 	srv   *http.Server
 	base  string
 
@@ -120,7 +119,6 @@ type upload struct {
 	done    bool // committed: the block list is in and the digest checked
 	sealed  bool // the digest checked; committed and finalized in the background
 	failed  error
-	started time.Time
 }
 
 // Listen starts a server on addr (a loopback address: the caller picks
@@ -138,7 +136,7 @@ func Listen(c *ghacache.Client, addr string, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("cache endpoint: %w", err)
 	}
 	s := &Server{
-		c: c, opt: opt, token: tok, ln: ln,
+		c: c, opt: opt, token: tok,
 		base:      "http://" + ln.Addr().String(),
 		downloads: map[string]ghacache.Entry{}, byKey: map[string]string{},
 		uploads: map[string]*upload{}, pending: map[string]*upload{}, verified: map[string]bool{},
@@ -393,7 +391,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req twirpRequest
 		s.fail(w, "reserve", err)
 		return
 	}
-	up := &upload{u: u, key: req.Key, version: req.Version, h: sha256.New(), seen: map[string]bool{}, started: time.Now()}
+	up := &upload{u: u, key: req.Key, version: req.Version, h: sha256.New(), seen: map[string]bool{}}
 	if d, ok := strings.CutPrefix(req.Key, blobKeyPrefix); ok {
 		if dg, err := digest.Parse(d); err == nil && dg.Algorithm() == digest.SHA256 {
 			up.want = dg
