@@ -10,13 +10,29 @@ import (
 	dockerclient "github.com/moby/moby/client"
 )
 
-// LoopbackReach reports whether the daemon of the builder (as
-// ResolveBuilder finds it) can connect to this host's loopback interface,
-// where bkcache serves the gha cache endpoint, and says why in a phrase
-// for the log. Only daemons on this host's network qualify: a local unix
-// socket, a loopback tcp address, the docker driver of a local engine,
-// and a local docker-container builder with network=host. Anything else
-// (tcp:// elsewhere, kube-pod://, a bridge-network container) cannot.
+// ReachableHost returns the IP address of this host that the daemon of the
+// builder (as ResolveBuilder finds it) can connect to, where bkcache
+// serves the gha cache endpoint, or "" when there is none; why says how
+// it was decided, for the log. Daemons on this host's network get
+// loopback: a local unix socket, a loopback tcp address, the docker driver
+// of a local engine, a local docker-container builder with network=host.
+// A local docker-container builder on a bridge network gets its network's
+// gateway, when that address is on one of this host's interfaces (so the
+// endpoint listens there, never on all interfaces). Anything else
+// (tcp:// elsewhere, kube-pod://) gets "".
+func ReachableHost(ctx context.Context, builder string, getenv func(string) string) (host, why string) {
+	ok, why := LoopbackReach(ctx, builder, getenv)
+	if ok {
+		return "127.0.0.1", why
+	}
+	if gw, gwWhy := bridgeGateway(ctx, builder, getenv); gw != "" {
+		return gw, gwWhy
+	}
+	return "", why
+}
+
+// LoopbackReach reports whether the daemon of the builder can connect to
+// this host's loopback interface, and why (see ReachableHost).
 func LoopbackReach(ctx context.Context, builder string, getenv func(string) string) (bool, string) {
 	ep, err := ResolveBuilder(builder, getenv)
 	if err != nil {
@@ -82,4 +98,50 @@ func containerOnHostNetwork(ctx context.Context, u *url.URL, getenv func(string)
 		mode = string(hc.NetworkMode)
 	}
 	return false, fmt.Sprintf("the docker-container builder %s is on the %s network, which cannot reach the runner's loopback", u.Host, mode)
+}
+
+// bridgeGateway is the gateway address of a local docker-container
+// builder's (non-host) network, if it is an address of this host.
+func bridgeGateway(ctx context.Context, builder string, getenv func(string) string) (string, string) {
+	ep, err := ResolveBuilder(builder, getenv)
+	if err != nil || ep.Docker {
+		return "", ""
+	}
+	u, err := url.Parse(ep.Addr)
+	if err != nil || u.Scheme != "docker-container" || u.Query().Get("context") != "" {
+		return "", ""
+	}
+	host := getenv("DOCKER_HOST")
+	if host == "" {
+		host = defaultDockerHost
+	}
+	if !localDockerHost(host) {
+		return "", ""
+	}
+	dc, err := dockerclient.New(dockerclient.WithHost(host))
+	if err != nil {
+		return "", ""
+	}
+	defer dc.Close()
+	res, err := dc.ContainerInspect(ctx, u.Host, dockerclient.ContainerInspectOptions{})
+	if err != nil || res.Container.NetworkSettings == nil {
+		return "", ""
+	}
+	local := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				local[n.IP.String()] = true
+			}
+		}
+	}
+	for name, n := range res.Container.NetworkSettings.Networks {
+		if n == nil || !n.Gateway.IsValid() || !n.Gateway.Is4() {
+			continue
+		}
+		if gw := n.Gateway.String(); local[gw] {
+			return gw, fmt.Sprintf("the docker-container builder %s is on the %s network, whose gateway %s is this host", u.Host, name, gw)
+		}
+	}
+	return "", ""
 }

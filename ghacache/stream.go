@@ -59,13 +59,13 @@ func (c *Client) Reserve(ctx context.Context, key, version string) (*Upload, err
 	// at Commit or Abort, not when one daemon request does.
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(gctx)
-	g.SetLimit(c.cfg.UploadConcurrency)
 	return &Upload{c: c, key: key, version: version, sasURL: created.SignedUploadURL, g: g, gctx: gctx, cancel: cancel}, nil
 }
 
 // Write queues p; a full block is put in the background, at most
-// UploadConcurrency at once (Write waits for a free slot), which bounds
-// memory to about (UploadConcurrency+1) blocks.
+// UploadConcurrency at once across all of the client's uploads (Write
+// waits for a free slot), which bounds memory to about that many blocks
+// plus the ones being filled.
 func (u *Upload) Write(p []byte) (int, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -105,7 +105,13 @@ func (u *Upload) flush() error {
 	u.ids = append(u.ids, id)
 	block := u.buf
 	u.buf = nil
+	select {
+	case u.c.blockSlots <- struct{}{}:
+	case <-u.gctx.Done():
+		return fmt.Errorf("upload %q: %w", u.key, context.Cause(u.gctx))
+	}
 	u.g.Go(func() error {
+		defer func() { <-u.c.blockSlots }()
 		defer u.c.putBlock(block)
 		url := withQuery(u.sasURL, "comp=block&blockid="+queryEscape(id))
 		return u.c.putBytes(u.gctx, fmt.Sprintf("put block %d", i+1), url, bytes.NewReader(block), int64(len(block)), nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 
 	"github.com/moby/buildkit/client"
@@ -31,12 +32,12 @@ func usesEndpoint(e client.CacheOptionsEntry) bool {
 	return e.Type == cacheentry.TypeGHA && e.Attrs[cacheentry.DataPlaneKey] == cacheentry.DataPlaneEndpoint
 }
 
-// reachFunc says whether the build's daemon can connect to the runner's
-// loopback, and why.
-type reachFunc func(ctx context.Context) (bool, string)
+// reachFunc returns the runner's address the build's daemon can connect
+// to ("" for none), and why.
+type reachFunc func(ctx context.Context) (string, string)
 
 func builderReach(builder string, getenv func(string) string) reachFunc {
-	return func(ctx context.Context) (bool, string) { return buildkit.LoopbackReach(ctx, builder, getenv) }
+	return func(ctx context.Context) (string, string) { return buildkit.ReachableHost(ctx, builder, getenv) }
 }
 
 // startEndpoints serves the endpoint entries of req: each is replaced in
@@ -55,8 +56,8 @@ func (dp *dataPlane) startEndpoints(ctx context.Context, req *buildkit.Request, 
 	if len(want) == 0 {
 		return
 	}
-	ok, why := reach(ctx)
-	if !ok {
+	host, why := reach(ctx)
+	if host == "" {
 		logf("gha cache: session data plane, not the cache endpoint: %s", why)
 		return
 	}
@@ -83,8 +84,8 @@ func (dp *dataPlane) startEndpoints(ctx context.Context, req *buildkit.Request, 
 		}
 		cfg := ghaClientConfig(e, getenv)
 		// The endpoint holds the blocks in memory as they go up (no
-		// spool): 4 × 8 MiB keeps bkcache's peak near 40 MB.
-		cfg.BlockSize, cfg.UploadConcurrency = 8<<20, 4
+		// spool): 4 in flight of 4 MiB, across all uploads.
+		cfg.BlockSize, cfg.UploadConcurrency = 4<<20, 4
 		c, err := ghacache.NewClient(cfg)
 		if err != nil {
 			logf("gha cache: session data plane, not the cache endpoint: %v", err)
@@ -115,7 +116,7 @@ func (dp *dataPlane) startEndpoints(ctx context.Context, req *buildkit.Request, 
 		for i := range scopes {
 			scopes[i].Write = s.write != "" && scopes[i].Ref == s.write
 		}
-		s.srv, err = endpoint.Listen(s.c, "127.0.0.1:0", endpoint.Options{Scopes: scopes, Write: s.write != "", Logf: logf})
+		s.srv, err = endpoint.Listen(s.c, net.JoinHostPort(host, "0"), endpoint.Options{Scopes: scopes, Write: s.write != "", Logf: logf})
 		if err != nil {
 			logf("gha cache: session data plane, not the cache endpoint: %v", err)
 			s.failed = true

@@ -15,9 +15,9 @@ import (
 )
 
 // noReach is a daemon that cannot connect to the runner.
-func noReach(context.Context) (bool, string) { return false, "test builder is remote" }
+func noReach(context.Context) (string, string) { return "", "test builder is remote" }
 
-func loopback(context.Context) (bool, string) { return true, "test builder is local" }
+func loopback(context.Context) (string, string) { return "127.0.0.1", "test builder is local" }
 
 // TestEndpointEntries: dataplane=endpoint entries become stock gha entries
 // pointing at a loopback endpoint with a minted token when the daemon can
