@@ -121,8 +121,10 @@ type upload struct {
 	failed  error
 }
 
-// Listen starts a server on addr (a loopback address: the caller picks
-// where the daemon can connect, never all interfaces).
+// Listen starts a server on addr: loopback, or the gateway of the
+// daemon's container network; the caller picks where the daemon can
+// connect, never all interfaces. Anything without the minted token, or
+// without a blob id it handed out, is refused.
 func Listen(c *ghacache.Client, addr string, opt Options) (*Server, error) {
 	if !c.V2() {
 		return nil, errors.New("cache endpoint: the cache service speaks v1 (GHES); the endpoint forwards to v2 only")
