@@ -49,7 +49,7 @@ const twirpPrefix = "/twirp/github.actions.results.api.v1.CacheService/"
 const blobKeyPrefix = "buildkit-blob-1-"
 
 // maxBackground bounds the layer blobs being committed at once.
-const maxBackground = 8
+const maxBackground = 4
 
 // maxBlock bounds one block the daemon puts (its Azure SDK sends 1 MiB).
 const maxBlock = 256 << 20
@@ -576,7 +576,8 @@ func (s *Server) putBlock(w http.ResponseWriter, r *http.Request, up *upload, bl
 		azureError(w, http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "block too large or of unknown length")
 		return
 	}
-	b := make([]byte, r.ContentLength)
+	b := getDaemonBlock(int(r.ContentLength))
+	defer putDaemonBlock(b)
 	if _, err := io.ReadFull(r.Body, b); err != nil {
 		azureError(w, http.StatusBadRequest, "InvalidInput", "reading the block")
 		return
@@ -604,6 +605,19 @@ func (s *Server) putBlock(w http.ResponseWriter, r *http.Request, up *upload, bl
 	}
 	w.WriteHeader(http.StatusCreated)
 }
+
+// daemonBlocks reuse the buffers the daemon's blocks are read into (its
+// SDK sends 1 MiB blocks, one at a time): Write copies them on.
+var daemonBlocks sync.Pool
+
+func getDaemonBlock(n int) []byte {
+	if b, ok := daemonBlocks.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putDaemonBlock(b []byte) { daemonBlocks.Put(&b) }
 
 type blockList struct {
 	Latest      []string `xml:"Latest"`
