@@ -29,6 +29,8 @@ func TestUsesDataPlane(t *testing.T) {
 		{"gha by default", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"scope": "x"}}, true},
 		{"gha dataplane=true", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "true"}}, true},
 		{"gha dataplane=false", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "false"}}, false},
+		// Where the endpoint cannot be used, the session data plane serves it.
+		{"gha dataplane=endpoint", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "endpoint"}}, true},
 		{"registry", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": "r"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
