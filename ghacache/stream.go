@@ -75,13 +75,15 @@ func (u *Upload) Write(p []byte) (int, error) {
 	n := len(p)
 	bs := int(u.c.cfg.BlockSize)
 	for len(p) > 0 {
-		if u.buf == nil && len(p) >= bs {
-			// A whole block coming: take a pooled one.
-			u.buf = u.c.getBlock()[:0]
-		}
-		// Otherwise append grows the buffer, so a small blob never holds
-		// a whole block.
 		k := min(len(p), bs-len(u.buf))
+		if n := len(u.buf) + k; n > cap(u.buf) && n > smallBlob {
+			// Past a small blob's size, take a whole pooled block rather
+			// than let append grow the buffer step by step: each step
+			// would be garbage.
+			b := u.c.getBlock()[:len(u.buf)]
+			copy(b, u.buf)
+			u.buf = b
+		}
 		u.buf = append(u.buf, p[:k]...)
 		p = p[k:]
 		u.size += int64(k)
@@ -178,6 +180,10 @@ func (u *Upload) Finalize(ctx context.Context, size int64) error {
 	}
 	return nil
 }
+
+// smallBlob is the size up to which an upload's buffer grows as needed
+// (an index, a small layer) instead of taking a whole block.
+const smallBlob = 256 << 10
 
 // blocks are reused block buffers: the endpoint streams blob after blob,
 // and a new 8 MiB buffer for each block would leave the heap to the GC.
