@@ -1,6 +1,7 @@
 package ghaaction
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -57,6 +58,12 @@ func TestEndpointColdThenWarm(t *testing.T) {
 		t.Fatalf("no index after the export:\n%s\n%s", describe(s.emu.Entries(repo)), r.stdout)
 	}
 	requireIndexComplete(t, s)
+	// Each layer reserved once: a second reservation of a key (409) would
+	// be read by BuildKit as "another job has it" and skip the upload.
+	t.Logf("cold export: service statuses %v, entries %d", s.statusCounts(), len(s.emu.Entries(repo)))
+	if n := s.served(http.StatusConflict); n > 0 {
+		t.Errorf("the cold export made %d reservations of keys already reserved", n)
+	}
 	sent := proxy.received()
 	if !strings.Contains(sent, "dockerfile.v0") || !strings.Contains(sent, "url_v2") {
 		t.Fatalf("the proxy did not record the solve request (%d bytes)", len(sent))

@@ -70,6 +70,13 @@ type cacheService struct {
 	agents   map[string]int // User-Agent of each cache service (Twirp) call
 }
 
+// statusCounts returns how many answers of each status the service gave.
+func (s *cacheService) statusCounts() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.statuses)
+}
+
 // twirpAgents returns how many cache service calls each User-Agent made.
 func (s *cacheService) twirpAgents() map[string]int {
 	s.mu.Lock()
