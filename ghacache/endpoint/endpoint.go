@@ -16,6 +16,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -50,6 +51,9 @@ const blobKeyPrefix = "buildkit-blob-1-"
 
 // maxBackground bounds the layer blobs being committed at once.
 const maxBackground = 4
+
+// maxIndex bounds the index read for prefetching.
+const maxIndex = 16 << 20
 
 // maxBlock bounds one block the daemon puts (its Azure SDK sends 1 MiB).
 const maxBlock = 256 << 20
@@ -90,6 +94,8 @@ type Server struct {
 	uploads   map[string]*upload        // blob id → upload
 	pending   map[string]*upload        // key/version → upload awaiting finalize
 	verified  map[string]bool           // keys whose blob was seen this build
+	// prefetches are layer lookups started when an index was read.
+	prefetches map[string]*prefetch // key/version → lookup
 
 	// Layer blobs are committed and finalized in the background once
 	// their digest checks out, so the daemon's serial exporter moves on
@@ -142,6 +148,7 @@ func Listen(c *ghacache.Client, addr string, opt Options) (*Server, error) {
 		base:      "http://" + ln.Addr().String(),
 		downloads: map[string]ghacache.Entry{}, byKey: map[string]string{},
 		uploads: map[string]*upload{}, pending: map[string]*upload{}, verified: map[string]bool{},
+		prefetches: map[string]*prefetch{},
 	}
 	s.bgSem = make(chan struct{}, maxBackground)
 	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
@@ -303,24 +310,25 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 		// This build's own upload of the key: its lookup sees it done.
 		s.bg.Wait()
 	}
-	// Forwarded as asked: BuildKit names the key among the restore keys.
-	e, ok, err := s.c.Lookup(r.Context(), req.Key, req.RestoreKeys, req.Version)
-	if err != nil {
-		s.fail(w, "lookup", err)
+	var res resolved
+	if pf := s.prefetched(r.Context(), req); pf != nil && pf.err == nil {
+		res = *pf
+	} else {
+		// Forwarded as asked: BuildKit names the key among the restore keys.
+		res = s.resolve(r.Context(), req.Key, req.RestoreKeys, req.Version)
+	}
+	if res.err != nil {
+		s.fail(w, "lookup", res.err)
 		return
 	}
-	if !ok {
-		writeJSON(w, map[string]any{"ok": false, "signed_download_url": "", "matched_key": ""})
-		return
-	}
-	if strings.HasPrefix(e.Key, blobKeyPrefix) && !s.present(e.Key) && s.gone(r.Context(), e) {
-		// BuildKit checks a layer only here (Info) before it relies on a
-		// cached result; a layer evicted since the index was written must
-		// be a miss now, not a failed read later in the build.
+	if res.evicted {
 		s.stats.evicted.Add(1)
+	}
+	if !res.ok {
 		writeJSON(w, map[string]any{"ok": false, "signed_download_url": "", "matched_key": ""})
 		return
 	}
+	e := res.e
 	s.stats.hits.Add(1)
 	s.mu.Lock()
 	s.verified[e.Key] = true
@@ -334,6 +342,92 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, req twirpRequest
 	s.downloads[id] = e
 	s.mu.Unlock()
 	writeJSON(w, map[string]any{"ok": true, "signed_download_url": s.base + "/blob/" + id, "matched_key": e.Key})
+}
+
+// resolved is the outcome of a lookup.
+type resolved struct {
+	e       ghacache.Entry
+	ok      bool
+	evicted bool // found, but its blob is gone: a miss
+	err     error
+}
+
+// resolve looks key up. BuildKit checks a layer only by this lookup (Info)
+// before it relies on a cached result, so a layer whose blob is gone must
+// be a miss now, not a failed read later in the build.
+func (s *Server) resolve(ctx context.Context, key string, restore []string, version string) resolved {
+	e, ok, err := s.c.Lookup(ctx, key, restore, version)
+	if err != nil || !ok {
+		return resolved{err: err}
+	}
+	if strings.HasPrefix(e.Key, blobKeyPrefix) && !s.present(e.Key) && s.gone(ctx, e) {
+		return resolved{evicted: true}
+	}
+	return resolved{e: e, ok: true}
+}
+
+// prefetch is one layer lookup started when its index was read.
+type prefetch struct {
+	done chan struct{}
+	res  resolved
+}
+
+// maxPrefetch bounds the layer lookups an index starts, and
+// prefetchConcurrency how many run at once.
+const (
+	maxPrefetch         = 500
+	prefetchConcurrency = 8
+)
+
+// prefetchIndex starts the lookups of the layers an index names, in
+// parallel, as soon as the daemon has read the index: BuildKit then looks
+// them up one by one as it loads cached results, and each answer is ready.
+func (s *Server) prefetchIndex(dt []byte, version string) {
+	var idx struct {
+		Layers []struct {
+			Blob digest.Digest `json:"blob"`
+		} `json:"layers"`
+	}
+	if json.Unmarshal(dt, &idx) != nil || len(idx.Layers) > maxPrefetch {
+		return
+	}
+	sem := make(chan struct{}, prefetchConcurrency)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range idx.Layers {
+		key := blobKeyPrefix + l.Blob.String()
+		kv := key + "\x00" + version
+		if l.Blob.Validate() != nil || s.prefetches[kv] != nil || s.pending[kv] != nil {
+			continue
+		}
+		pf := &prefetch{done: make(chan struct{})}
+		s.prefetches[kv] = pf
+		go func() {
+			defer close(pf.done)
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pf.res = s.resolve(s.bgCtx, key, []string{key}, version)
+		}()
+	}
+}
+
+// prefetched is the prefetched answer to an exact-key lookup, or nil.
+func (s *Server) prefetched(ctx context.Context, req twirpRequest) *resolved {
+	if len(req.RestoreKeys) > 1 || (len(req.RestoreKeys) == 1 && req.RestoreKeys[0] != req.Key) {
+		return nil
+	}
+	s.mu.Lock()
+	pf := s.prefetches[req.Key+"\x00"+req.Version]
+	s.mu.Unlock()
+	if pf == nil {
+		return nil
+	}
+	select {
+	case <-pf.done:
+		return &pf.res
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // committing reports whether this build's upload of key/version is being
@@ -403,6 +497,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req twirpRequest
 	s.mu.Lock()
 	s.uploads[id] = up
 	s.pending[req.Key+"\x00"+req.Version] = up
+	// This build writes it: an earlier prefetched miss no longer holds.
+	delete(s.prefetches, req.Key+"\x00"+req.Version)
 	s.mu.Unlock()
 	writeJSON(w, map[string]any{"ok": true, "signed_upload_url": s.base + "/blob/" + id, "message": ""})
 }
@@ -511,8 +607,16 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	s.stats.downloads.Add(1)
-	c, _ := io.Copy(w, rd)
+	var index *bytes.Buffer
+	if strings.HasPrefix(e.Key, "index-") && !ranged && size >= 0 && size <= maxIndex {
+		index = &bytes.Buffer{}
+		rd = io.TeeReader(rd, index)
+	}
+	c, err := io.Copy(w, rd)
 	s.stats.bytesDown.Add(c)
+	if index != nil && err == nil && c == size {
+		s.prefetchIndex(index.Bytes(), e.Version)
+	}
 }
 
 // parseRange reads x-ms-range (what the Azure SDK sends) or Range:

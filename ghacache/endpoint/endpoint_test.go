@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,6 +210,68 @@ func TestIndexWaitsForLayers(t *testing.T) {
 		if e.Finalized {
 			t.Errorf("entry %s is in the cache", e.Key)
 		}
+	}
+}
+
+// When the daemon reads an index, the endpoint looks its layers up in
+// parallel; the daemon's own lookups of them, one by one as it loads
+// cached results, are then answered without another call to the service.
+func TestIndexPrefetchesLayers(t *testing.T) {
+	var lookups atomic.Int64
+	count := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/GetCacheEntryDownloadURL") {
+				lookups.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	first, daemon, _, _ := setupWith(t, true, count)
+	ctx := context.Background()
+	var layers []string
+	for range 3 {
+		data := randomBytes(t, 5000)
+		d := digest.FromBytes(data)
+		if err := daemon.Save(ctx, "buildkit-blob-1-"+d.String(), actionscache.NewBlob(data)); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, `{"blob":"`+d.String()+`"}`)
+	}
+	index := `{"layers":[` + strings.Join(layers, ",") + `]}`
+	if err := daemon.SaveMutable(ctx, "index-buildkit-1-x", 15*time.Second, func(*actionscache.Entry) (actionscache.Blob, error) {
+		return actionscache.NewBlob([]byte(index)), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first.bg.Wait()
+
+	ep, daemon := serve(t, first.c, false)
+	e, err := daemon.Load(ctx, "index-buildkit-1-x#")
+	if err != nil || e == nil {
+		t.Fatalf("index lookup: %v, %v", e, err)
+	}
+	var buf bytes.Buffer
+	if err := e.WriteTo(ctx, &buf); err != nil || buf.String() != index {
+		t.Fatalf("index read: %q, %v", buf.String(), err)
+	}
+	ep.mu.Lock()
+	pfs := maps.Clone(ep.prefetches)
+	ep.mu.Unlock()
+	if len(pfs) != 3 {
+		t.Fatalf("%d layer lookups started, want 3", len(pfs))
+	}
+	for _, pf := range pfs {
+		<-pf.done
+	}
+	before := lookups.Load()
+	for _, l := range layers {
+		key := "buildkit-blob-1-" + strings.TrimSuffix(strings.TrimPrefix(l, `{"blob":"`), `"}`)
+		if e, err := daemon.Load(ctx, key); err != nil || e == nil {
+			t.Fatalf("layer lookup: %v, %v", e, err)
+		}
+	}
+	if after := lookups.Load(); after != before {
+		t.Errorf("the daemon's layer lookups made %d calls to the service, want 0 (prefetched)", after-before)
 	}
 }
 
