@@ -24,7 +24,7 @@ var layers = [][]string{
 	{"."},
 	{"internal/cli"},
 	{"internal/config", "internal/ghaction"},
-	{"ghacache/contentstore", "internal/mountstore"},
+	{"ghacache/contentstore", "ghacache/endpoint", "internal/mountstore"},
 	{"buildkit", "ghacache", "ghacache/emulator", "internal/contexthash"},
 	{"buildkit/mountarchive"},
 	{"internal/plan", "internal/cachemount", "internal/explain"},
@@ -41,7 +41,7 @@ var unlayered = []string{
 }
 
 // public are the packages other modules may use.
-var public = []string{"buildkit", "buildkit/mountarchive", "ghacache", "ghacache/contentstore", "ghacache/emulator", "scope"}
+var public = []string{"buildkit", "buildkit/mountarchive", "ghacache", "ghacache/contentstore", "ghacache/endpoint", "ghacache/emulator", "scope"}
 
 // modulePackages returns the module's packages that have non-test Go
 // files, by directory relative to the module root.

@@ -18,13 +18,17 @@ import (
 
 // The gha data-plane comparison (issue 11): backend "gha" is bkcache's data
 // plane (the default for type=gha), "gha-stock" is BuildKit's own gha
-// exporter (dataplane=false) with the same scopes. For both, the harness
-// runs its own gha-cache-emulator, whose request log counts the API calls
-// and uploads of each build; with -delay-ms it puts toxiproxy, adding that
+// exporter (dataplane=false) with the same scopes, "gha-endpoint" is
+// BuildKit's own gha backend through bkcache's cache endpoint
+// (dataplane=endpoint). For all three, the harness runs its own
+// gha-cache-emulator, whose request log counts the API calls and uploads
+// of each build; with -delay-ms it puts toxiproxy, adding that
 // latency each way, in front of Azurite and of the emulator.
 
 // isGHA reports whether backend talks to the Actions cache.
-func isGHA(backend string) bool { return backend == "gha" || backend == "gha-stock" }
+func isGHA(backend string) bool {
+	return backend == "gha" || backend == "gha-stock" || backend == "gha-endpoint"
+}
 
 // backendType is the cache line's type= for a bench backend.
 func backendType(backend string) string {
@@ -36,8 +40,11 @@ func backendType(backend string) string {
 
 // backendExtra are the attributes a bench backend adds to its cache line.
 func backendExtra(backend string) map[string]string {
-	if backend == "gha-stock" {
+	switch backend {
+	case "gha-stock":
 		return map[string]string{"dataplane": "false"}
+	case "gha-endpoint":
+		return map[string]string{"dataplane": "endpoint"}
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func loadEnv(o options) (env, error) {
 			need("BKCACHE_TEST_AZURE_ACCOUNT_URL", e.azURL)
 			need("BKCACHE_TEST_AZURE_ACCOUNT_NAME", e.azName)
 			need("BKCACHE_TEST_AZURE_ACCOUNT_KEY", e.azKey)
-		case "gha", "gha-stock":
+		case "gha", "gha-stock", "gha-endpoint":
 			need("BKCACHE_TEST_AZURE_ACCOUNT_URL", e.azURL)
 			need("BKCACHE_TEST_GHA_URL", e.ghaURL)
 			need("BKCACHE_TEST_GHA_SECRET_FILE", e.ghaSecretFile)

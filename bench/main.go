@@ -27,7 +27,7 @@ import (
 )
 
 var (
-	allBackends  = []string{"registry", "local", "s3", "azblob", "gha", "gha-stock"}
+	allBackends  = []string{"registry", "local", "s3", "azblob", "gha", "gha-stock", "gha-endpoint"}
 	allSuites    = []string{"multistage", "heavyrun", "smalllayers", "biglayer"}
 	allScenarios = []string{"cold", "warm", "newbranch", "overhead", "compression"}
 	// compressible lists the backends whose exporters honour compression

@@ -54,6 +54,9 @@ type Client struct {
 	base    *url.URL
 	r       *retrier
 	uploads *rate.Limiter
+	// blockSlots bounds the blocks of streaming uploads (Upload) in
+	// flight at once, across uploads.
+	blockSlots chan struct{}
 }
 
 // NewClient checks cfg and returns a client for it.
@@ -78,7 +81,7 @@ func NewClient(cfg Config) (*Client, error) {
 	// more than UploadsPerMinute creations.
 	half := max(cfg.UploadsPerMinute/2, 1)
 	uploads := rate.NewLimiter(rate.Every(time.Minute/time.Duration(half)), half)
-	return &Client{cfg: cfg, base: u, r: newRetrier(cfg), uploads: uploads}, nil
+	return &Client{cfg: cfg, base: u, r: newRetrier(cfg), uploads: uploads, blockSlots: make(chan struct{}, cfg.UploadConcurrency)}, nil
 }
 
 // V2 reports whether the client speaks the v2 Twirp API.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -66,6 +67,21 @@ type cacheService struct {
 
 	mu       sync.Mutex
 	statuses map[int]int
+	agents   map[string]int // User-Agent of each cache service (Twirp) call
+}
+
+// statusCounts returns how many answers of each status the service gave.
+func (s *cacheService) statusCounts() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.statuses)
+}
+
+// twirpAgents returns how many cache service calls each User-Agent made.
+func (s *cacheService) twirpAgents() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.agents)
 }
 
 func (s *cacheService) served(status int) int {
@@ -87,8 +103,13 @@ func startEmulator(t *testing.T, speedup int) *cacheService {
 		cfg.Now = func() time.Time { return start.Add(time.Since(start) * time.Duration(speedup)) }
 	}
 	emu := testenv.NewGHAEmulator(t, "ghaaction", cfg)
-	s := &cacheService{emu: emu, statuses: map[int]int{}}
+	s := &cacheService{emu: emu, statuses: map[int]int{}, agents: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/twirp/") {
+			s.mu.Lock()
+			s.agents[r.Header.Get("User-Agent")]++
+			s.mu.Unlock()
+		}
 		emu.ServeHTTP(&statusWriter{ResponseWriter: w, s: s, speedup: speedup}, r)
 	}))
 	t.Cleanup(srv.Close)

@@ -62,9 +62,14 @@ type backend struct {
 }
 
 // DataPlaneKey is the gha attribute that selects who moves the bytes:
-// bkcache over the BuildKit session (true, the default) or BuildKit's own
-// gha backend (false). bkcache removes it before BuildKit sees the entry.
+// bkcache over the BuildKit session (true, the default), BuildKit's own
+// gha backend (false), or BuildKit's own gha backend talking to a cache
+// endpoint bkcache serves on the runner (DataPlaneEndpoint). bkcache
+// removes it before BuildKit sees the entry.
 const DataPlaneKey = "dataplane"
+
+// DataPlaneEndpoint is the DataPlaneKey value for the cache endpoint.
+const DataPlaneEndpoint = "endpoint"
 
 // exportCommon are read by control.go for every exporter.
 var exportCommon = map[string]key{
@@ -125,7 +130,7 @@ var backends = map[string]backend{
 			"version":    {both, enum("1", "2")},
 			// bkcache's own: false hands the entry to BuildKit's gha
 			// backend instead of bkcache's data plane (internal/cli).
-			DataPlaneKey: {both, boolean},
+			DataPlaneKey: {both, dataPlaneValue},
 		}),
 	},
 	TypeS3: {
@@ -235,6 +240,13 @@ func boolean(v string) error {
 		return fmt.Errorf("%w %q: want true|false", errBadValue, v)
 	}
 	return nil
+}
+
+func dataPlaneValue(v string) error {
+	if v == DataPlaneEndpoint || boolean(v) == nil {
+		return nil
+	}
+	return fmt.Errorf("%w %q: want true|false|endpoint", errBadValue, v)
 }
 
 func integer(v string) error {

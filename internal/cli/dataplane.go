@@ -22,6 +22,7 @@ import (
 	"github.com/bkcache/bkcache/buildkit"
 	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/ghacache/contentstore"
+	"github.com/bkcache/bkcache/ghacache/endpoint"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/ghaction"
 	"github.com/bkcache/bkcache/internal/plan"
@@ -43,6 +44,13 @@ type dataPlane struct {
 	// skipped are the entries left out of the build because they could
 	// not be set up: the build neither imports nor exports them.
 	skipped []skippedEntry
+
+	// The cache endpoint (dataplane=endpoint): its servers, the minted
+	// tokens (to mask), and the entries sent to BuildKit in place of the
+	// plan's.
+	endpoints []*endpoint.Server
+	secrets   []string
+	sent      []endpointSent
 }
 
 // skippedEntry is a gha entry the data plane left out of the build.
@@ -131,8 +139,9 @@ func ghaScope(e client.CacheOptionsEntry) string {
 // every ref the token may read, in parallel; refs without one are misses.
 // Setup failures become warnings (notes) and drop the entry, unless an
 // export says ignore-error=false.
-func startDataPlane(ctx context.Context, req *buildkit.Request, trust plan.Trust, getenv func(string) string, logf func(string, ...any)) (*dataPlane, error) {
+func startDataPlane(ctx context.Context, req *buildkit.Request, trust plan.Trust, getenv func(string) string, reach reachFunc, logf func(string, ...any)) (*dataPlane, error) {
 	dp := &dataPlane{}
+	dp.startEndpoints(ctx, req, trust, getenv, reach, logf)
 	var todoIn, todoOut []int // positions in req.Imports, req.Exports
 	var keepIn, keepOut []client.CacheOptionsEntry
 	for i, e := range req.Imports {
@@ -313,12 +322,18 @@ func (dp *dataPlane) ranIn(p planned, res buildkit.Result) planned {
 	var imports, exports []cacheentry.Entry
 	for _, e := range p.cache.Imports {
 		given, req := request(e)
+		if sent, ok := dp.sentFor(given); ok {
+			given, req = sent, sent
+		}
 		if usesDataPlane(given) || slices.ContainsFunc(res.Imports, same(req)) {
 			imports = append(imports, e)
 		}
 	}
 	for _, e := range p.cache.Exports {
 		given, req := request(e)
+		if sent, ok := dp.sentFor(given); ok {
+			given, req = sent, sent
+		}
 		if usesDataPlane(given) {
 			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
 			if i < 0 {
@@ -391,6 +406,9 @@ type dataPlaneResult struct {
 	Imports  []contentstore.ImportStats
 	Warnings []string
 	UpTime   time.Duration
+	// Endpoints are the cache endpoints' counters, when the build's gha
+	// entries went through them.
+	Endpoints []endpoint.Stats
 }
 
 // finish writes the export indexes (after every blob is in the cache) and
@@ -418,6 +436,9 @@ func (dp *dataPlane) finish(ctx context.Context, built bool) (dataPlaneResult, e
 	for _, im := range dp.imports {
 		out.Imports = append(out.Imports, im.Stats())
 	}
+	for _, s := range dp.endpoints {
+		out.Endpoints = append(out.Endpoints, s.Stats())
+	}
 	return out, failed
 }
 
@@ -442,6 +463,9 @@ const evictedHint = "gha cache layers were evicted between bkcache's check and t
 
 // close removes the stores' directories.
 func (dp *dataPlane) close() {
+	for _, s := range dp.endpoints {
+		_ = s.Close()
+	}
 	for _, im := range dp.imports {
 		_ = im.Close()
 	}
@@ -474,7 +498,7 @@ func (r dataPlaneResult) describe() []string {
 		}
 		lines = append(lines, line)
 	}
-	return lines
+	return append(lines, endpointLines(r.Endpoints)...)
 }
 
 // servedBy names the import scopes whose layers the daemon read; when it
@@ -504,7 +528,9 @@ func (r dataPlaneResult) addToSummary(s *ghaction.Summary, cached int) {
 	// The gha export rows, in plan order, are the data plane's exports.
 	next := 0
 	for i := range bs.Exports {
-		if !strings.HasPrefix(bs.Exports[i].Ref, "type=gha") || strings.Contains(bs.Exports[i].Ref, "dataplane=false") || next >= len(r.Exports) {
+		ref := bs.Exports[i].Ref
+		viaEndpoint := len(r.Endpoints) > 0 && strings.Contains(ref, "dataplane="+cacheentry.DataPlaneEndpoint)
+		if !strings.HasPrefix(ref, "type=gha") || strings.Contains(ref, "dataplane=false") || viaEndpoint || next >= len(r.Exports) {
 			continue
 		}
 		if st := r.Exports[next]; st.IndexKey != "" {

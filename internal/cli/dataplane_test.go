@@ -29,6 +29,8 @@ func TestUsesDataPlane(t *testing.T) {
 		{"gha by default", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"scope": "x"}}, true},
 		{"gha dataplane=true", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "true"}}, true},
 		{"gha dataplane=false", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "false"}}, false},
+		// Where the endpoint cannot be used, the session data plane serves it.
+		{"gha dataplane=endpoint", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "endpoint"}}, true},
 		{"registry", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": "r"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +141,7 @@ func TestSkippedNotListed(t *testing.T) {
 				Imports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Imports),
 				Exports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Exports),
 			}
-			dp, err := startDataPlane(context.Background(), &req, planned.cache.Trust, getenv, t.Logf)
+			dp, err := startDataPlane(context.Background(), &req, planned.cache.Trust, getenv, noReach, t.Logf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,7 +268,7 @@ func TestDataPlaneAsksTheTrustDecision(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{"ACTIONS_RUNTIME_TOKEN": tc.token, "ACTIONS_RESULTS_URL": "http://127.0.0.1:1/", "ACTIONS_CACHE_SERVICE_V2": "true", "RUNNER_TEMP": t.TempDir()}
 			req := buildkit.Request{Exports: []client.CacheOptionsEntry{{Type: "gha", Attrs: map[string]string{"scope": "buildkit", "mode": "max"}}}}
-			dp, err := startDataPlane(context.Background(), &req, trusted, func(k string) string { return env[k] }, t.Logf)
+			dp, err := startDataPlane(context.Background(), &req, trusted, func(k string) string { return env[k] }, noReach, t.Logf)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -177,9 +177,10 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
 	}
-	dp, err := startDataPlane(ctx, &req, p.cache.Trust, j.getenv, j.rep.Infof)
+	dp, err := startDataPlane(ctx, &req, p.cache.Trust, j.getenv, builderReach(j.cfg.Builder, j.getenv), j.rep.Infof)
 	if dp != nil {
 		defer dp.close()
+		j.rep.Mask(dp.secrets...)
 	}
 	if err != nil {
 		return buildkit.Result{}, err
