@@ -35,7 +35,7 @@ var layers = [][]string{
 // unlayered are tools and test support: they may import anything, and no
 // product package may import them.
 var unlayered = []string{
-	"bench", "bench/churn", "bench/mounts", "bench/real", "cmd/gha-cache-emulator",
+	"bench", "bench/churn", "bench/mounts", "bench/real", "bench/internal/rig", "cmd/gha-cache-emulator",
 	"internal/testenv", "internal/ghaction/ghactiontest", "internal/contract",
 	"e2e", "e2e/act", "e2e/builders", "e2e/ghaaction", "ghacache/fidelity",
 }

@@ -2,18 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 // The gha data-plane comparison (issue 11): backend "gha" is bkcache's data
@@ -53,15 +50,6 @@ func backendExtra(backend string) map[string]string {
 type ghaService struct {
 	log   string // the emulator's request log
 	procs []*exec.Cmd
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // startGHA starts the emulator (behind toxiproxy when delayMS > 0) and
@@ -124,64 +112,10 @@ func (h *harness) startGHA(ctx context.Context) error {
 // toxiproxy creates a proxy to upstream with delayMS latency each way and
 // returns its listen address.
 func (h *harness) toxiproxy(api, name, upstream string) (string, error) {
-	listen, err := freeAddr()
-	if err != nil {
-		return "", err
-	}
-	post := func(path string, v any) error {
-		b, _ := json.Marshal(v)
-		resp, err := http.Post("http://"+api+path, "application/json", bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("toxiproxy %s: %s", path, resp.Status)
-		}
-		return nil
-	}
-	if err := post("/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}); err != nil {
-		return "", err
-	}
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := post("/proxies/"+name+"/toxics", map[string]any{"name": name + "-" + stream, "type": "latency", "stream": stream,
-			"attributes": map[string]int{"latency": h.opts.delayMS}}); err != nil {
-			return "", err
-		}
-	}
-	return listen, nil
+	return rig.Toxiproxy(api, name, upstream, h.opts.delayMS)
 }
 
-func waitHTTP(ctx context.Context, u string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not answer within 30s", u)
-}
-
-func (g *ghaService) stop() {
-	for _, p := range g.procs {
-		if p.Process != nil {
-			_ = p.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { _ = p.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = p.Process.Kill()
-			}
-		}
-	}
-}
+func (g *ghaService) stop() { rig.Stop(g.procs) }
 
 // requestLines is how many requests the emulator has logged.
 func (g *ghaService) requestLines() (api, uploads int) {

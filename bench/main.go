@@ -12,18 +12,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 var (
@@ -55,22 +52,7 @@ type options struct {
 	progress     string
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { rig.Main("bench", parseFlags, run) }
 
 func parseFlags(args []string) (options, error) {
 	var o options
@@ -132,14 +114,6 @@ func parseFlags(args []string) (options, error) {
 }
 
 func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }
-
-// runID keeps this run's cache names and image repositories apart from
-// every other run's.
-func runID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return "r" + hex.EncodeToString(b)
-}
 
 func run(ctx context.Context, o options) error {
 	if o.reportFrom != "" {

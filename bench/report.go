@@ -6,9 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 // stats summarizes one measurement.
@@ -18,16 +19,9 @@ type stats struct {
 }
 
 func summarize(xs []float64) stats {
-	if len(xs) == 0 {
-		return stats{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return stats{n: len(s), median: m, min: s[0], max: s[len(s)-1]}
+	var s stats
+	s.n, s.median, s.min, s.max = rig.Summarize(xs)
+	return s
 }
 
 func (s stats) ok() bool { return s.n > 0 }
@@ -433,18 +427,6 @@ func (h *harness) targets() [][3]string {
 		out = append(out, [3]string{"bkcache process < 64 MB RSS", fmt.Sprintf("max %.1f MB over every bkcache run", float64(maxRSS)/1024), yes(maxRSS < 64*1024)})
 	}
 	return out
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		c += " (with uncommitted changes)"
-	}
-	return c
 }
 
 // machine describes the CPU, memory and software the numbers come from.

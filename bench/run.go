@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 type harness struct {
@@ -105,8 +107,6 @@ type outcome struct {
 }
 
 var (
-	hitsLine  = regexp.MustCompile(`(?m)^cache-hits: (\d+)$`)
-	stepsLine = regexp.MustCompile(`(?m)^cache-steps: (\d+)$`)
 	// "build record saved to …; 3 context files hashed (0 reused); 4ms after the build"
 	recordLine = regexp.MustCompile(`(?m)^build record .*; (\S+) after the build$`)
 )
@@ -129,26 +129,13 @@ func timed(ctx context.Context, argv, env []string) outcome {
 		o.err = fmt.Errorf("%s: %w: %s", filepath.Base(argv[0]), err, lastLines(stderr.String(), 3))
 		return o
 	}
-	if m := hitsLine.FindStringSubmatch(stdout.String()); m != nil {
-		o.hits, _ = strconv.Atoi(m[1])
-	}
-	if m := stepsLine.FindStringSubmatch(stdout.String()); m != nil {
-		o.steps, _ = strconv.Atoi(m[1])
-	}
+	o.hits, o.steps = rig.CacheHits(stdout.String())
 	if m := recordLine.FindStringSubmatch(stderr.String()); m != nil {
 		if d, err := time.ParseDuration(m[1]); err == nil {
 			o.recordMS = float64(d) / float64(time.Millisecond)
 		}
 	}
 	return o
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // build is one build to time.

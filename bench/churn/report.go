@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 // report gathers the simulations of every quota and seed.
@@ -83,14 +85,8 @@ var figures = []figure{
 type spread struct{ min, med, max float64 }
 
 func spreadOf(vs []float64) spread {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	return spread{s[0], med, s[n-1]}
+	_, med, lo, hi := rig.Summarize(vs)
+	return spread{lo, med, hi}
 }
 
 func (s spread) text(pct bool) string {

@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 // env is what the harness needs of the test environment (.testenv/env).
@@ -134,8 +133,8 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 		return nil, err
 	}
 	h := &harness{opts: o, env: e, work: work, nets: map[int]*network{}, tokens: map[string]string{}, ctxs: map[string]string{},
-		res: &results{RunID: runID(), Started: time.Now(), Runs: o.runs, Suites: o.suites, Configs: o.configs, Scenarios: o.scenarios,
-			Delays: o.delays, Commit: gitCommit(), Machine: machine(e)}}
+		res: &results{RunID: rig.RunID(), Started: time.Now(), Runs: o.runs, Suites: o.suites, Configs: o.configs, Scenarios: o.scenarios,
+			Delays: o.delays, Commit: rig.GitCommit(), Machine: machine(e)}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -150,18 +149,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 }
 
 func (h *harness) close() {
-	for _, p := range h.procs {
-		if p.Process != nil {
-			_ = p.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { _ = p.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = p.Process.Kill()
-			}
-		}
-	}
+	rig.Stop(h.procs)
 	for _, p := range h.proxies {
 		p.close()
 	}
@@ -195,7 +183,7 @@ func (h *harness) prepare(ctx context.Context) error {
 	var toxAPI string
 	if h.env.toxiproxy != "" {
 		var err error
-		if toxAPI, err = freeAddr(); err != nil {
+		if toxAPI, err = rig.FreeAddr(); err != nil {
 			return err
 		}
 		port := toxAPI[strings.LastIndex(toxAPI, ":")+1:]
@@ -204,7 +192,7 @@ func (h *harness) prepare(ctx context.Context) error {
 			return fmt.Errorf("toxiproxy-server: %w", err)
 		}
 		h.procs = append(h.procs, tp)
-		if err := waitHTTP(ctx, "http://"+toxAPI+"/version"); err != nil {
+		if err := rig.WaitHTTP(ctx, "http://"+toxAPI+"/version"); err != nil {
 			return err
 		}
 	}
@@ -235,7 +223,7 @@ func (h *harness) startNetwork(ctx context.Context, delay int, toxAPI string) (*
 	front := func(name, upstream string, c *counter) (string, error) {
 		if delay > 0 {
 			var err error
-			if upstream, err = toxiproxy(toxAPI, fmt.Sprintf("%s-%d", name, delay), upstream, delay); err != nil {
+			if upstream, err = rig.Toxiproxy(toxAPI, fmt.Sprintf("%s-%d", name, delay), upstream, delay); err != nil {
 				return "", err
 			}
 		}
@@ -271,7 +259,7 @@ func (h *harness) startNetwork(ctx context.Context, delay int, toxAPI string) (*
 	if blob.Host, err = front("azurite", az.Host, n.counters["gha"]); err != nil {
 		return nil, err
 	}
-	emuAddr, err := freeAddr()
+	emuAddr, err := rig.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +275,7 @@ func (h *harness) startNetwork(ctx context.Context, delay int, toxAPI string) (*
 		return nil, err
 	}
 	h.procs = append(h.procs, emu)
-	if err := waitHTTP(ctx, "http://"+emuAddr+"/healthz"); err != nil {
+	if err := rig.WaitHTTP(ctx, "http://"+emuAddr+"/healthz"); err != nil {
 		return nil, err
 	}
 	svc, err := front("emulator", emuAddr, n.counters["gha"])
@@ -480,8 +468,8 @@ func (h *harness) measure(ctx context.Context) {
 // timed once per run and stands for all of them.
 func (h *harness) noCache(ctx context.Context, suite string, run int) {
 	s := sample{Suite: suite, Config: "nocache", Scenario: "cold", Delay: -1, Run: run, Hits: -1, Steps: -1}
-	err := h.fresh(ctx, func(b *builder) error {
-		argv := []string{h.env.buildctl, "--addr", b.addr, "build", "--frontend", "dockerfile.v0",
+	err := h.fresh(ctx, func(b *rig.Builder) error {
+		argv := []string{h.env.buildctl, "--addr", b.Addr, "build", "--frontend", "dockerfile.v0",
 			"--local", "context=" + h.ctxs[suite+"/main"], "--local", "dockerfile=" + h.ctxs[suite+"/main"],
 			"--output", "type=image,name=" + h.image(suite, "nocache", "cold", -1, run) + ",push=true",
 			"--progress", "plain"}
@@ -541,8 +529,8 @@ func (h *harness) cached(ctx context.Context, suite, config string, delay, run i
 			ref, ctxName = fmt.Sprintf("refs/heads/bump-%d", run), "bump"
 		}
 		s := sample{Suite: suite, Config: config, Scenario: sc, Delay: delay, Run: run, Hits: -1, Steps: -1}
-		err := h.fresh(ctx, func(b *builder) error {
-			argv := []string{h.bkcache, "build", "--builder", b.addr, "--ref", ref, "--default-branch", "main",
+		err := h.fresh(ctx, func(b *rig.Builder) error {
+			argv := []string{h.bkcache, "build", "--builder", b.Addr, "--ref", ref, "--default-branch", "main",
 				"--cache", h.cacheLine(st), "--cache-scope", st.id, "--progress", "plain",
 				"--tags", h.image(suite, config, sc, delay, run), "--push"}
 			if config == "gha-stock" {
@@ -646,8 +634,6 @@ func (o outcome) errText() string {
 }
 
 var (
-	hitsLine  = regexp.MustCompile(`(?m)^cache-hits: (\d+)$`)
-	stepsLine = regexp.MustCompile(`(?m)^cache-steps: (\d+)$`)
 	// bkcache's summary of each cache mount after the build:
 	// "cache mount ID: restored from … in 1.2s; saved to … in 3.4s".
 	mountLine = regexp.MustCompile(`(?m)^cache mount ([^:\n]+): ([^\n]*; [^\n]*)$`)
@@ -670,15 +656,10 @@ func (h *harness) timed(ctx context.Context, argv, envv []string, name string) o
 	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
 	_ = os.WriteFile(logPath, append(stdout.Bytes(), stderr.Bytes()...), 0o644)
 	if err != nil {
-		o.err = fmt.Errorf("%s: %w: %s", filepath.Base(argv[0]), err, lastLines(stderr.String(), 3))
+		o.err = fmt.Errorf("%s: %w: %s", filepath.Base(argv[0]), err, rig.LastLines(stderr.String(), 3))
 		return o
 	}
-	if m := hitsLine.FindStringSubmatch(stdout.String()); m != nil {
-		o.hits, _ = strconv.Atoi(m[1])
-	}
-	if m := stepsLine.FindStringSubmatch(stdout.String()); m != nil {
-		o.steps, _ = strconv.Atoi(m[1])
-	}
+	o.hits, o.steps = rig.CacheHits(stdout.String())
 	for _, m := range mountLine.FindAllStringSubmatch(stderr.String(), -1) {
 		o.mounts = append(o.mounts, m[1]+": "+m[2])
 		for _, t := range mountTime.FindAllStringSubmatch(m[2], -1) {
@@ -688,39 +669,6 @@ func (h *harness) timed(ctx context.Context, argv, envv []string, name string) o
 		}
 	}
 	return o
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitHTTP(ctx context.Context, u string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not answer within 30s", u)
 }
 
 // machine describes where the run happened.
@@ -739,16 +687,4 @@ func machine(e env) map[string]string {
 		m["load at start"] = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	return m
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
-		c += " (with uncommitted changes)"
-	}
-	return c
 }

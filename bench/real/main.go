@@ -27,18 +27,16 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 var (
@@ -72,22 +70,7 @@ type options struct {
 	nodeImage string
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "real:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "real:", err)
-		os.Exit(1)
-	}
-}
+func main() { rig.Main("real", parseFlags, run) }
 
 func parseFlags(args []string) (options, error) {
 	var o options
@@ -168,12 +151,6 @@ func parseFlags(args []string) (options, error) {
 }
 
 func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }
-
-func runID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return "r" + hex.EncodeToString(b)
-}
 
 func run(ctx context.Context, o options) error {
 	if o.from != "" {

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -86,37 +82,4 @@ func (c countWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// toxiproxy adds a proxy with delayMS latency each way in front of
-// upstream, through toxiproxy's API at api, and returns its address.
-func toxiproxy(api, name, upstream string, delayMS int) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	listen := l.Addr().String()
-	l.Close()
-	post := func(path string, v any) error {
-		b, _ := json.Marshal(v)
-		resp, err := http.Post("http://"+api+path, "application/json", bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("toxiproxy %s: %s", path, resp.Status)
-		}
-		return nil
-	}
-	if err := post("/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}); err != nil {
-		return "", err
-	}
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := post("/proxies/"+name+"/toxics", map[string]any{"name": name + "-" + stream, "type": "latency", "stream": stream,
-			"attributes": map[string]int{"latency": delayMS}}); err != nil {
-			return "", err
-		}
-	}
-	return listen, nil
 }

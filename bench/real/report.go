@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
 // sample is one timed build.
@@ -88,16 +90,9 @@ type stats struct {
 }
 
 func summarize(xs []float64) stats {
-	if len(xs) == 0 {
-		return stats{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return stats{n: len(s), median: m, min: s[0], max: s[len(s)-1]}
+	var s stats
+	s.n, s.median, s.min, s.max = rig.Summarize(xs)
+	return s
 }
 
 func (s stats) ok() bool { return s.n > 0 }
