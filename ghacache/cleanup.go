@@ -22,6 +22,12 @@ type ExportCleanup struct {
 	Transient bool
 	// Now is the time the grace counts back from (time.Now when zero).
 	Now time.Time
+	// Mounts also deletes Ref's cache mount archives and build records
+	// that a newer save of the same series supersedes (PruneMounts), but
+	// those another job read after MountsReadAt, when this job had read
+	// its own (on the clock of the keys' stamps; zero: it read none).
+	Mounts       bool
+	MountsReadAt time.Time
 }
 
 // CleanupReport says what a cleanup removed.
@@ -64,10 +70,15 @@ func (r *REST) CleanupAfterExport(ctx context.Context, c *Client, o ExportCleanu
 	if err != nil {
 		return rep, err
 	}
-	// The job saved its mounts and record before this runs: theirs are
-	// now the newest of their series.
-	rep.Mounts, rep.MountsBytes, err = r.PruneMounts(ctx, o.Owner, o.Repo, o.Ref)
-	if err != nil || !o.Sweep {
+	if o.Mounts {
+		// The job saved its mounts and record before this runs: theirs
+		// are now the newest of their series.
+		rep.Mounts, rep.MountsBytes, err = r.PruneMounts(ctx, o.Owner, o.Repo, o.Ref, o.MountsReadAt)
+		if err != nil {
+			return rep, err
+		}
+	}
+	if !o.Sweep {
 		return rep, err
 	}
 	rep.Swept, err = SweepRef(ctx, r, c, o.Owner, o.Repo, o.Ref, o.Scope, grace)

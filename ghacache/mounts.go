@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // How bkcache names its own gha entries (internal/mountstore): a cache
@@ -51,10 +52,16 @@ func isMountEntry(e CacheEntry) bool {
 // that a newer entry of the same series supersedes: reads only ever get
 // the newest. Only ref is touched, and the newest of every series stays,
 // so an entry a read can reach is never deleted (a save that failed
-// leaves its predecessor the newest). A restore that was downloading a
-// superseded archive when it goes fails, and the mount starts cold: a
-// restore never fails the build.
-func (r *REST) PruneMounts(ctx context.Context, owner, repo, ref string) (deleted int, freed int64, err error) {
+// leaves its predecessor the newest). Superseded entries another job read
+// after this one read its own stay too: that job may still be downloading
+// (deleting under it is an eviction); the next prune takes them.
+//
+// readAt is when this job had read its entries, on the clock its keys'
+// stamps use; zero when it read none. The service's times are on another
+// clock: readAt maps to the newest entry's CreatedAt less (its stamp -
+// readAt), whatever the skew. A series this job did not save keeps what
+// was read within DefaultSweepGrace before its newest entry.
+func (r *REST) PruneMounts(ctx context.Context, owner, repo, ref string, readAt time.Time) (deleted int, freed int64, err error) {
 	if ref == "" {
 		return 0, 0, errors.New("prune mounts: empty ref")
 	}
@@ -81,7 +88,15 @@ func (r *REST) PruneMounts(ctx context.Context, owner, repo, ref string) (delete
 			}
 			return es[i].CreatedAt.After(es[j].CreatedAt)
 		})
+		newest := es[0]
+		cutoff := newest.CreatedAt.Add(-DefaultSweepGrace)
+		if d := time.Unix(0, newest.n).Sub(readAt); !readAt.IsZero() && d >= 0 {
+			cutoff = newest.CreatedAt.Add(-d)
+		}
 		for _, e := range es[1:] {
+			if !e.LastAccessedAt.Before(cutoff) {
+				continue
+			}
 			if err := r.DeleteByID(ctx, owner, repo, e.ID); err != nil {
 				return deleted, freed, fmt.Errorf("prune mounts %s: %w", ref, err)
 			}

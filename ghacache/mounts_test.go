@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bkcache/bkcache/ghacache/emulator"
 )
 
 // mountKey is the key internal/mountstore saves scope app's archive of
@@ -29,7 +31,10 @@ func TestPruneMounts(t *testing.T) {
 	tests := []struct {
 		name  string
 		saved []string // in the order saved, on main (MountVersion)
-		want  []string // left on main, besides other
+		// readNone: this job read no entries; else it read them before
+		// every save (the stamps here are nanoseconds after the epoch).
+		readNone bool
+		want     []string // left on main, besides other
 	}{
 		{
 			name:  "keeps the newest of each series",
@@ -42,11 +47,11 @@ func TestPruneMounts(t *testing.T) {
 			want:  []string{mountKey("go", 2), mountKey("go-build", 1)},
 		},
 		{
-			// A concurrent job that started earlier finished later: the
-			// stamp, as a read orders them, decides.
-			name:  "newest by stamp, not by save order",
-			saved: []string{mountKey("gomod", 5), mountKey("gomod", 3)},
-			want:  []string{mountKey("gomod", 5)},
+			// Entries seconds apart: all within the grace.
+			name:     "a job that read none keeps what was read within the grace",
+			saved:    []string{mountKey("gomod", 1), mountKey("gomod", 2)},
+			readNone: true,
+			want:     []string{mountKey("gomod", 1), mountKey("gomod", 2)},
 		},
 		{
 			name:  "a single save stays",
@@ -66,8 +71,12 @@ func TestPruneMounts(t *testing.T) {
 			e.saveAs(main, other[1], MountVersion)
 			e.saveAs(main, mountKey("gomod", 0), "another-version")
 			prBefore := e.keys(prRef)
+			readAt := time.Unix(0, 0)
+			if tt.readNone {
+				readAt = time.Time{}
+			}
 
-			n, freed, err := e.rest.PruneMounts(ctx, "o", "r", mainRef)
+			n, freed, err := e.rest.PruneMounts(ctx, "o", "r", mainRef, readAt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +122,7 @@ func TestEconomyKnowsMounts(t *testing.T) {
 			name: "cleanup after export with sweep keeps the newest",
 			ref:  mainRef,
 			run: func(e economyEnv, c *Client) error {
-				_, err := e.rest.CleanupAfterExport(ctx, c, ExportCleanup{Owner: "o", Repo: "r", Ref: mainRef, Scope: "app", Sweep: true, SweepGrace: time.Nanosecond})
+				_, err := e.rest.CleanupAfterExport(ctx, c, ExportCleanup{Owner: "o", Repo: "r", Ref: mainRef, Scope: "app", Sweep: true, SweepGrace: time.Nanosecond, Mounts: true})
 				return err
 			},
 			wantLeft: true,
@@ -130,7 +139,7 @@ func TestEconomyKnowsMounts(t *testing.T) {
 			name: "a merge-queue ref's go",
 			ref:  mq,
 			run: func(e economyEnv, c *Client) error {
-				_, err := e.rest.CleanupAfterExport(ctx, c, ExportCleanup{Owner: "o", Repo: "r", Ref: mq, Scope: "app", Transient: true, Now: time.Now().Add(3 * time.Hour)})
+				_, err := e.rest.CleanupAfterExport(ctx, c, ExportCleanup{Owner: "o", Repo: "r", Ref: mq, Scope: "app", Transient: true, Now: time.Now().Add(3 * time.Hour), Mounts: true})
 				return err
 			},
 		},
@@ -185,5 +194,64 @@ func TestMountUsage(t *testing.T) {
 	got, err := e.rest.MountUsage(context.Background(), "o", "r")
 	if want := size(mountKey("gomod", 1)) + size(mountKey("gomod", 2)); err != nil || got != want {
 		t.Errorf("MountUsage = %d, %v; want %d", got, err, want)
+	}
+}
+
+// TestPruneMountsKeepsOthersReads: on the service's own clock (real time,
+// as GitHub's), a superseded archive that another job looked up after
+// this job read its own stays, and one only this job read goes.
+func TestPruneMountsKeepsOthersReads(t *testing.T) {
+	ctx := context.Background()
+	for _, other := range []bool{false, true} {
+		t.Run(map[bool]string{false: "only this job read it", true: "another job read it since"}[other], func(t *testing.T) {
+			env := newEmuEnvConfig(t, emulator.Config{Blobs: azuriteStore(t)})
+			rest, err := NewREST(env.srv.Client(), env.srv.URL, "ghs_anytoken")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := economyEnv{emuEnv: env, t: t, clock: &steppingClock{}, rest: rest}
+			job := func() *Client {
+				tok, err := env.emu.Token(emulator.TokenOptions{Repo: "o/r", Write: mainRef, Now: time.Now()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := NewClient(Config{ResultsURL: env.srv.URL, Token: tok, ServiceV2: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			restore := func(c *Client) {
+				p := MountKeyPrefix + "app-gomod-"
+				if _, ok, err := c.Lookup(ctx, p, []string{p}, MountVersion); err != nil || !ok {
+					t.Fatalf("lookup: %v, %v", ok, err)
+				}
+			}
+			// As mountstore.GHA names a save: the saver's clock.
+			save := func(c *Client) string {
+				k := mountKey("gomod", time.Now().UnixNano())
+				e.saveAs(c, k, MountVersion)
+				return k
+			}
+			this := job()
+			first := save(this)
+			time.Sleep(50 * time.Millisecond)
+			old := save(this)
+			restore(this)
+			readAt := time.Now()
+			time.Sleep(200 * time.Millisecond) // more than a save's round trip
+			if other {
+				restore(job())
+				time.Sleep(50 * time.Millisecond)
+			}
+			newest := save(this)
+			if _, _, err := rest.PruneMounts(ctx, "o", "r", mainRef, readAt); err != nil {
+				t.Fatal(err)
+			}
+			left := e.keys(mainRef)
+			if slices.Contains(left, first) || !slices.Contains(left, newest) || slices.Contains(left, old) != other {
+				t.Errorf("left %v; want %s gone, %s kept, %s kept: %v", left, first, newest, old, other)
+			}
+		})
 	}
 }

@@ -21,7 +21,8 @@ const githubCacheQuota = 10 << 30
 // Failures are warnings: they never fail the build. bench/churn shows
 // what each of these is worth.
 func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, repo, ref, name string, p planned) {
-	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group"}
+	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group",
+		Mounts: true, MountsReadAt: j.readMounts}
 	var c *ghacache.Client
 	if cfg, ok := ghacache.ConfigFromEnv(j.getenv); ok {
 		if cl, err := ghacache.NewClient(cfg); err == nil {
