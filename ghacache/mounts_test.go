@@ -255,3 +255,22 @@ func TestPruneMountsKeepsOthersReads(t *testing.T) {
 		})
 	}
 }
+
+func FuzzMountSeries(f *testing.F) {
+	f.Add(mountKey("gomod", 42))
+	f.Add(mountKey("go-build", 0))
+	f.Add(MountKeyPrefix + "x-not_base36")
+	f.Add("buildkit-blob-1-sha256:00")
+	f.Add(MountKeyPrefix)
+	f.Fuzz(func(t *testing.T, key string) {
+		series, n, ok := mountSeries(key)
+		if !ok {
+			return
+		}
+		// A read looks up series+"-": the stamp is all that follows.
+		rest, found := strings.CutPrefix(key, series+"-")
+		if !found || strings.Contains(rest, "-") || n < 0 || !strings.HasPrefix(series, MountKeyPrefix[:len(MountKeyPrefix)-1]) {
+			t.Fatalf("mountSeries(%q) = %q, %d", key, series, n)
+		}
+	})
+}
