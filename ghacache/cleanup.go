@@ -22,20 +22,32 @@ type ExportCleanup struct {
 	Transient bool
 	// Now is the time the grace counts back from (time.Now when zero).
 	Now time.Time
+	// Mounts also deletes Ref's cache mount archives and build records
+	// that a newer save of the same series supersedes (PruneMounts), but
+	// those another job read after MountsReadAt, when this job had read
+	// its own (on the clock of the keys' stamps; zero: it read none).
+	Mounts       bool
+	MountsReadAt time.Time
 }
 
 // CleanupReport says what a cleanup removed.
 type CleanupReport struct {
 	Superseded      int // older index entries of the scope on Ref
 	SupersededBytes int64
-	Swept           SweepResult
-	Transient       int // entries of a transient ref
-	TransientBytes  int64
-	TransientKept   int // entries of a transient ref read within the grace
+	// Mounts are Ref's cache mount archives and build records that a
+	// newer save of the same series supersedes (PruneMounts).
+	Mounts         int
+	MountsBytes    int64
+	Swept          SweepResult
+	Transient      int // entries of a transient ref
+	TransientBytes int64
+	TransientKept  int // entries of a transient ref read within the grace
 }
 
 // Freed is the bytes the cleanup removed.
-func (r CleanupReport) Freed() int64 { return r.SupersededBytes + r.Swept.Freed + r.TransientBytes }
+func (r CleanupReport) Freed() int64 {
+	return r.SupersededBytes + r.MountsBytes + r.Swept.Freed + r.TransientBytes
+}
 
 // CleanupAfterExport runs the cleanup o asks for. c is the job's cache
 // client (its runtime token reads o.Ref).
@@ -55,7 +67,18 @@ func (r *REST) CleanupAfterExport(ctx context.Context, c *Client, o ExportCleanu
 		return rep, err
 	}
 	rep.Superseded, rep.SupersededBytes, err = r.PruneSuperseded(ctx, o.Owner, o.Repo, o.Ref, IndexKey(o.Scope, o.Ref), 1)
-	if err != nil || !o.Sweep {
+	if err != nil {
+		return rep, err
+	}
+	if o.Mounts {
+		// The job saved its mounts and record before this runs: theirs
+		// are now the newest of their series.
+		rep.Mounts, rep.MountsBytes, err = r.PruneMounts(ctx, o.Owner, o.Repo, o.Ref, o.MountsReadAt)
+		if err != nil {
+			return rep, err
+		}
+	}
+	if !o.Sweep {
 		return rep, err
 	}
 	rep.Swept, err = SweepRef(ctx, r, c, o.Owner, o.Repo, o.Ref, o.Scope, grace)

@@ -53,6 +53,17 @@ func TestActionGHAEconomy(t *testing.T) {
 	if gone == 0 || !strings.Contains(r.stdout, "cache-cleanup: swept") {
 		t.Errorf("the second push swept none of the first build's %d blobs:\n%s", len(first), r.stdout)
 	}
+	// Each push saved a build record; the second's cleanup pruned the
+	// first's, which a restore no longer reads.
+	records := 0
+	for _, e := range entriesByScope(s)[mainRef] {
+		if strings.HasPrefix(e.Key, "bkcache-mount-buildkit-bkcache-build-record-last-") {
+			records++
+		}
+	}
+	if records != 1 || !strings.Contains(r.stdout, "superseded cache mount archives and build records") {
+		t.Errorf("after two pushes main holds %d build records, want 1 (the older pruned):\n%s", records, r.stdout)
+	}
 	summary := r.files["GITHUB_STEP_SUMMARY"]
 	if !strings.Contains(summary, "**Actions cache**") || !strings.Contains(summary, "swept") {
 		t.Errorf("the job summary does not show usage and what cleanup removed:\n%s", summary)

@@ -14,14 +14,15 @@ import (
 const githubCacheQuota = 10 << 30
 
 // cleanupExport is cache-cleanup after a gha export: prune the scope's
-// superseded indexes, sweep the ref's blobs no index names (when the
+// superseded indexes and mount archives and build records, sweep the ref's blobs no index names (when the
 // runtime token can read the ref's index), delete a merge-queue ref's
 // caches, refresh the default branch's blobs from other refs' builds,
 // then report usage and whether the default branch's cache is complete.
 // Failures are warnings: they never fail the build. bench/churn shows
 // what each of these is worth.
 func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, repo, ref, name string, p planned) {
-	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group"}
+	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: ref, Scope: name, Transient: j.event.Name == "merge_group",
+		Mounts: true, MountsReadAt: j.readMounts}
 	var c *ghacache.Client
 	if cfg, ok := ghacache.ConfigFromEnv(j.getenv); ok {
 		if cl, err := ghacache.NewClient(cfg); err == nil {
@@ -52,6 +53,10 @@ func (j *job) cleanupExport(ctx context.Context, rest *ghacache.REST, owner, rep
 	s := ghaction.Summary{Cache: &ghaction.CacheSummary{Quota: githubCacheQuota, Removed: lines}}
 	if _, used, err := rest.Usage(ctx, owner, repo); err == nil {
 		s.Cache.Used = used
+		// Only beside a known total: a share of nothing says nothing.
+		if m, err := rest.MountUsage(ctx, owner, repo); err == nil {
+			s.Cache.Mounts = m
+		}
 	}
 	if c != nil && mainRef != "" {
 		missing, total, found, err := rest.Completeness(ctx, c, owner, repo, name, mainRef)
@@ -106,6 +111,9 @@ func cleanupLines(o ghacache.ExportCleanup, r ghacache.CleanupReport) []string {
 		return []string{fmt.Sprintf("deleted %d cache entries of %s (%s), kept %d read within the last %s (another job of the group may be reading them): no later run can read a merge-queue ref's cache", r.Transient, refText(o.Ref), bytesText(r.TransientBytes), r.TransientKept, ghacache.DefaultSweepGrace)}
 	}
 	lines := []string{fmt.Sprintf("deleted %d superseded index entries of scope %s on %s (%s): only the newest is read", r.Superseded, o.Scope, refText(o.Ref), bytesText(r.SupersededBytes))}
+	if r.Mounts > 0 {
+		lines = append(lines, fmt.Sprintf("deleted %d superseded cache mount archives and build records on %s (%s): a restore reads only the newest of each", r.Mounts, refText(o.Ref), bytesText(r.MountsBytes)))
+	}
 	if o.Sweep {
 		lines = append(lines, fmt.Sprintf("swept %d layer blobs of %s (%s) that its newest index does not name and nobody used since, kept %d: unreferenced blobs push the default branch's cache out at quota", r.Swept.Deleted, refText(o.Ref), bytesText(r.Swept.Freed), r.Swept.Kept))
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bkcache/bkcache/ghacache"
 )
 
 // TestDefaultBranchState: the default branch's cache as cleanup finds it,
@@ -56,6 +58,40 @@ func TestExpiryWarning(t *testing.T) {
 			}
 			if got != "" && !strings.Contains(got, "on: schedule") {
 				t.Errorf("the warning names no fix: %q", got)
+			}
+		})
+	}
+}
+
+// TestCleanupLines: a line per mechanism that ran; the mounts' only when
+// it deleted something, with what it freed.
+func TestCleanupLines(t *testing.T) {
+	const mounts = "superseded cache mount archives and build records"
+	tests := []struct {
+		name      string
+		o         ghacache.ExportCleanup
+		r         ghacache.CleanupReport
+		want, not []string
+	}{
+		{name: "index only", o: ghacache.ExportCleanup{Ref: "refs/heads/main", Scope: "app"}, r: ghacache.CleanupReport{Superseded: 2},
+			want: []string{"deleted 2 superseded index entries of scope app"}, not: []string{mounts, "swept"}},
+		{name: "mounts pruned", o: ghacache.ExportCleanup{Ref: "refs/heads/main", Scope: "app", Sweep: true}, r: ghacache.CleanupReport{Mounts: 3, MountsBytes: 3 << 20},
+			want: []string{"deleted 3 " + mounts, "(3.0 MiB)", "swept 0"}},
+		{name: "merge queue says only what it deleted", o: ghacache.ExportCleanup{Ref: "refs/heads/gh-readonly-queue/main/x", Transient: true}, r: ghacache.CleanupReport{Transient: 5, Mounts: 1},
+			want: []string{"deleted 5 cache entries"}, not: []string{mounts}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(cleanupLines(tt.o, tt.r), "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("cleanupLines =\n%s\nwant it to say %q", got, w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(got, n) {
+					t.Errorf("cleanupLines =\n%s\nshould not say %q", got, n)
+				}
 			}
 		})
 	}

@@ -241,6 +241,7 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	start := time.Now() // the build is over: from here on, time is added
 	<-x.done
 	x.readOld(ctx, j.getenv)
+	j.readMounts = time.Now()
 	salt := ""
 	if x.old != nil {
 		salt = x.old.Salt

@@ -116,7 +116,7 @@ func (j *job) afterBuild(ctx context.Context, p planned) error {
 	}
 	rest, owner, repo, err := restClient(j.cfg, j.getenv)
 	if err != nil || rest == nil {
-		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token", err)
+		j.rep.Warnf("cache-cleanup: no GitHub REST client (%v): set github-token; until then superseded cache indexes, mount archives and build records are kept", err)
 		return nil
 	}
 	// The ref the gha export wrote, by the same decision that kept it.

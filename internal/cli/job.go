@@ -29,6 +29,9 @@ type job struct {
 	inAction bool
 	// bkLog holds BuildKit's client log until the build is over.
 	bkLog *buildkitLog
+	// readMounts is when this job last read gha mount or record entries
+	// (cleanupExport keeps superseded ones read later: another job's).
+	readMounts time.Time
 }
 
 // planned is a job's resolved cache plan.

@@ -267,6 +267,7 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	}
 	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts))}
 	j.restoreAll(ctx, run)
+	j.readMounts = time.Now()
 	for i, m := range mp.mounts {
 		j.rep.Infof("cache mount %s: %s", m.ID, run.results[i].restored)
 	}

@@ -19,6 +19,7 @@ type Summary struct {
 // CacheSummary is the repository's Actions cache as cleanup left it.
 type CacheSummary struct {
 	Used, Quota int64    // bytes; Quota 0 means unknown
+	Mounts      int64    // bytes of Used that are cache mount archives; 0: none or unknown
 	Removed     []string // what cleanup removed, one line per mechanism
 }
 
@@ -104,6 +105,9 @@ func RenderSummary(s Summary) string {
 		fmt.Fprintf(&b, "**Actions cache**: %s used", humanSize(c.Used))
 		if c.Quota > 0 {
 			fmt.Fprintf(&b, " of %s (%d%%)", humanSize(c.Quota), c.Used*100/c.Quota)
+		}
+		if c.Mounts > 0 && c.Used > 0 {
+			fmt.Fprintf(&b, "; cache mount archives %s (%d%% of used)", humanSize(c.Mounts), min(c.Mounts, c.Used)*100/c.Used)
 		}
 		for _, r := range c.Removed {
 			fmt.Fprintf(&b, "\n- cleanup %s", markdownText(r))

@@ -40,6 +40,12 @@ func TestRenderSummary(t *testing.T) {
 				"swept 4 layer blobs of refs/heads/main (96.0 MiB)",
 			}}},
 			want: []string{"**Actions cache**: 3.3 GiB used of 10.0 GiB (32%)", "- cleanup swept 4 layer blobs of refs/heads/main (96.0 MiB)"},
+			not:  []string{"cache mount archives"},
+		},
+		{
+			name: "mount archives' share, when known",
+			s:    Summary{Cache: &CacheSummary{Used: 4 << 30, Quota: 10 << 30, Mounts: 1 << 30}},
+			want: []string{"**Actions cache**: 4.0 GiB used of 10.0 GiB (40%); cache mount archives 1.0 GiB (25% of used)"},
 		},
 		{
 			name: "served by, where known",

@@ -11,8 +11,9 @@ import (
 	"github.com/bkcache/bkcache/ghacache"
 )
 
-// ghaVersion separates mount archives from other entries with the same key.
-const ghaVersion = "bkcache-cache-mount-v1"
+// ghaVersion separates mount archives from other entries with the same
+// key; ghacache's cleanup knows it and the key scheme.
+const ghaVersion = ghacache.MountVersion
 
 // GHA keeps archives in the GitHub Actions cache. Its entries are
 // immutable, so each save gets a new key and Get takes the newest; the
@@ -38,7 +39,7 @@ func newGHA(attrs map[string]string, getenv func(string) string) (*GHA, error) {
 
 func (g *GHA) String() string { return "gha scope " + g.scope }
 
-func (g *GHA) prefix(key string) string { return "bkcache-mount-" + g.scope + "-" + key + "-" }
+func (g *GHA) prefix(key string) string { return ghacache.MountKeyPrefix + g.scope + "-" + key + "-" }
 
 func (g *GHA) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	p := g.prefix(key)
