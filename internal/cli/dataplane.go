@@ -322,21 +322,25 @@ func (dp *dataPlane) ranIn(p planned, res buildkit.Result) planned {
 		return given, withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
 	}
 	var imports, exports []cacheentry.Entry
+	// An entry sent to the endpoint went to BuildKit's own gha backend:
+	// BuildKit's answer says whether it ran.
 	for _, e := range p.cache.Imports {
 		given, req := request(e)
-		if sent, ok := dp.sentFor(given); ok {
+		sent, viaEndpoint := dp.sentFor(given)
+		if viaEndpoint {
 			given, req = sent, sent
 		}
-		if usesDataPlane(given) || slices.ContainsFunc(res.Imports, same(req)) {
+		if (!viaEndpoint && usesDataPlane(given)) || slices.ContainsFunc(res.Imports, same(req)) {
 			imports = append(imports, e)
 		}
 	}
 	for _, e := range p.cache.Exports {
 		given, req := request(e)
-		if sent, ok := dp.sentFor(given); ok {
+		sent, viaEndpoint := dp.sentFor(given)
+		if viaEndpoint {
 			given, req = sent, sent
 		}
-		if usesDataPlane(given) {
+		if !viaEndpoint && usesDataPlane(given) {
 			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
 			if i < 0 {
 				continue
