@@ -13,11 +13,12 @@ import (
 	"github.com/bkcache/bkcache/bench/internal/rig"
 )
 
-// The gha data-plane comparison (issue 11): backend "gha" is bkcache's data
-// plane (the default for type=gha), "gha-stock" is BuildKit's own gha
+// The gha data-plane comparison (issue 11): backend "gha" is bkcache's
+// session data plane (dataplane=true, pinned: the default for type=gha is
+// the cache endpoint since issue 25), "gha-stock" is BuildKit's own gha
 // exporter (dataplane=false) with the same scopes, "gha-endpoint" is
 // BuildKit's own gha backend through bkcache's cache endpoint
-// (dataplane=endpoint). For all three, the harness runs its own
+// (dataplane=endpoint, the default). For all three, the harness runs its own
 // gha-cache-emulator, whose request log counts the API calls and uploads
 // of each build; with -delay-ms it puts toxiproxy, adding that
 // latency each way, in front of Azurite and of the emulator.
@@ -38,6 +39,8 @@ func backendType(backend string) string {
 // backendExtra are the attributes a bench backend adds to its cache line.
 func backendExtra(backend string) map[string]string {
 	switch backend {
+	case "gha":
+		return map[string]string{"dataplane": "true"}
 	case "gha-stock":
 		return map[string]string{"dataplane": "false"}
 	case "gha-endpoint":

@@ -219,9 +219,13 @@ func TestAct(t *testing.T) {
 		{"composite action", "composite.yml", "push", "type=gha", "buildkit_main", true},
 		// The reusable workflow runs with its caller's event: a pull
 		// request's scope, never the default branch's. No cache line: the
-		// default, gha on its data plane.
+		// default, gha.
 		{"reusable workflow", "reusable.yml", "pull_request", "", "buildkit_pr-" + strconv.Itoa(prNumber), false},
 	} {
+		// A gha line without dataplane= asks for the cache endpoint; act's
+		// cache server is v1, so the build takes the session data plane
+		// and the log says why.
+		fallback := tc.cache == "" || tc.cache == "type=gha"
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRepo(t, env)
 			r.rel, r.stub = rel, stub
@@ -250,6 +254,9 @@ func TestAct(t *testing.T) {
 				}
 				if wantTo := strings.SplitN(cmp.Or(tc.cache, "type=gha"), ",", 2)[0]; !strings.HasPrefix(res.cacheTo, wantTo+",") {
 					t.Errorf("cache-to output = %q, want a %s export", res.cacheTo, wantTo)
+				}
+				if fallback && !strings.Contains(res.log, "session data plane, not the cache endpoint: the cache service is v1") {
+					t.Error("the log does not say the build took the session data plane because act's cache server is v1")
 				}
 				// act's own step report: the runner ran the post: entry.
 				if !postRan.MatchString(res.log) {

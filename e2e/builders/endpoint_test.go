@@ -65,7 +65,8 @@ func TestEndpointBridgeBuilder(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"build", "--builder", name, "--cache", "type=gha,dataplane=endpoint",
+		// type=gha with no dataplane=: the default, the cache endpoint.
+		cmd := exec.CommandContext(ctx, bin, append([]string{"build", "--builder", name, "--cache", "type=gha",
 			"--ref", "refs/heads/main", "--cache-scope", name, "--progress", "plain"}, append(args, dir)...)...)
 		cmd.Env = append(os.Environ(), "ACTIONS_RUNTIME_TOKEN="+tok, "ACTIONS_RESULTS_URL="+srv.URL+"/", "ACTIONS_CACHE_SERVICE_V2=true")
 		out, err := cmd.CombinedOutput()

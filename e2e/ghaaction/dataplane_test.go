@@ -23,6 +23,16 @@ import (
 // stockGHA is the cache line that keeps BuildKit's own gha backend.
 const stockGHA = "type=gha,dataplane=false"
 
+// sessionGHA is the cache line that pins the session data plane
+// (ghacache/contentstore): the default is the cache endpoint.
+const sessionGHA = "type=gha,dataplane=true"
+
+// sessionInputs are buildInputs with the session data plane pinned; a
+// "cache" in extra replaces it.
+func sessionInputs(addr, dir string, extra ...string) map[string]string {
+	return buildInputs(addr, dir, append([]string{"cache", sessionGHA}, extra...)...)
+}
+
 // recordingProxy forwards a unix socket to buildkitd and keeps every byte
 // the client sends: everything the daemon receives from bkcache (the
 // solve request with its cache attributes and frontend attributes, and
@@ -99,7 +109,7 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 
 	tok := s.token(t, mainRef)
 	proxy := newRecordingProxy(t, testenv.NewBuildkitd(t))
-	r := runAction(t, s, tok, pushMain, buildInputs(proxy.addr, dir))
+	r := runAction(t, s, tok, pushMain, sessionInputs(proxy.addr, dir))
 	mustSucceed(t, r)
 	requireDataPlane(t, r, "export")
 	if cached, steps := hits(t, r); cached != 0 || steps != 3 {
@@ -134,7 +144,7 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 	// A new PR on a fresh builder: all cached, through bkcache.
 	proxy2 := newRecordingProxy(t, testenv.NewBuildkitd(t))
 	tok2 := s.token(t, prRef, baseRef, mainRef)
-	r = runAction(t, s, tok2, prSame, buildInputs(proxy2.addr, dir, "outputs", "type=local,dest="+t.TempDir()))
+	r = runAction(t, s, tok2, prSame, sessionInputs(proxy2.addr, dir, "outputs", "type=local,dest="+t.TempDir()))
 	mustSucceed(t, r)
 	requireDataPlane(t, r, "import")
 	if cached, steps := hits(t, r); cached != steps || steps != 3 {
@@ -155,13 +165,13 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 func TestDataPlaneStockCompat(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
 	for _, tc := range []struct{ name, export, imp, wantLog string }{
-		{"stock export to data-plane import", stockGHA, "type=gha", "import"},
-		{"data-plane export to stock import", "type=gha", stockGHA, "export"},
+		{"stock export to data-plane import", stockGHA, sessionGHA, "import"},
+		{"data-plane export to stock import", sessionGHA, stockGHA, "export"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startEmulator(t, 1)
 			dir := writeContext(t, env)
-			r := runAction(t, s, s.token(t, mainRef), pushMain, buildInputs(testenv.NewBuildkitd(t), dir, "cache", tc.export))
+			r := runAction(t, s, s.token(t, mainRef), pushMain, sessionInputs(testenv.NewBuildkitd(t), dir, "cache", tc.export))
 			mustSucceed(t, r)
 			if !hasIndex(entriesByScope(s)[mainRef]) {
 				t.Fatalf("no index after the export:\n%s\n%s", describe(s.emu.Entries(repo)), r.stdout)
@@ -170,7 +180,7 @@ func TestDataPlaneStockCompat(t *testing.T) {
 				requireDataPlane(t, r, "export")
 			}
 			r = runAction(t, s, s.token(t, prRef, baseRef, mainRef), prSame,
-				buildInputs(testenv.NewBuildkitd(t), dir, "cache", tc.imp, "outputs", "type=local,dest="+t.TempDir()))
+				sessionInputs(testenv.NewBuildkitd(t), dir, "cache", tc.imp, "outputs", "type=local,dest="+t.TempDir()))
 			mustSucceed(t, r)
 			if tc.wantLog == "import" {
 				requireDataPlane(t, r, "import")
@@ -188,9 +198,9 @@ func TestDataPlaneReexport(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
 	s := startEmulator(t, 1)
 	dir := writeContext(t, env)
-	mustSucceed(t, runAction(t, s, s.token(t, mainRef), pushMain, buildInputs(testenv.NewBuildkitd(t), dir)))
+	mustSucceed(t, runAction(t, s, s.token(t, mainRef), pushMain, sessionInputs(testenv.NewBuildkitd(t), dir)))
 	before := len(s.emu.Entries(repo))
-	r := runAction(t, s, s.token(t, mainRef), pushMain, buildInputs(testenv.NewBuildkitd(t), dir))
+	r := runAction(t, s, s.token(t, mainRef), pushMain, sessionInputs(testenv.NewBuildkitd(t), dir))
 	mustSucceed(t, r)
 	if !strings.Contains(r.stdout, "0 blobs uploaded") {
 		t.Errorf("re-export uploaded blobs:\n%s", r.stdout)
@@ -219,13 +229,13 @@ func TestDataPlaneFaults(t *testing.T) {
 			if err := s.emu.SetFaults(tc.faults); err != nil {
 				t.Fatal(err)
 			}
-			r := runAction(t, s, s.token(t, mainRef), pushMain, buildInputs(testenv.NewBuildkitd(t), dir))
+			r := runAction(t, s, s.token(t, mainRef), pushMain, sessionInputs(testenv.NewBuildkitd(t), dir))
 			mustSucceed(t, r)
 			t.Logf("warnings:\n%s", strings.Join(warnings(r.stdout), "\n"))
 			requireIndexComplete(t, s)
 			// Import with the same faults: still never a failure.
 			r = runAction(t, s, s.token(t, prRef, mainRef), prSame,
-				buildInputs(testenv.NewBuildkitd(t), dir, "outputs", "type=local,dest="+t.TempDir()))
+				sessionInputs(testenv.NewBuildkitd(t), dir, "outputs", "type=local,dest="+t.TempDir()))
 			mustSucceed(t, r)
 			if _, steps := hits(t, r); steps != 3 {
 				t.Errorf("cache-steps = %d, want 3", steps)
@@ -299,7 +309,7 @@ func TestDataPlaneEvictedDuringBuild(t *testing.T) {
 	env := testenv.Require(t, "buildkit", "registry", "azure")
 	s := startEmulator(t, 1)
 	dir := writeContext(t, env)
-	mustSucceed(t, runAction(t, s, s.token(t, mainRef), pushMain, buildInputs(testenv.NewBuildkitd(t), dir)))
+	mustSucceed(t, runAction(t, s, s.token(t, mainRef), pushMain, sessionInputs(testenv.NewBuildkitd(t), dir)))
 
 	if err := s.emu.SetFaults(emulator.Faults{EvictAfterLookup: ghacache.BlobKey("")}); err != nil {
 		t.Fatal(err)
@@ -307,7 +317,7 @@ func TestDataPlaneEvictedDuringBuild(t *testing.T) {
 	builder := testenv.NewBuildkitd(t)
 	// A local output makes BuildKit read every layer of the cached steps.
 	r := runAction(t, s, s.token(t, prRef, baseRef, mainRef), prSame,
-		buildInputs(builder, dir, "outputs", "type=local,dest="+t.TempDir()))
+		sessionInputs(builder, dir, "outputs", "type=local,dest="+t.TempDir()))
 	mustSucceed(t, r)
 	if !strings.Contains(r.stdout, "gha import scope buildkit from "+mainRef) || !strings.Contains(r.stdout, "evicted layers left out") {
 		t.Errorf("the log does not say the evicted layers were left out:\n%s", r.stdout)
@@ -321,7 +331,7 @@ func TestDataPlaneEvictedDuringBuild(t *testing.T) {
 
 	// The same builder again: not poisoned, and its own cache serves the steps.
 	r = runAction(t, s, s.token(t, prRef, baseRef, mainRef), prSame,
-		buildInputs(builder, dir, "outputs", "type=local,dest="+t.TempDir()))
+		sessionInputs(builder, dir, "outputs", "type=local,dest="+t.TempDir()))
 	mustSucceed(t, r)
 	if cached, steps := hits(t, r); cached != steps || steps != 3 {
 		t.Errorf("second build on the same builder: %d of %d cached, want 3 of 3\n%s", cached, steps, r.stdout)
@@ -339,7 +349,7 @@ func TestDataPlaneOCIDirOutput(t *testing.T) {
 			dir := writeContext(t, env)
 			out := filepath.Join(t.TempDir(), "layout")
 			r := runAction(t, s, s.token(t, mainRef), pushMain,
-				buildInputs(testenv.NewBuildkitd(t), dir, "outputs", "type="+typ+",tar=false,dest="+out))
+				sessionInputs(testenv.NewBuildkitd(t), dir, "outputs", "type="+typ+",tar=false,dest="+out))
 			mustSucceed(t, r)
 			requireDataPlane(t, r, "export")
 			dt, err := os.ReadFile(filepath.Join(out, "index.json"))

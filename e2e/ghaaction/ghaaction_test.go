@@ -485,9 +485,9 @@ func TestActionGHAFaults(t *testing.T) {
 		// The import fails on a 500, then the export runs into 429s.
 		{"429 and 5xx", stockGHA, emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, true, true},
 		// The data plane retries 5xx as well as 429: nothing is lost.
-		{"data plane 429 upload rate", "type=gha", emulator.Faults{UploadsPerMinute: 1}, false, true},
-		{"data plane 5xx burst", "type=gha", emulator.Faults{FailNext: 2, FailStatus: 503}, false, true},
-		{"data plane 429 and 5xx", "type=gha", emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, false, true},
+		{"data plane 429 upload rate", sessionGHA, emulator.Faults{UploadsPerMinute: 1}, false, true},
+		{"data plane 5xx burst", sessionGHA, emulator.Faults{FailNext: 2, FailStatus: 503}, false, true},
+		{"data plane 429 and 5xx", sessionGHA, emulator.Faults{UploadsPerMinute: 1, FailNext: 1}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// One emulated minute per second: the rate-limit window passes

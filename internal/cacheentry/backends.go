@@ -62,10 +62,11 @@ type backend struct {
 }
 
 // DataPlaneKey is the gha attribute that selects who moves the bytes:
-// bkcache over the BuildKit session (true, the default), BuildKit's own
-// gha backend (false), or BuildKit's own gha backend talking to a cache
-// endpoint bkcache serves on the runner (DataPlaneEndpoint). bkcache
-// removes it before BuildKit sees the entry.
+// BuildKit's own gha backend talking to a cache endpoint bkcache serves on
+// the runner (DataPlaneEndpoint, the default when the key is unset; a
+// daemon that cannot reach the runner takes the session path), bkcache
+// over the BuildKit session (true), or BuildKit's own gha backend (false).
+// bkcache removes it before BuildKit sees the entry.
 const DataPlaneKey = "dataplane"
 
 // DataPlaneEndpoint is the DataPlaneKey value for the cache endpoint.

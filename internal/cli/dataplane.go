@@ -31,7 +31,9 @@ import (
 // The gha data plane: gha cache entries become BuildKit type=local entries
 // whose content stores bkcache serves over the BuildKit session
 // (ghacache/contentstore), so bkcache moves the bytes itself, in parallel, and the
-// daemon never receives the runtime token or a signed URL. The entry
+// daemon never receives the runtime token or a signed URL. This is the
+// path of dataplane=true, and of a default (or dataplane=endpoint) entry
+// whose daemon cannot reach the cache endpoint (endpoint.go). The entry
 // attribute dataplane=false keeps an entry on BuildKit's own gha backend.
 
 // dataPlane is one build's data-plane state.
@@ -320,21 +322,25 @@ func (dp *dataPlane) ranIn(p planned, res buildkit.Result) planned {
 		return given, withoutDataPlaneKey([]client.CacheOptionsEntry{given})[0]
 	}
 	var imports, exports []cacheentry.Entry
+	// An entry sent to the endpoint went to BuildKit's own gha backend:
+	// BuildKit's answer says whether it ran.
 	for _, e := range p.cache.Imports {
 		given, req := request(e)
-		if sent, ok := dp.sentFor(given); ok {
+		sent, viaEndpoint := dp.sentFor(given)
+		if viaEndpoint {
 			given, req = sent, sent
 		}
-		if usesDataPlane(given) || slices.ContainsFunc(res.Imports, same(req)) {
+		if (!viaEndpoint && usesDataPlane(given)) || slices.ContainsFunc(res.Imports, same(req)) {
 			imports = append(imports, e)
 		}
 	}
 	for _, e := range p.cache.Exports {
 		given, req := request(e)
-		if sent, ok := dp.sentFor(given); ok {
+		sent, viaEndpoint := dp.sentFor(given)
+		if viaEndpoint {
 			given, req = sent, sent
 		}
-		if usesDataPlane(given) {
+		if !viaEndpoint && usesDataPlane(given) {
 			i := slices.IndexFunc(dp.exports, func(x dataPlaneExport) bool { return same(given)(x.given) })
 			if i < 0 {
 				continue
@@ -518,6 +524,17 @@ func (r dataPlaneResult) servedBy() string {
 	return strings.Join(indexed, ", ")
 }
 
+// refDataPlane is the dataplane value of a summary row's entry text, and
+// whether it has one.
+func refDataPlane(ref string) (string, bool) {
+	for _, kv := range strings.Split(ref, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(k) == cacheentry.DataPlaneKey {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
 // addToSummary puts the transfers into the job summary.
 func (r dataPlaneResult) addToSummary(s *ghaction.Summary, cached int) {
 	if len(s.Builds) == 0 {
@@ -529,8 +546,11 @@ func (r dataPlaneResult) addToSummary(s *ghaction.Summary, cached int) {
 	next := 0
 	for i := range bs.Exports {
 		ref := bs.Exports[i].Ref
-		viaEndpoint := len(r.Endpoints) > 0 && strings.Contains(ref, "dataplane="+cacheentry.DataPlaneEndpoint)
-		if !strings.HasPrefix(ref, "type=gha") || strings.Contains(ref, "dataplane=false") || viaEndpoint || next >= len(r.Exports) {
+		dp, set := refDataPlane(ref)
+		viaEndpoint := len(r.Endpoints) > 0 && (!set || dp == cacheentry.DataPlaneEndpoint)
+		on, err := strconv.ParseBool(dp)
+		stock := set && err == nil && !on // dataplane=false
+		if !strings.HasPrefix(ref, "type=gha") || stock || viaEndpoint || next >= len(r.Exports) {
 			continue
 		}
 		if st := r.Exports[next]; st.IndexKey != "" {

@@ -26,6 +26,8 @@ func TestUsesDataPlane(t *testing.T) {
 		entry client.CacheOptionsEntry
 		want  bool
 	}{
+		// A default entry the endpoint did not take (its daemon cannot
+		// reach the runner) is served by the session data plane.
 		{"gha by default", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"scope": "x"}}, true},
 		{"gha dataplane=true", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "true"}}, true},
 		{"gha dataplane=false", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "false"}}, false},
@@ -36,6 +38,29 @@ func TestUsesDataPlane(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := usesDataPlane(tc.entry); got != tc.want {
 				t.Errorf("usesDataPlane = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUsesEndpoint: the cache endpoint is the default for a gha entry
+// (dataplane unset) and what dataplane=endpoint asks for; dataplane=true
+// pins the session data plane, dataplane=false stock BuildKit.
+func TestUsesEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry client.CacheOptionsEntry
+		want  bool
+	}{
+		{"gha by default", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"scope": "x"}}, true},
+		{"gha dataplane=endpoint", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "endpoint"}}, true},
+		{"gha dataplane=true", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "true"}}, false},
+		{"gha dataplane=false", client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"dataplane": "false"}}, false},
+		{"registry", client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": "r"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := usesEndpoint(tc.entry); got != tc.want {
+				t.Errorf("usesEndpoint = %v, want %v", got, tc.want)
 			}
 		})
 	}

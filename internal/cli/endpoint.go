@@ -27,9 +27,14 @@ type endpointSent struct {
 	given, sent client.CacheOptionsEntry
 }
 
-// usesEndpoint reports whether a gha entry asks for the cache endpoint.
+// usesEndpoint reports whether a gha entry asks for the cache endpoint:
+// dataplane=endpoint, or no dataplane at all (the default).
 func usesEndpoint(e client.CacheOptionsEntry) bool {
-	return e.Type == cacheentry.TypeGHA && e.Attrs[cacheentry.DataPlaneKey] == cacheentry.DataPlaneEndpoint
+	if e.Type != cacheentry.TypeGHA {
+		return false
+	}
+	v, set := e.Attrs[cacheentry.DataPlaneKey]
+	return !set || v == cacheentry.DataPlaneEndpoint
 }
 
 // reachFunc returns the runner's address the build's daemon can connect

@@ -19,7 +19,7 @@ func noReach(context.Context) (string, string) { return "", "test builder is rem
 
 func loopback(context.Context) (string, string) { return "127.0.0.1", "test builder is local" }
 
-// TestEndpointEntries: dataplane=endpoint entries become stock gha entries
+// TestEndpointEntries: dataplane=endpoint and default gha entries become stock gha entries
 // pointing at a loopback endpoint with a minted token when the daemon can
 // reach the runner, keeping the runtime token and the service URL from
 // BuildKit; otherwise they take the session data plane, and the log says
@@ -39,12 +39,18 @@ func TestEndpointEntries(t *testing.T) {
 		{"reachable", loopback, "refs/heads/main", 2, false, "through the cache endpoint at http://127.0.0.1:"},
 		{"unreachable", noReach, "refs/heads/main", 0, false, "session data plane, not the cache endpoint: test builder is remote"},
 		{"export refused", loopback, "refs/heads/develop", 1, true, "through the cache endpoint"},
+		{"default reachable", loopback, "refs/heads/main", 2, false, "through the cache endpoint at http://127.0.0.1:"},
+		{"default unreachable", noReach, "refs/heads/main", 0, false, "session data plane, not the cache endpoint: test builder is remote"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			token := mintToken(t, tc.writes)
 			env := map[string]string{"ACTIONS_RUNTIME_TOKEN": token, "ACTIONS_RESULTS_URL": service, "ACTIONS_CACHE_SERVICE_V2": "true", "RUNNER_TEMP": t.TempDir()}
 			entry := func() client.CacheOptionsEntry {
-				return client.CacheOptionsEntry{Type: "gha", Attrs: map[string]string{"scope": "buildkit", "dataplane": "endpoint"}}
+				a := map[string]string{"scope": "buildkit", "dataplane": "endpoint"}
+				if strings.HasPrefix(tc.name, "default") {
+					delete(a, "dataplane") // the endpoint is the default
+				}
+				return client.CacheOptionsEntry{Type: "gha", Attrs: a}
 			}
 			exp := entry()
 			exp.Attrs["mode"] = "max"
