@@ -88,7 +88,15 @@ func (r *recorder) update(s *client.SolveStatus) {
 		if v.Error != "" || v.Completed != nil {
 			errText = v.Error
 		}
+		// Inputs stick too: a cached step whose lazy layers are pulled
+		// later is reported again by the pull's progress, without its
+		// inputs (BuildKit's progress controller), and the build record
+		// needs the graph's edges.
+		inputs := st.Inputs
 		st.Vertex = *v
+		if len(st.Inputs) == 0 {
+			st.Inputs = inputs
+		}
 		st.Cached, st.Error = cached, errText
 		if v.Started != nil && (st.first.IsZero() || v.Started.Before(st.first)) {
 			st.first = *v.Started

@@ -282,3 +282,26 @@ func TestProgressMode(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestRecorderKeepsInputs: a cached step whose lazy layers are pulled for
+// the step after it is reported again by the pull's progress, without its
+// inputs; the edges from the first report stay (the build record needs
+// them to match the step with the record's).
+func TestRecorderKeepsInputs(t *testing.T) {
+	from, copyStep := digest.FromString("from"), digest.FromString("copy")
+	r := newRecorder()
+	for _, v := range []*client.Vertex{
+		{Digest: from, Name: "[1/2] FROM base", Started: at(0), Completed: at(0)},
+		{Digest: copyStep, Name: "[2/2] COPY a /a", Inputs: []digest.Digest{from}, Started: at(0), Completed: at(0), Cached: true},
+		{Digest: copyStep, Name: "[2/2] COPY a /a", Started: at(1)},
+		{Digest: copyStep, Name: "[2/2] COPY a /a", Started: at(1), Completed: at(2)},
+	} {
+		r.update(&client.SolveStatus{Vertexes: []*client.Vertex{v}})
+	}
+	vs, _, _ := r.snapshot()
+	for _, v := range vs {
+		if v.Digest == copyStep.String() && (len(v.Inputs) != 1 || v.Inputs[0] != from.String()) {
+			t.Fatalf("COPY inputs = %v, want [%s]", v.Inputs, from)
+		}
+	}
+}

@@ -66,11 +66,7 @@ func TestActionExplainsMisses(t *testing.T) {
 				tc.change()
 			}
 			before := describe(s.emu.Entries(repo))
-			// Pinned to the session data plane: through the cache endpoint
-			// (the default) the fork PR's RUN step is explained as "new
-			// step, not in the record" instead of the changed secret
-			// build-arg; not yet understood (a follow-up).
-			r := runAction(t, s, s.token(t, tc.token[0], tc.token[1:]...), tc.ev, sessionInputs(testenv.NewBuildkitd(t), dir, tc.inputs...))
+			r := runAction(t, s, s.token(t, tc.token[0], tc.token[1:]...), tc.ev, buildInputs(testenv.NewBuildkitd(t), dir, tc.inputs...))
 			mustSucceed(t, r)
 			got := r.outputs["cache-miss-reason"]
 			if tc.secret != "" {
