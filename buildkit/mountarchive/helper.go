@@ -98,15 +98,26 @@ func forEach(outDir string, args []string, n int, do func(sub string, a []string
 	return nil
 }
 
+// claim locks the mount's directory for one probe, pack or unpack and
+// removes the staging a killed helper may have left in it.
+func claim(dir string) (unlock func(), err error) {
+	unlock, err = lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := removeStaging(dir); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 func probe(dir, outDir string) error {
-	unlock, err := lockDir(dir)
+	unlock, err := claim(dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := removeStaging(dir); err != nil {
-		return err
-	}
 	st, err := Measure(dir)
 	if err != nil {
 		return err
@@ -137,14 +148,11 @@ func removeStaging(dir string) error {
 }
 
 func pack(ctx context.Context, dir, outDir string, max int64) error {
-	unlock, err := lockDir(dir)
+	unlock, err := claim(dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := removeStaging(dir); err != nil {
-		return err
-	}
 	f, err := os.Create(filepath.Join(outDir, ArchiveFile))
 	if err != nil {
 		return err
@@ -169,14 +177,11 @@ func pack(ctx context.Context, dir, outDir string, max int64) error {
 // failure dir is emptied again, as it was found, so that a half-filled
 // mount never passes for the builder's own contents.
 func unpack(ctx context.Context, archivePath, dir, outDir string, opt UnpackOptions) error {
-	unlock, err := lockDir(dir)
+	unlock, err := claim(dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := removeStaging(dir); err != nil {
-		return err
-	}
 	empty, err := IsEmpty(dir)
 	if err != nil {
 		return err
