@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bkcache/bkcache/internal/testenv"
 )
@@ -95,7 +92,7 @@ func recipes(t *testing.T, env testenv.Env, s *cacheService) []recipe {
 		{
 			name:   "s3",
 			inputs: map[string]string{"cache-from": s3Line, "cache-to": s3Line + ",mode=max"},
-			stored: func(t *testing.T) { s3Has(t, env, "manifests/"+s3Name) },
+			stored: func(t *testing.T) { testenv.S3Has(t, env, "manifests/"+s3Name) },
 		},
 		{
 			name:   "azblob",
@@ -188,22 +185,6 @@ func registryGet(t *testing.T, host, path, accept string) []byte {
 		t.Fatalf("GET %s: %s %v: %.200s", path, resp.Status, err, b)
 	}
 	return b
-}
-
-// s3Has checks that the test bucket holds key.
-func s3Has(t *testing.T, env testenv.Env, key string) {
-	t.Helper()
-	c := s3.New(s3.Options{
-		Region:       env.S3Region,
-		BaseEndpoint: aws.String(env.S3Endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(env.S3AccessKey, env.S3SecretKey, ""),
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(env.S3Bucket), Key: aws.String(key)}); err != nil {
-		t.Errorf("s3 %s/%s: %v", env.S3Bucket, key, err)
-	}
 }
 
 // azblobHas checks that Azurite's container holds blob.

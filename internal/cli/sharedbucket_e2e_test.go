@@ -1,18 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bkcache/bkcache/internal/testenv"
 )
@@ -63,7 +57,7 @@ func TestE2ESharedBucket(t *testing.T) {
 	if cached, steps, log := build(""); steps != 2 || cached != 0 {
 		t.Fatalf("the old version's build: %d of %d cached, want 0 of 2\n%s", cached, steps, log)
 	}
-	s3Has(t, env, "manifests/"+scopeName+"_trunk")
+	testenv.S3Has(t, env, "manifests/"+scopeName+"_trunk")
 
 	// The first build after upgrading imports the old location.
 	cached, steps, log := build(one)
@@ -73,7 +67,7 @@ func TestE2ESharedBucket(t *testing.T) {
 	if !strings.Contains(log, "also importing type=s3,") || !strings.Contains(log, "read-only") {
 		t.Errorf("the log does not say the old location is imported\n%s", log)
 	}
-	s3Has(t, env, one+"/manifests/"+scopeName+"_trunk")
+	testenv.S3Has(t, env, one+"/manifests/"+scopeName+"_trunk")
 
 	// New content, built by one, then by two: two finds nothing of one's.
 	content("B-" + id)
@@ -83,25 +77,9 @@ func TestE2ESharedBucket(t *testing.T) {
 	if cached, steps, log := build(two); cached != 0 || steps != 2 {
 		t.Errorf("two, sharing the bucket: %d of %d cached, want none of one's cache\n%s", cached, steps, log)
 	}
-	s3Has(t, env, two+"/manifests/"+scopeName+"_trunk")
+	testenv.S3Has(t, env, two+"/manifests/"+scopeName+"_trunk")
 	// And one still hits its own.
 	if cached, steps, log := build(one); cached != steps || steps != 2 {
 		t.Errorf("one again: %d of %d cached, want all\n%s", cached, steps, log)
-	}
-}
-
-// s3Has checks that the test bucket holds key.
-func s3Has(t *testing.T, env testenv.Env, key string) {
-	t.Helper()
-	c := s3.New(s3.Options{
-		Region:       env.S3Region,
-		BaseEndpoint: aws.String(env.S3Endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(env.S3AccessKey, env.S3SecretKey, ""),
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(env.S3Bucket), Key: aws.String(key)}); err != nil {
-		t.Errorf("s3 %s/%s: %v", env.S3Bucket, key, err)
 	}
 }
