@@ -133,7 +133,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 		return nil, err
 	}
 	h := &harness{opts: o, env: e, work: work, nets: map[int]*network{}, tokens: map[string]string{}, ctxs: map[string]string{},
-		res: &results{RunID: rig.RunID(), Started: time.Now(), Runs: o.runs, Suites: o.suites, Configs: o.configs, Scenarios: o.scenarios,
+		res: &results{RunID: rig.RunID(), Started: time.Now(), Runs: o.runs, SuiteRuns: o.suiteRuns, Suites: o.suites, Configs: o.configs, Scenarios: o.scenarios,
 			Delays: o.delays, Commit: rig.GitCommit(), Machine: machine(e)}}
 	ok := false
 	defer func() {
@@ -433,17 +433,19 @@ func copyTree(ctx context.Context, dir, dst string) error {
 func (h *harness) measure(ctx context.Context) {
 	o := h.opts
 	n := 0
-	for _, c := range o.configs {
-		if c == "nocache" {
-			n += len(o.suites) * o.runs
-		} else {
-			n += len(o.suites) * o.runs * len(o.delays) * len(o.scenarios)
+	for _, s := range o.suites {
+		for _, c := range o.configs {
+			if c == "nocache" {
+				n += o.runsOf(s)
+			} else {
+				n += o.runsOf(s) * len(o.delays) * len(o.scenarios)
+			}
 		}
 	}
-	h.logf("run %s: %d builds (%d runs; suites %s; configs %s; scenarios %s; delays %v ms)", h.res.RunID, n, o.runs,
+	h.logf("run %s: %d builds (runs %s; suites %s; configs %s; scenarios %s; delays %v ms)", h.res.RunID, n, h.res.runsSpec(),
 		strings.Join(o.suites, ","), strings.Join(o.configs, ","), strings.Join(o.scenarios, ","), o.delays)
 	for _, suite := range h.opts.suites {
-		for i := 1; i <= h.opts.runs; i++ {
+		for i := 1; i <= h.opts.runsOf(suite); i++ {
 			for _, d := range h.opts.delays {
 				for _, c := range h.opts.configs {
 					if ctx.Err() != nil {

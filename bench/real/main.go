@@ -10,7 +10,8 @@
 // The defaults (-runs 3 -configs nocache,gha-stock,gha -delays 10) stay
 // under an hour; -configs nocache,gha-stock,gha,registry,s3 -delays 0,10
 // is the whole matrix (about three hours), -runs 1 and fewer configs or
-// one suite are quicker.
+// one suite are quicker, and -runs 3,self=2 gives the self suite, whose
+// cold compile takes minutes, fewer runs than node.
 //
 // Scenarios, each on a fresh buildkitd with an empty root (a fresh runner):
 // cold, warm (nothing changed), pr (one source file changed on a new
@@ -54,7 +55,8 @@ var (
 )
 
 type options struct {
-	runs      int
+	runs      int            // runs per scenario and configuration
+	suiteRuns map[string]int // -runs overrides per suite (self=2)
 	suites    []string
 	configs   []string
 	scenarios []string
@@ -75,7 +77,7 @@ func main() { rig.Main("real", parseFlags, run) }
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("real", flag.ContinueOnError)
-	fs.IntVar(&o.runs, "runs", 3, "runs per scenario and configuration")
+	runs := fs.String("runs", "3", "runs per scenario and configuration; a suite=N item sets one suite's (3,self=2)")
 	suites := fs.String("suites", strings.Join(allSuites, ","), "real projects to build")
 	configs := fs.String("configs", strings.Join(defaultConfigs, ","), "configurations of "+strings.Join(allConfigs, ", ")+": nocache, gha-stock (build-push-action's type=gha,mode=max), gha (bkcache defaults), registry, s3 (bkcache)")
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the cold build: warm, pr (one-file change), bump (one dependency added); cold always runs")
@@ -96,10 +98,11 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.runs < 1 {
-		return o, fmt.Errorf("-runs: must be at least 1, got %d", o.runs)
-	}
 	var err error
+	o.runs, o.suiteRuns, err = parseRuns(*runs)
+	if err != nil {
+		return o, err
+	}
 	pick := func(name, v string, allowed []string) []string {
 		var out []string
 		for _, s := range strings.Split(v, ",") {
@@ -136,6 +139,14 @@ func parseFlags(args []string) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	for s := range o.suiteRuns {
+		if !slices.Contains(allSuites, s) {
+			err = errors.Join(err, fmt.Errorf("-runs: unknown suite %q (allowed: %s)", s, strings.Join(allSuites, ", ")))
+		}
+	}
+	if err != nil {
+		return o, err
+	}
 	if len(o.suites) == 0 || len(o.configs) == 0 || len(o.delays) == 0 {
 		return o, errors.New("need at least one suite, configuration and delay")
 	}
@@ -148,6 +159,43 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseRuns reads -runs: a count for every suite, and suite=N items for
+// some (the self suite's cold compile takes minutes, node's a minute).
+func parseRuns(v string) (int, map[string]int, error) {
+	runs, per := 0, map[string]int{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		suite, count, named := strings.Cut(item, "=")
+		if !named {
+			count = item
+		}
+		n, err := strconv.Atoi(count)
+		if err != nil || n < 1 {
+			return 0, nil, fmt.Errorf("-runs: %q is not a count of at least 1 (as in 3 or self=2)", item)
+		}
+		if named {
+			per[suite] = n
+		} else {
+			runs = n
+		}
+	}
+	if runs == 0 {
+		runs = 3
+	}
+	return runs, per, nil
+}
+
+// runsOf is how many runs suite gets.
+func (o options) runsOf(suite string) int {
+	if n, ok := o.suiteRuns[suite]; ok {
+		return n
+	}
+	return o.runs
 }
 
 func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }

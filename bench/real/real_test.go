@@ -28,6 +28,9 @@ func TestParseFlags(t *testing.T) {
 		{"-configs", "ftp", "-node-image", "x", "-go-image", "x"},
 		{"-delays", "-3", "-node-image", "x", "-go-image", "x"},
 		{"-runs", "0"},
+		{"-runs", "3,self=0"},
+		{"-runs", "go=2"},
+		{"-runs", "three"},
 		{"-suites", "self", "-go-image", ""},
 	} {
 		if _, err := parseFlags(bad); err == nil {
@@ -110,6 +113,29 @@ func TestDockerfilesCarryTheirMounts(t *testing.T) {
 		slices.Sort(ids)
 		if !slices.Equal(ids, tc.want) || len(found.Skipped) > 0 {
 			t.Errorf("%s: mounts %v (skipped %v), want %v", tc.file, ids, found.Skipped, tc.want)
+		}
+	}
+}
+
+func TestParseRuns(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		runs int
+		self int
+	}{
+		{"3", 3, 3},
+		{"5", 5, 5},
+		{"3,self=2", 3, 2},
+		{"self=1", 3, 1},
+		{"self=2,4", 4, 2},
+	} {
+		o, err := parseFlags([]string{"-runs", tc.in, "-node-image", "x", "-go-image", "x"})
+		if err != nil {
+			t.Errorf("-runs %s: %v", tc.in, err)
+			continue
+		}
+		if o.runsOf("node") != tc.runs || o.runsOf("self") != tc.self {
+			t.Errorf("-runs %s: node %d, self %d; want %d, %d", tc.in, o.runsOf("node"), o.runsOf("self"), tc.runs, tc.self)
 		}
 	}
 }

@@ -40,6 +40,7 @@ type results struct {
 	Commit    string            `json:"commit"`
 	Machine   map[string]string `json:"machine"`
 	Runs      int               `json:"runs"`
+	SuiteRuns map[string]int    `json:"suite_runs,omitempty"` // -runs overrides per suite
 	Suites    []string          `json:"suites"`
 	Configs   []string          `json:"configs"`
 	Scenarios []string          `json:"scenarios"`
@@ -199,7 +200,7 @@ func (r *results) markdown(plotPath string) string {
 	w("Scenarios: **cold** (empty store), **warm** (nothing changed), **one-file PR** (`%s` / `%s` changed, on a new branch that imports the default branch's cache), **dependency bump** (one dependency added: `%s` / `dayjs`, on a new branch). ",
 		suitesInfo["self"].prFile, suitesInfo["node"].prFile, selfBumpModule)
 	w("Configurations: **no cache** (`buildctl`, no import or export; every scenario is a cold build, timed once per run); **build-push-action gha** (`type=gha,mode=max` on stock BuildKit: bkcache with `dataplane=false` and `cache-mounts: none`, the same scopes build-push-action uses); **bkcache (gha)** (its defaults: the gha cache endpoint, the session data plane before issue 25, and cache mounts); **bkcache registry**, **bkcache s3** (cache mounts too). ")
-	w("Each store sits behind a byte-counting proxy and, for a delay, toxiproxy adding that latency each way. Times are the median of %d runs with the range in brackets; hits are bkcache's `cache-hits`/`cache-steps` outputs, counted from BuildKit's status stream.\n\n", r.Runs)
+	w("Each store sits behind a byte-counting proxy and, for a delay, toxiproxy adding that latency each way. Times are the median of %s with the range in brackets; hits are bkcache's `cache-hits`/`cache-steps` outputs, counted from BuildKit's status stream.\n\n", r.runsText())
 	if plotPath != "" {
 		w("![Build time per scenario and configuration](%s)\n\n", filepath.ToSlash(plotPath))
 	}
@@ -321,6 +322,33 @@ func delayText(d int) string {
 	return fmt.Sprintf("%d ms each way", d)
 }
 
+// runsSpec is -runs as given: 3, or 3,self=2.
+func (r *results) runsSpec() string {
+	spec := fmt.Sprint(r.Runs)
+	for _, s := range r.Suites {
+		if n, ok := r.SuiteRuns[s]; ok && n != r.Runs {
+			spec += fmt.Sprintf(",%s=%d", s, n)
+		}
+	}
+	return spec
+}
+
+// runsText says how many runs a median is of: "3 runs", or
+// "3 runs (`self`: 2)" when a suite had its own count.
+func (r *results) runsText() string {
+	text := fmt.Sprintf("%d runs", r.Runs)
+	var per []string
+	for _, s := range r.Suites {
+		if n, ok := r.SuiteRuns[s]; ok && n != r.Runs {
+			per = append(per, fmt.Sprintf("`%s`: %d", s, n))
+		}
+	}
+	if len(per) > 0 {
+		text += " (" + strings.Join(per, ", ") + ")"
+	}
+	return text
+}
+
 func (r *results) command() string {
 	ds := make([]string, len(r.Delays))
 	for i, d := range r.Delays {
@@ -332,8 +360,8 @@ func (r *results) command() string {
 			sc = append(sc, s)
 		}
 	}
-	return fmt.Sprintf("go run ./bench/real -runs %d -suites %s -configs %s -scenarios %s -delays %s",
-		r.Runs, strings.Join(r.Suites, ","), strings.Join(r.Configs, ","), strings.Join(sc, ","), strings.Join(ds, ","))
+	return fmt.Sprintf("go run ./bench/real -runs %s -suites %s -configs %s -scenarios %s -delays %s",
+		r.runsSpec(), strings.Join(r.Suites, ","), strings.Join(r.Configs, ","), strings.Join(sc, ","), strings.Join(ds, ","))
 }
 
 // target is one of the issue's targets: bkcache's defaults against
