@@ -157,7 +157,7 @@ func (h *harness) dataPlaneSection() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("\n## 6. gha data plane (delay %d ms each way)\n\n", h.opts.delayMS)
 	w("Warm builds on fresh builders: new repo (`warm`), same repo (`warm-samerepo`, the layers already there), no output (`warm-nooutput`, a PR check).\n\n")
-	w("| Suite | Backend | Cold | Export cost | Warm, new repo | Warm, same repo | Warm, no output | Warm hits new / same / none | API calls cold / warm | Uploads cold / warm | Peak RSS cold / warm |\n")
+	w("| Suite | Backend | Cold | Export cost | Warm, new repo | Warm, same repo | Warm, no output | Warm hits (new, same, none) | API calls cold / warm | Uploads cold / warm | Peak RSS cold / warm |\n")
 	w("|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, suite := range h.opts.suites {
 		noexp := h.time(filter{scenario: "cold-noexport", suite: suite})
@@ -174,7 +174,7 @@ func (h *harness) dataPlaneSection() string {
 				hits = append(hits, h.hitText(f))
 			}
 			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", suite, backend, cold.secs(), cost,
-				strings.Join(warms, " | "), strings.Join(hits, " / "),
+				strings.Join(warms, " | "), strings.Join(hits, ", "),
 				h.calls(suite, backend, false), h.calls(suite, backend, true),
 				h.rss(filter{scenario: "cold", suite: suite, backend: backend}), h.rss(filter{scenario: "warm", suite: suite, backend: backend}))
 		}
