@@ -6,7 +6,8 @@
 //	source .testenv/env && go run ./bench [-runs 5] [-backends registry,local] ...
 //
 // Every "fresh builder" measurement starts its own buildkitd with an empty
-// root, as a new CI runner would have; every run uses its own cache names,
+// root, as a new CI runner would have (or, with -builder, prunes one of the
+// testbed's docker-container builders); every run uses its own cache names,
 // so no run can see another's cache.
 package main
 
