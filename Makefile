@@ -51,9 +51,15 @@ lint:
 
 # Benchmarks against the test environment (issue 7); writes BENCHMARKS.md,
 # including the Go micro-benchmarks. Knobs: BENCHFLAGS='-runs 1 -backends registry'
-# (see `go run ./bench -h`).
+# (see `go run ./bench -h`); warm builds push to a new repository (warm), to
+# the cold build's (warm-samerepo) or nowhere (warm-nooutput, a PR check).
+# On the testbed's docker-container builders (scripts/testenv-builders up,
+# pruned between runs), issue 25:
+#   BENCHFLAGS='-builder docker-container -suite biglayer,multistage'
+#   BENCHFLAGS='-builder bridge -suite biglayer,multistage -backends registry,local,gha,gha-endpoint'
+# (the bridge builder cannot reach s3, azblob or gha-stock on the loopback).
 bench: testenv-up churn real
-	source .testenv/env && $(GO) run ./bench $(BENCHFLAGS)
+	source .testenv/env && { [ ! -f .testenv/builders.env ] || source .testenv/builders.env; } && $(GO) run ./bench $(BENCHFLAGS)
 
 # The real-project benchmarks (issue 20): bkcache building itself and a
 # Node.js service, cold, warm, one-file PR and dependency bump, with no

@@ -82,6 +82,22 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-runs", "0"}); err == nil {
 		t.Error("-runs 0 accepted")
 	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"-scenarios", "warm,warm-later"}, "warm-samerepo, warm-nooutput"},
+		{[]string{"-builder", "kubernetes"}, "allowed: local, docker-container, bridge"},
+		{[]string{"-builder", "bridge", "-backends", "registry,gha-stock"}, "-backends gha-stock"},
+		{[]string{"-builder", "bridge", "-backends", "gha", "-compression-backends", "s3"}, "-backends s3"},
+	} {
+		if _, err := parseFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q): err = %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+	if o, err := parseFlags([]string{"-builder", "bridge", "-backends", "registry,local,gha,gha-endpoint", "-scenarios", "warm-nooutput"}); err != nil || o.builder != "bridge" || !o.anyWarm() || o.has("warm") {
+		t.Errorf("bridge builder with reachable backends: %+v, %v", o, err)
+	}
 	o, err := parseFlags([]string{"-backends", "s3, registry,s3", "-scenarios", "warm"})
 	if err != nil {
 		t.Fatal(err)

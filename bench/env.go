@@ -17,6 +17,9 @@ type env struct {
 	s3Access, s3Secret, s3Root        string
 	azURL, azName, azKey              string
 	ghaURL, ghaSecretFile, ghaCLI     string
+	// buildx is the testbed's docker-container builder -builder picked;
+	// "" for the harness's own buildkitds.
+	buildx string
 }
 
 func loadEnv(o options) (env, error) {
@@ -60,6 +63,9 @@ func loadEnv(o options) (env, error) {
 	if len(missing) > 0 {
 		return e, fmt.Errorf("test environment missing %s: run `scripts/testenv up && source .testenv/env` (or `make bench`)", strings.Join(missing, ", "))
 	}
+	if err := e.useBuildx(o.builder); err != nil {
+		return e, err
+	}
 	if e.s3Region == "" {
 		e.s3Region = "us-east-1"
 	}
@@ -84,4 +90,39 @@ func loadEnv(o options) (env, error) {
 		e.s3Root = filepath.Join(filepath.Dir(e.buildkitdCfg), "s3")
 	}
 	return e, nil
+}
+
+// useBuildx points the environment at the testbed's docker-container
+// builder (scripts/testenv-builders up, .testenv/builders.env). The bridge
+// builder cannot reach the loopback registry: it pulls and pushes through
+// the testbed's forwarder on the bridge's gateway, and so does the harness.
+func (e *env) useBuildx(which string) error {
+	g := os.Getenv
+	var name string
+	switch which {
+	case "docker-container":
+		name = g("BKCACHE_TEST_BUILDX_BUILDER")
+	case "bridge":
+		name = g("BKCACHE_TEST_BRIDGE_BUILDER")
+		reg := g("BKCACHE_TEST_BRIDGE_REGISTRY")
+		if name == "" || reg == "" {
+			return fmt.Errorf("-builder bridge: BKCACHE_TEST_BRIDGE_BUILDER and BKCACHE_TEST_BRIDGE_REGISTRY unset: run `scripts/testenv-builders up && source .testenv/builders.env`")
+		}
+		e.baseImage = reg + strings.TrimPrefix(e.baseImage, e.registry)
+		e.registry = reg
+	default:
+		return nil
+	}
+	host, cfg := g("BKCACHE_TEST_DOCKER_HOST"), g("BKCACHE_TEST_DOCKER_CONFIG")
+	if name == "" || host == "" || cfg == "" {
+		return fmt.Errorf("-builder %s: the testbed's builders are not set up: run `scripts/testenv-builders up && source .testenv/builders.env`", which)
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		return fmt.Errorf("-builder %s: docker CLI not on PATH: %w", which, err)
+	}
+	// For docker buildx prune, bkcache --builder and buildctl's docker-container://.
+	os.Setenv("DOCKER_HOST", host)
+	os.Setenv("DOCKER_CONFIG", cfg)
+	e.buildx = name
+	return nil
 }

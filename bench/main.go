@@ -6,7 +6,8 @@
 //	source .testenv/env && go run ./bench [-runs 5] [-backends registry,local] ...
 //
 // Every "fresh builder" measurement starts its own buildkitd with an empty
-// root, as a new CI runner would have; every run uses its own cache names,
+// root, as a new CI runner would have (or, with -builder, prunes one of the
+// testbed's docker-container builders); every run uses its own cache names,
 // so no run can see another's cache.
 package main
 
@@ -26,7 +27,7 @@ import (
 var (
 	allBackends  = []string{"registry", "local", "s3", "azblob", "gha", "gha-stock", "gha-endpoint"}
 	allSuites    = []string{"multistage", "heavyrun", "smalllayers", "biglayer"}
-	allScenarios = []string{"cold", "warm", "newbranch", "overhead", "compression"}
+	allScenarios = []string{"cold", "warm", "warm-samerepo", "warm-nooutput", "newbranch", "overhead", "compression"}
 	// compressible lists the backends whose exporters honour compression
 	// (BuildKit's azblob and gha exporters hard-code gzip).
 	compressible = []string{"registry", "local", "s3"}
@@ -50,6 +51,7 @@ type options struct {
 	reportFrom   string
 	delayMS      int
 	progress     string
+	builder      string
 }
 
 func main() { rig.Main("bench", parseFlags, run) }
@@ -60,7 +62,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.runs, "runs", 5, "runs per measurement (the issue asks for at least 5)")
 	backends := fs.String("backends", strings.Join(allBackends, ","), "cache backends for cold, warm, newbranch and overhead")
 	suites := fs.String("suite", strings.Join(allSuites, ","), "Dockerfiles of bench/testdata to build")
-	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios: cold (with and without export), warm, newbranch, overhead, compression")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios: cold (with and without export); warm (push to a new repository), warm-samerepo (push to the cold build's repository), warm-nooutput (no output, a PR check); newbranch, overhead, compression")
 	compBackends := fs.String("compression-backends", "registry", "backends for the mode × compression grid (of "+strings.Join(compressible, ", ")+")")
 	compSuites := fs.String("compression-suite", "multistage", "suites for the mode × compression grid")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write (empty: none)")
@@ -72,6 +74,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.bkcache, "bkcache", "", "bkcache binary to measure (default: go build of the module)")
 	fs.StringVar(&o.progress, "progress", "quiet", "bkcache's --progress; with plain its log is read for the build record's cost")
 	fs.IntVar(&o.delayMS, "delay-ms", 0, "latency toxiproxy adds each way in front of Azurite and the gha emulator (gha backends; 0: loopback)")
+	fs.StringVar(&o.builder, "builder", "local", "where to build: local (a buildkitd of the harness's own per fresh builder), docker-container (the testbed's, network=host) or bridge (the testbed's, on Docker's default bridge, as setup-buildx-action creates it; backends "+strings.Join(bridgeUnreachable, ", ")+" cannot reach the testbed from there); the docker-container builders are wiped (docker buildx prune -af) before each fresh-builder measurement (source .testenv/builders.env)")
 	fs.StringVar(&o.reportFrom, "report-from", "", "write the report from a -raw file of an earlier run, building nothing")
 	fs.StringVar(&o.s3Root, "s3-root", "", "directory of the S3 gateway's buckets, to read cache sizes (default: .testenv/s3 next to the buildkitd config)")
 	fs.Usage = func() {
@@ -110,10 +113,24 @@ func parseFlags(args []string) (options, error) {
 	o.scenarios = pick("scenarios", *scenarios, allScenarios)
 	o.compBackends = pick("compression-backends", *compBackends, compressible)
 	o.compSuites = pick("compression-suite", *compSuites, allSuites)
+	pick("builder", o.builder, allBuilders)
+	if err == nil && o.builder == "bridge" {
+		for _, b := range append(slices.Clone(o.backends), o.compBackends...) {
+			if slices.Contains(bridgeUnreachable, b) {
+				return o, fmt.Errorf("-backends %s: a bridge builder cannot reach the testbed's %s (it listens on the host's loopback); allowed there: %s",
+					b, b, strings.Join(slices.DeleteFunc(slices.Clone(allBackends), func(x string) bool { return slices.Contains(bridgeUnreachable, x) }), ", "))
+			}
+		}
+	}
 	return o, err
 }
 
 func (o options) has(scenario string) bool { return slices.Contains(o.scenarios, scenario) }
+
+// anyWarm reports whether any of the warm variants is selected.
+func (o options) anyWarm() bool {
+	return slices.ContainsFunc(warmVariants, func(w warmVariant) bool { return o.has(w.scenario) })
+}
 
 func run(ctx context.Context, o options) error {
 	if o.reportFrom != "" {
@@ -151,7 +168,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	h.logf("run %s: runs=%d backends=%s suites=%s scenarios=%s", h.id, o.runs,
+	h.logf("run %s: runs=%d builder=%s backends=%s suites=%s scenarios=%s", h.id, o.runs, o.builder,
 		strings.Join(o.backends, ","), strings.Join(o.suites, ","), strings.Join(o.scenarios, ","))
 	h.measure(ctx)
 	h.finished = time.Now()

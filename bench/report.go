@@ -123,6 +123,9 @@ func (h *harness) command() string {
 	if o.progress != "" && o.progress != "quiet" {
 		cmd += " -progress " + o.progress
 	}
+	if o.builder != "" && o.builder != "local" {
+		cmd = "source .testenv/builders.env && " + cmd + " -builder " + o.builder
+	}
 	return cmd
 }
 
@@ -161,8 +164,12 @@ func (h *harness) report() string {
 	w("\nBackends: %s. Scenarios: %s. Mode × compression grid: %s on %s.\n\n",
 		strings.Join(o.backends, ", "), strings.Join(o.scenarios, ", "), strings.Join(o.compSuites, ", "), strings.Join(o.compBackends, ", "))
 	w("Method:\n\n")
-	w("- Every cold, warm, new-branch and compression build runs on a buildkitd of its own with an empty `--root` (a fresh CI runner), started before and stopped after the timed command; daemon start-up is not timed.\n")
-	w("- Every build pushes its image to a repository of its own in the test registry, so a warm build really moves its layers.\n")
+	if o.builder == "" || o.builder == "local" {
+		w("- Every cold, warm, new-branch and compression build runs on a buildkitd of its own with an empty `--root` (a fresh CI runner), started before and stopped after the timed command; daemon start-up is not timed.\n")
+	} else {
+		w("- Every build runs on the testbed's `%s` docker-container builder (scripts/testenv-builders), wiped with `docker buildx prune --all --force` before each cold, warm, new-branch and compression build (a fresh CI runner); the wipe is not timed.\n", o.builder)
+	}
+	w("- Every build pushes its image to a repository of its own in the test registry, so a warm build really moves its layers; except `warm-samerepo`, which pushes to the cold build's repository (its layers are already there), and `warm-nooutput`, which has no output at all (a pull request's check).\n")
 	w("- Each cold run exports to a store no build has used (run id + suite + backend + run number in the cache scope and location); the warm and new-branch builds of that run import it.\n")
 	w("- `cold` is `bkcache build` with the backend's `cache:` line (mode=max, gzip, as bkcache defaults). bkcache has no way to build without a cache (no `cache:` means a local one), so the no-export baseline is `buildctl build` with the same frontend options and image output and no cache flags.\n")
 	w("- `new branch`: `--ref refs/heads/featN` with one file changed; bkcache imports the branch scope (empty) and the default branch's. The steps the change leaves unchanged were counted once per suite by building the changed context on the builder that had just built the original (everything local).\n")
@@ -187,15 +194,26 @@ func (h *harness) report() string {
 			}
 		}
 	}
-	if o.has("warm") {
-		w("\n## 2. Warm build on a fresh builder, image pushed\n\n")
-		w("| Suite | Backend | cold | warm | warm/cold | steps cached |\n|---|---|---|---|---|---|\n")
+	if o.anyWarm() {
+		w("\n## 2. Warm build on a fresh builder\n\n")
+		w("Each warm build imports the cold build's cache on a builder of its own; they differ in where the image goes: ")
+		var titles []string
+		for _, wv := range warmVariants {
+			titles = append(titles, fmt.Sprintf("`%s`, %s", wv.scenario, wv.title))
+		}
+		w("%s.\n\n", strings.Join(titles, "; "))
+		w("| Suite | Backend | Warm | cold | warm | warm/cold | steps cached |\n|---|---|---|---|---|---|---|\n")
 		for _, s := range o.suites {
 			for _, be := range o.backends {
 				c := h.time(filter{scenario: "cold", suite: s, backend: be})
-				f := filter{scenario: "warm", suite: s, backend: be}
-				wm := h.time(f)
-				w("| %s | %s | %s | %s | %s | %s |\n", s, be, c.secs(), wm.secs(), ratio(wm, c), h.hitText(f))
+				for _, wv := range warmVariants {
+					if !o.has(wv.scenario) {
+						continue
+					}
+					f := filter{scenario: wv.scenario, suite: s, backend: be}
+					wm := h.time(f)
+					w("| %s | %s | %s | %s | %s | %s | %s |\n", s, be, wv.scenario, c.secs(), wm.secs(), ratio(wm, c), h.hitText(f))
+				}
 			}
 		}
 	}
@@ -251,7 +269,7 @@ func (h *harness) report() string {
 	h.recordCost(w)
 
 	w("\n## Peak RSS of the bkcache process\n\n| Scenario | runs | median | max |\n|---|---|---|---|\n")
-	for _, sc := range []string{"cold", "warm", "newbranch", "overhead", "compression-export", "compression-import"} {
+	for _, sc := range []string{"cold", "warm", "warm-samerepo", "warm-nooutput", "newbranch", "overhead", "compression-export", "compression-import"} {
 		var xs []float64
 		for _, s := range h.samples {
 			if s.Scenario == sc && s.Tool == "bkcache" && s.Err == "" {

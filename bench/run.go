@@ -38,7 +38,7 @@ type harness struct {
 
 // sample is one timed build.
 type sample struct {
-	Scenario string  `json:"scenario"` // cold, cold-noexport, warm, newbranch, overhead, compression-export, compression-import
+	Scenario string  `json:"scenario"` // cold, cold-noexport, warm, warm-samerepo, warm-nooutput, newbranch, overhead, compression-export, compression-import
 	Suite    string  `json:"suite"`
 	Backend  string  `json:"backend,omitempty"`
 	Variant  string  `json:"variant,omitempty"` // mode/compression, e.g. "max/zstd"
@@ -144,25 +144,26 @@ type build struct {
 	ctxDir  string
 	ref     string // git ref the build stands for
 	st      *store // nil: no cache at all (buildctl only)
-	image   string // pushed image
+	image   string // pushed image; "" for a build with no output (a PR check)
 	gha     string // gha runtime token
 	imports []string
 	exports []string // buildctl cache entries
 }
 
 func (h *harness) bkcacheArgv(x build) []string {
-	return []string{h.bkcache, "build",
+	argv := []string{h.bkcache, "build",
 		"--builder", x.b.addr,
 		"--ref", x.ref, "--default-branch", "main",
 		"--cache", h.cacheLine(*x.st), "--cache-scope", x.st.id,
-		"--progress", h.opts.progress,
-		"--tags", x.image, "--push",
-		"--build-args", "BASE=" + h.env.baseImage,
-		x.ctxDir}
+		"--progress", h.opts.progress}
+	if x.image != "" {
+		argv = append(argv, "--tags", x.image, "--push")
+	}
+	return append(argv, "--build-args", "BASE="+h.env.baseImage, x.ctxDir)
 }
 
 func (h *harness) buildctlArgv(x build) []string {
-	argv := []string{h.env.buildctl, "--addr", x.b.addr, "build",
+	argv := []string{h.env.buildctl, "--addr", x.b.buildctlAddr, "build",
 		"--frontend", "dockerfile.v0",
 		"--local", "context=" + x.ctxDir, "--local", "dockerfile=" + x.ctxDir,
 		"--opt", "filename=Dockerfile",
@@ -257,7 +258,7 @@ func (h *harness) measure(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if h.opts.has("cold") || h.opts.has("warm") || h.opts.has("newbranch") {
+			if h.opts.has("cold") || h.opts.anyWarm() || h.opts.has("newbranch") {
 				h.coldWarmBranch(ctx, suite, backend)
 			}
 			if h.opts.has("overhead") {
@@ -311,10 +312,19 @@ func (h *harness) failf(format string, args ...any) {
 	h.logf("ERROR %s", msg)
 }
 
-// coldWarmBranch: per run, a cold build exporting to a new store, a warm
-// build on another fresh builder importing it (pushing its image to a new
-// repository, so layers move), and a new branch's first build after a
-// one-file change on a third fresh builder.
+type warmVariant struct{ scenario, title string }
+
+// warmVariants are the warm builds of issue 25, each on a fresh builder
+// importing the cold build's cache: they differ only in where the image goes.
+var warmVariants = []warmVariant{
+	{"warm", "push to a new repository"},                     // layers move
+	{"warm-samerepo", "push to the cold build's repository"}, // layers already there
+	{"warm-nooutput", "no output (a PR check)"},              // a lazy importer moves no layer
+}
+
+// coldWarmBranch: per run, a cold build exporting to a new store, the warm
+// builds of warmVariants, each on another fresh builder importing it, and
+// a new branch's first build after a one-file change on a fresh builder.
 func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 	for i := 1; i <= h.opts.runs && ctx.Err() == nil; i++ {
 		st := store{backend: backend, id: fmt.Sprintf("%s-%s-%s-%d", h.id, suite, backend, i)}
@@ -326,8 +336,9 @@ func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 				return
 			}
 		}
+		coldImage := h.image(suite, backend, "cold", strconv.Itoa(i))
 		cold := func(b *builder) error {
-			o := h.runBkcache(ctx, build{b: b, ctxDir: suiteDir(suite), ref: "refs/heads/main", st: &st, gha: tok, image: h.image(suite, backend, "cold", strconv.Itoa(i))})
+			o := h.runBkcache(ctx, build{b: b, ctxDir: suiteDir(suite), ref: "refs/heads/main", st: &st, gha: tok, image: coldImage})
 			s := o.sample("cold", suite, backend, "max/gzip", "bkcache", i)
 			if o.err == nil {
 				s.Bytes = h.cacheSize(ctx, st)
@@ -339,14 +350,24 @@ func (h *harness) coldWarmBranch(ctx context.Context, suite, backend string) {
 			h.failf("cold %s %s #%d: %v", suite, backend, i, err)
 			continue
 		}
-		if h.opts.has("warm") {
-			err := h.fresh(ctx, "warm", func(b *builder) error {
-				o := h.runBkcache(ctx, build{b: b, ctxDir: suiteDir(suite), ref: "refs/heads/main", st: &st, gha: tok, image: h.image(suite, backend, "warm", strconv.Itoa(i))})
-				h.add(o.sample("warm", suite, backend, "max/gzip", "bkcache", i))
+		for _, wv := range warmVariants {
+			if !h.opts.has(wv.scenario) {
+				continue
+			}
+			image := ""
+			switch wv.scenario {
+			case "warm":
+				image = h.image(suite, backend, "warm", strconv.Itoa(i))
+			case "warm-samerepo":
+				image = coldImage
+			}
+			err := h.fresh(ctx, wv.scenario, func(b *builder) error {
+				o := h.runBkcache(ctx, build{b: b, ctxDir: suiteDir(suite), ref: "refs/heads/main", st: &st, gha: tok, image: image})
+				h.add(o.sample(wv.scenario, suite, backend, "max/gzip", "bkcache", i))
 				return nil
 			})
 			if err != nil {
-				h.failf("warm %s %s #%d: %v", suite, backend, i, err)
+				h.failf("%s %s %s #%d: %v", wv.scenario, suite, backend, i, err)
 			}
 		}
 		if h.opts.has("newbranch") {
@@ -498,13 +519,14 @@ type rawOptions struct {
 	Scenarios    []string `json:"scenarios"`
 	CompBackends []string `json:"compression_backends"`
 	CompSuites   []string `json:"compression_suites"`
+	Builder      string   `json:"builder,omitempty"`
 }
 
 func (h *harness) writeRaw(path string) error {
 	o := h.opts
 	b, err := json.MarshalIndent(rawRun{
 		RunID: h.id, Started: h.started, Finished: h.finished,
-		Options:   rawOptions{o.runs, o.backends, o.suites, o.scenarios, o.compBackends, o.compSuites},
+		Options:   rawOptions{o.runs, o.backends, o.suites, o.scenarios, o.compBackends, o.compSuites, o.builder},
 		Unchanged: h.unchanged, Notes: h.notes, Micro: h.micro, Samples: h.samples,
 	}, "", "  ")
 	if err != nil {
@@ -525,6 +547,9 @@ func readRaw(path string, o options) (*harness, error) {
 	}
 	ro := r.Options
 	o.runs, o.backends, o.suites, o.scenarios, o.compBackends, o.compSuites = ro.Runs, ro.Backends, ro.Suites, ro.Scenarios, ro.CompBackends, ro.CompSuites
+	if o.builder = ro.Builder; o.builder == "" {
+		o.builder = "local"
+	}
 	e := env{buildkitd: os.Getenv("BKCACHE_TEST_BUILDKITD")}
 	return &harness{opts: o, env: e, id: r.RunID, started: r.Started, finished: r.Finished,
 		unchanged: r.Unchanged, notes: r.Notes, micro: r.Micro, samples: r.Samples}, nil

@@ -50,6 +50,32 @@ func TestDockerContainerBuilder(t *testing.T) {
 	}
 }
 
+// TestBridgeBuilder is setup-buildx-action's builder as it really is: on
+// Docker's default bridge network, where the runner's loopback is out of
+// reach. The base image comes through the testbed's registry mirror on the
+// bridge's gateway, the registry cache through the gateway's address;
+// cold, then pruned as on a new runner, then warm from the cache.
+func TestBridgeBuilder(t *testing.T) {
+	env := setup(t)
+	testenv.Require(t, "bridge")
+	wantAddr := "docker-container://buildx_buildkit_" + env.BridgeBuilder + "0"
+	reachable := env
+	reachable.Registry = env.BridgeRegistry
+	id := testenv.RandomHex(5)
+	p := planFor(t, "br"+id, "", registryLine(reachable, id), nil)
+	ctxDir := writeContext(t, id)
+	prune := func() { docker(t, "buildx", "prune", "-af", "--builder", env.BridgeBuilder) }
+	prune()
+	cold := build(t, env.BridgeBuilder, ctxDir, env.MultiBaseImage, nil, p.Imports, p.Exports)
+	if cold.Builder.Addr != wantAddr {
+		t.Errorf("builder = %s (%s), want %s", cold.Builder.Addr, cold.Builder.Source, wantAddr)
+	}
+	requireCold(t, cold, stepsPerPlatform)
+	prune()
+	warm := build(t, env.BridgeBuilder, ctxDir, env.MultiBaseImage, nil, p.Imports, nil)
+	requireWarm(t, warm, stepsPerPlatform)
+}
+
 // TestTwoPlatforms builds linux/amd64 and linux/arm64 (under QEMU) in one
 // build, cold then warm on a pruned builder, on each backend.
 func TestTwoPlatforms(t *testing.T) {

@@ -15,35 +15,25 @@ import (
 	"github.com/bkcache/bkcache/internal/testenv"
 )
 
-// TestEndpointBridgeBuilder: a docker-container builder on Docker's
-// default bridge network, as docker/setup-buildx-action creates it (the
-// testbed's own builder uses network=host), cannot reach the runner's
+// TestEndpointBridgeBuilder: the testbed's docker-container builder on
+// Docker's default bridge network, as docker/setup-buildx-action creates
+// it (the other one uses network=host), cannot reach the runner's
 // loopback; bkcache serves the gha cache endpoint on the bridge's gateway
-// address instead. A cold build exports through it, and after the
-// builder is pruned every step is cached (the status stream's count).
-// The Dockerfile is FROM scratch: the bridge builder cannot pull from the
-// testbed's loopback registry.
+// address instead. A cold build pulls the base image (through the
+// testbed's mirror on the gateway), exports through the endpoint and
+// pushes its image; after the builder is pruned every step is cached (the
+// status stream's count).
 func TestEndpointBridgeBuilder(t *testing.T) {
 	env := setup(t)
-	testenv.Require(t, "azure")
-	// A buildx store of the test's own, so the shared one is untouched.
-	cfg := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(env.DockerConfig, "cli-plugins", "docker-buildx"), filepath.Join(cfg, "cli-plugins", "docker-buildx")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("DOCKER_CONFIG", cfg)
-	image := strings.TrimSpace(docker(t, "inspect", "--format", "{{.Config.Image}}", "buildx_buildkit_"+env.BuildxBuilder+"0"))
-	name := "bridge" + testenv.RandomHex(4)
-	docker(t, "buildx", "create", "--name", name, "--driver", "docker-container", "--driver-opt", "image="+image, "--bootstrap")
-	t.Cleanup(func() { _ = exec.Command("docker", "buildx", "rm", "-f", name).Run() })
+	testenv.Require(t, "azure", "bridge")
+	name := env.BridgeBuilder
 	if mode := strings.TrimSpace(docker(t, "inspect", "--format", "{{.HostConfig.NetworkMode}}", "buildx_buildkit_"+name+"0")); mode == "host" {
 		t.Fatalf("the builder is on the host network")
 	}
+	docker(t, "buildx", "prune", "-af", "--builder", name)
+	scope := "bridge" + testenv.RandomHex(4)
 
-	emu := testenv.NewGHAEmulator(t, "bridge", emulator.Config{})
+	emu := testenv.NewGHAEmulator(t, scope, emulator.Config{})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	tok, err := emu.Token(emulator.TokenOptions{Repo: repo, Write: "refs/heads/main", TTL: time.Hour})
@@ -55,7 +45,7 @@ func TestEndpointBridgeBuilder(t *testing.T) {
 		t.Fatalf("building bkcache: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	files := map[string]string{"Dockerfile": "FROM scratch\nCOPY a.txt /a\nCOPY b.txt /b\n", "a.txt": testenv.RandomHex(1 << 16), "b.txt": name}
+	files := map[string]string{"Dockerfile": "FROM " + env.BaseImage + "\nCOPY a.txt /a\nRUN cat /a > /b\n", "a.txt": testenv.RandomHex(1 << 16)}
 	for f, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -67,7 +57,7 @@ func TestEndpointBridgeBuilder(t *testing.T) {
 		defer cancel()
 		// type=gha with no dataplane=: the default, the cache endpoint.
 		cmd := exec.CommandContext(ctx, bin, append([]string{"build", "--builder", name, "--cache", "type=gha",
-			"--ref", "refs/heads/main", "--cache-scope", name, "--progress", "plain"}, append(args, dir)...)...)
+			"--ref", "refs/heads/main", "--cache-scope", scope, "--progress", "plain"}, append(args, dir)...)...)
 		cmd.Env = append(os.Environ(), "ACTIONS_RUNTIME_TOKEN="+tok, "ACTIONS_RESULTS_URL="+srv.URL+"/", "ACTIONS_CACHE_SERVICE_V2=true")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -88,7 +78,8 @@ func TestEndpointBridgeBuilder(t *testing.T) {
 		}
 		return m[1] + "/" + m[2]
 	}
-	if got := hits(build()); got != "0/2" {
+	image := env.BridgeRegistry + "/bkcache-e2e/" + scope + ":latest"
+	if got := hits(build("--tags", image, "--push")); got != "0/2" {
 		t.Errorf("cold build: %s cached, want 0/2", got)
 	}
 	docker(t, "buildx", "prune", "-af", "--builder", name)

@@ -44,6 +44,11 @@ type Env struct {
 	BuildxBuilder            string // the docker-container builder made current there
 	MultiBaseImage           string // busybox for linux/amd64 and linux/arm64, usable as FROM
 	TLSAddr, TLSDir          string // a buildkitd on tcp:// with TLS; ca.pem, client.pem, client.key
+	// A docker-container builder on Docker's default bridge network, as
+	// setup-buildx-action creates it; it pulls the loopback registry's
+	// images through a mirror and pushes to BridgeRegistry, the registry
+	// as it reaches it (a forwarder on the bridge's gateway).
+	BridgeBuilder, BridgeRegistry string
 }
 
 var loadOnce sync.Once
@@ -120,13 +125,15 @@ func Get() Env {
 		MultiBaseImage:   os.Getenv("BKCACHE_TEST_MULTI_BASE_IMAGE"),
 		TLSAddr:          os.Getenv("BKCACHE_TEST_TLS_ADDR"),
 		TLSDir:           os.Getenv("BKCACHE_TEST_TLS_DIR"),
+		BridgeBuilder:    os.Getenv("BKCACHE_TEST_BRIDGE_BUILDER"),
+		BridgeRegistry:   os.Getenv("BKCACHE_TEST_BRIDGE_REGISTRY"),
 	}
 }
 
 // Require returns the environment, or skips the test when a value it needs
 // is missing. With BKCACHE_REQUIRE_E2E=1 a missing value fails the test.
 // need names Env fields: "buildkit", "registry", "s3", "azure", "gha",
-// "act", "builders" (scripts/testenv-builders).
+// "act", "builders", "bridge" (both scripts/testenv-builders).
 func Require(t testing.TB, need ...string) Env {
 	t.Helper()
 	if testing.Short() && os.Getenv("BKCACHE_REQUIRE_E2E") != "1" {
@@ -165,6 +172,9 @@ func Require(t testing.TB, need ...string) Env {
 			check("BKCACHE_TEST_MULTI_BASE_IMAGE", e.MultiBaseImage)
 			check("BKCACHE_TEST_TLS_ADDR", e.TLSAddr)
 			check("BKCACHE_TEST_TLS_DIR", e.TLSDir)
+		case "bridge":
+			check("BKCACHE_TEST_BRIDGE_BUILDER", e.BridgeBuilder)
+			check("BKCACHE_TEST_BRIDGE_REGISTRY", e.BridgeRegistry)
 		default:
 			t.Fatalf("testenv.Require: unknown need %q", n)
 		}
