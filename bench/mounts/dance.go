@@ -27,6 +27,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/bkcache/bkcache/buildkit"
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
+	"github.com/bkcache/bkcache/ghacache"
 	"github.com/bkcache/bkcache/ghacache/emulator"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/mountstore"
@@ -145,6 +147,7 @@ func runDance(ctx context.Context, mb, runs int, work, out string) error {
 		return err
 	}
 	fmt.Printf("tree: %d files, %.0f MiB of file data\n", st.Files, float64(st.Bytes)/(1<<20))
+	defer d.dropEntries(ctx)
 	if err := d.seed(ctx, tree); err != nil {
 		return err
 	}
@@ -180,10 +183,30 @@ func (d *danceBench) seed(ctx context.Context, tree string) error {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return err
 	}
+	defer os.RemoveAll(run)
 	if err := sh(fmt.Sprintf("cp -a %s %s", tree, filepath.Join(run, "cache"))); err != nil {
 		return err
 	}
 	return d.actionsCache(run, "save", d.danceKey(0))
+}
+
+// dropEntries deletes this bench's gha entries (a dozen archives of
+// hundreds of MB) from the emulator, through its REST API, which takes
+// any token unless it was started with one.
+func (d *danceBench) dropEntries(ctx context.Context) {
+	rest, err := ghacache.NewREST(http.DefaultClient, strings.TrimSuffix(os.Getenv("BKCACHE_TEST_GHA_URL"), "/")+"/api/v3", "ghs_bench_mounts_dance")
+	if err == nil {
+		var es []ghacache.CacheEntry
+		es, err = rest.List(ctx, "bkcache", "bench-dance", ghacache.ListOptions{})
+		for _, e := range es {
+			if err == nil && strings.Contains(e.Key, d.stamp) {
+				err = rest.DeleteByID(ctx, "bkcache", "bench-dance", e.ID)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/mounts: deleting the bench's gha entries:", err)
+	}
 }
 
 func (d *danceBench) danceKey(run int) string { return fmt.Sprintf("dance-%s-%d", d.stamp, run) }
