@@ -351,12 +351,13 @@ func (d *danceBench) cmd(dir string, env []string, name string, args ...string) 
 }
 
 // prune drops, untimed, what a run left in the builder and the daemon:
-// its cache mount, the dance's build steps and the build contexts both
-// sent (hundreds of MB a run), its image and container. Only records no
-// build is using go.
+// its cache mount, the dance's build steps, the build contexts both sent
+// (hundreds of MB a run) and the helper binaries bkcache sent (tens of MB
+// a helper build), its image and container. Only records no build is
+// using go.
 func (d *danceBench) prune(id string) {
 	for _, f := range []string{"description~=" + strings.TrimPrefix(id, "/"), "description~=dance-cache",
-		`description~="local source for (context|bkcache-archive)"`} {
+		`description~="local source for (context|bkcache-archive|bkcache-helper)"`} {
 		if err := d.cmd(d.work, nil, "docker", "buildx", "prune", "--builder", d.builder, "-f", "--filter", f); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/mounts: pruning the builder:", err)
 		}
