@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test unit testenv-up testenv-down demo demo-real bench churn real dist lint
+.PHONY: test unit testenv-up testenv-down demo demo-real bench churn real mounts-dance dist lint
 
 # Unit + end-to-end tests against real servers (started by scripts/testenv).
 test: testenv-up
@@ -74,6 +74,19 @@ REALFLAGS ?= -raw bench/real.json
 real: testenv-up
 	scripts/bench-images
 	source .testenv/env && eval "$$(scripts/bench-images env)" && $(GO) run ./bench/real $(REALFLAGS)
+
+# The comparison with buildkit-cache-dance (issue 21): its released action
+# (v3.2.0's dist/index.js under Node.js, vendored in bench/mounts/testdata)
+# against bkcache's mount helper, on the docker-container builder of
+# scripts/testenv-builders, zstd level 1 on both sides, and both stores'
+# transfers through the gha emulator (@actions/cache for cache-dance,
+# bkcache's gha mount store for bkcache). 5 runs of a 500 MB mount, medians
+# and ranges. Needs `scripts/testenv up` and `scripts/testenv-builders up`;
+# rewrites only its section of bench/mounts/results.md, which
+# `go run ./bench` puts in BENCHMARKS.md. Knobs: DANCEFLAGS='-runs 1 -mb 50'.
+DANCEFLAGS ?=
+mounts-dance:
+	source .testenv/env && source .testenv/builders.env && $(GO) run ./bench/mounts -dance $(DANCEFLAGS)
 
 # The cache-economy simulation (issues 14, 24): a month of pull-request
 # churn against the gha emulator with GitHub's policies (7-day expiry,

@@ -12,29 +12,54 @@ import (
 
 // How bkcache names its own gha entries (internal/mountstore): a cache
 // mount archive or a build record of gha scope S under key K is saved as
-// "bkcache-mount-S-K-<unix nanoseconds, base 36>" with MountVersion.
-// Entries are immutable, so every save adds one; a read looks up the
-// prefix up to the timestamp and gets the newest. The older entries of a
-// series are then superseded, as BuildKit's older index entries are.
+// "bkcache-mount-S~K~<unix nanoseconds, base 36>" (MountKey) with
+// MountVersion. Entries are immutable, so every save adds one; a read
+// looks up the series "bkcache-mount-S~K~" (MountSeriesKey) and gets the
+// newest. The older entries of a series are then superseded, as
+// BuildKit's older index entries are.
+//
+// The service matches restore keys by prefix, so no series may be the
+// prefix of another: S and K are escaped (escapeKeyPart) so that "~"
+// appears only as the terminator, and a series ends at its second "~".
+// Before v2 the separator was "-" and mount "go" was served the newest
+// of "go-build"'s archives; v2 archives are under other keys and another
+// version, so the v1 ones are not read (each cache is cold once) and are
+// left to the service's eviction.
 const (
 	MountKeyPrefix = "bkcache-mount-"
-	MountVersion   = "bkcache-cache-mount-v1"
+	MountVersion   = "bkcache-cache-mount-v2"
 	// recordKeyPart marks build records among mount entries (see
 	// internal/cli/explain.go): they are not mount archives.
-	recordKeyPart = "-bkcache-build-record-"
+	recordKeyPart = mountTerminator + "bkcache-build-record-"
+	// mountTerminator ends the scope, the key and so the series.
+	mountTerminator = "~"
 )
 
+// keyPartEscaper makes a scope or key safe in a series: no terminator,
+// and no comma (the service refuses keys with one). "%" is escaped too,
+// so different scopes stay different.
+var keyPartEscaper = strings.NewReplacer("%", "%25", mountTerminator, "%7E", ",", "%2C")
+
+// MountSeriesKey is the key prefix a read of scope's archive key looks
+// up: exactly that archive's saves, nothing else's.
+func MountSeriesKey(scope, key string) string {
+	return MountKeyPrefix + keyPartEscaper.Replace(scope) + mountTerminator + keyPartEscaper.Replace(key) + mountTerminator
+}
+
+// MountKey is the key of scope's archive key saved at t.
+func MountKey(scope, key string, t time.Time) string {
+	return MountSeriesKey(scope, key) + strconv.FormatInt(t.UnixNano(), 36)
+}
+
 // mountSeries splits a mount entry's key into its series (the prefix a
-// read looks up, without the trailing "-") and the save time.
+// read looks up) and the save time.
 func mountSeries(key string) (series string, stamp int64, ok bool) {
-	if !strings.HasPrefix(key, MountKeyPrefix) {
+	rest, ok := strings.CutPrefix(key, MountKeyPrefix)
+	if !ok || strings.Count(rest, mountTerminator) != 2 {
 		return "", 0, false
 	}
-	i := strings.LastIndexByte(key, '-')
-	if i < len(MountKeyPrefix) {
-		return "", 0, false
-	}
-	n, err := strconv.ParseInt(key[i+1:], 36, 64)
+	i := strings.LastIndex(key, mountTerminator) + len(mountTerminator)
+	n, err := strconv.ParseInt(key[i:], 36, 64)
 	if err != nil || n < 0 {
 		return "", 0, false
 	}

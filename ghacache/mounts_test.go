@@ -3,7 +3,6 @@ package ghacache
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // mountKey is the key internal/mountstore saves scope app's archive of
 // mount key k under at stamp n.
 func mountKey(k string, n int64) string {
-	return MountKeyPrefix + "app-" + k + "-" + strconv.FormatInt(n, 36)
+	return MountKey("app", k, time.Unix(0, n))
 }
 
 func (e economyEnv) saveAs(c *Client, key, version string) {
@@ -27,7 +26,7 @@ func (e economyEnv) saveAs(c *Client, key, version string) {
 
 func TestPruneMounts(t *testing.T) {
 	ctx := context.Background()
-	other := []string{"other-tool-key", MountKeyPrefix + "app-x-not_base36"}
+	other := []string{"other-tool-key", MountKeyPrefix + "app~x~not_base36", MountKeyPrefix + "app-x-1"}
 	tests := []struct {
 		name  string
 		saved []string // in the order saved, on main (MountVersion)
@@ -67,8 +66,9 @@ func TestPruneMounts(t *testing.T) {
 				e.saveAs(main, k, MountVersion)
 				e.saveAs(pr, k, MountVersion) // another ref's: untouched
 			}
-			e.saveAs(main, other[0], MountVersion)
-			e.saveAs(main, other[1], MountVersion)
+			for _, k := range other {
+				e.saveAs(main, k, MountVersion)
+			}
 			e.saveAs(main, mountKey("gomod", 0), "another-version")
 			prBefore := e.keys(prRef)
 			readAt := time.Unix(0, 0)
@@ -222,7 +222,7 @@ func TestPruneMountsKeepsOthersReads(t *testing.T) {
 				return c
 			}
 			restore := func(c *Client) {
-				p := MountKeyPrefix + "app-gomod-"
+				p := MountSeriesKey("app", "gomod")
 				if _, ok, err := c.Lookup(ctx, p, []string{p}, MountVersion); err != nil || !ok {
 					t.Fatalf("lookup: %v, %v", ok, err)
 				}
@@ -259,7 +259,8 @@ func TestPruneMountsKeepsOthersReads(t *testing.T) {
 func FuzzMountSeries(f *testing.F) {
 	f.Add(mountKey("gomod", 42))
 	f.Add(mountKey("go-build", 0))
-	f.Add(MountKeyPrefix + "x-not_base36")
+	f.Add(MountKeyPrefix + "x~y~not_base36")
+	f.Add(MountKey("a~b,c", "x~1", time.Unix(0, 7)))
 	f.Add("buildkit-blob-1-sha256:00")
 	f.Add(MountKeyPrefix)
 	f.Fuzz(func(t *testing.T, key string) {
@@ -267,9 +268,9 @@ func FuzzMountSeries(f *testing.F) {
 		if !ok {
 			return
 		}
-		// A read looks up series+"-": the stamp is all that follows.
-		rest, found := strings.CutPrefix(key, series+"-")
-		if !found || strings.Contains(rest, "-") || n < 0 || !strings.HasPrefix(series, MountKeyPrefix[:len(MountKeyPrefix)-1]) {
+		// A read looks up series: the stamp is all that follows.
+		rest, found := strings.CutPrefix(key, series)
+		if !found || strings.Contains(rest, mountTerminator) || n < 0 || !strings.HasPrefix(series, MountKeyPrefix) {
 			t.Fatalf("mountSeries(%q) = %q, %d", key, series, n)
 		}
 	})

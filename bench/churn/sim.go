@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -503,7 +502,7 @@ func (w *world) finish(ctx context.Context, s *strategy, p *pending) error {
 			continue
 		}
 		size := max(int64(m.mib*w.scale*(1<<20)), 1024)
-		key := mountPrefix(j.scopeName, m) + strconv.FormatInt(w.clock.Now().UnixNano(), 36)
+		key := ghacache.MountKey(j.scopeName, m.id, w.clock.Now())
 		if err := c.Save(ctx, key, mountVersion, w.layers.reader(), size); err != nil {
 			return fmt.Errorf("saving cache mount %s: %w", m.id, err)
 		}
@@ -561,10 +560,10 @@ func pruneOlder(ctx context.Context, rest *ghacache.REST, owner, repo, ref, pref
 }
 
 // mountVersion and mountPrefix are internal/mountstore's GHA keys.
-const mountVersion = "bkcache-cache-mount-v1"
+const mountVersion = ghacache.MountVersion
 
 func mountPrefix(scopeName string, m cacheMount) string {
-	return "bkcache-mount-" + scopeName + "-" + m.id + "-"
+	return ghacache.MountSeriesKey(scopeName, m.id)
 }
 
 // export is BuildKit's gha exporter (cache/remotecache/gha Finalize): each

@@ -122,7 +122,7 @@ func TestDataPlaneColdThenWarm(t *testing.T) {
 			index++
 		case strings.HasPrefix(e.Key, "buildkit-blob-1-sha256:"):
 			blobs++
-		case strings.HasPrefix(e.Key, "bkcache-mount-buildkit-bkcache-build-record-last-"):
+		case strings.HasPrefix(e.Key, ghacache.MountSeriesKey("buildkit", "bkcache-build-record-last")):
 			records++ // the build record (why it missed), next to the cache
 		default:
 			t.Errorf("unexpected entry %s", e.Key)

@@ -57,7 +57,7 @@ func TestActionGHAEconomy(t *testing.T) {
 	// first's, which a restore no longer reads.
 	records := 0
 	for _, e := range entriesByScope(s)[mainRef] {
-		if strings.HasPrefix(e.Key, "bkcache-mount-buildkit-bkcache-build-record-last-") {
+		if strings.HasPrefix(e.Key, ghacache.MountSeriesKey("buildkit", "bkcache-build-record-last")) {
 			records++
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +66,7 @@ func TestAfterBuildPrunesMounts(t *testing.T) {
 			// Two saves of one mount, two hours apart: the older is
 			// superseded and nobody read it since.
 			for i := range 2 {
-				key := ghacache.MountKeyPrefix + "buildkit-gomod-" + strconv.FormatInt(clock().UnixNano(), 36)
+				key := ghacache.MountKey("buildkit", "gomod", clock())
 				data := strings.Repeat("x", 1536)
 				if err := c.Save(context.Background(), key, ghacache.MountVersion, strings.NewReader(data), int64(len(data))); err != nil {
 					t.Fatal(err)

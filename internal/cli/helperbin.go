@@ -84,7 +84,8 @@ func (f *helperFinder) find(p ocispecs.Platform) (string, error) {
 	}
 	// Beside, not inside, the CLI's default local cache (~/.cache/bkcache),
 	// whose directories are build caches.
-	built := filepath.Join(f.cacheDir, "bkcache-mount-helper", key, "bkcache-linux-"+arch)
+	root := filepath.Join(f.cacheDir, "bkcache-mount-helper")
+	built := filepath.Join(root, key, "bkcache-linux-"+arch)
 	if checkHelper(built, arch) == nil {
 		return built, nil
 	}
@@ -103,6 +104,7 @@ func (f *helperFinder) find(p ocispecs.Platform) (string, error) {
 	}
 	tf.Close()
 	tmp := tf.Name()
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := f.build(ctx, tmp, arch); err != nil {
@@ -116,7 +118,45 @@ func (f *helperFinder) find(p ocispecs.Platform) (string, error) {
 	if err := os.Rename(tmp, built); err != nil {
 		return "", err
 	}
+	if n := pruneOldHelpers(root, key, started); n > 0 {
+		f.infof("cache mounts: removed the static helpers of %d older bkcache builds from %s", n, root)
+	}
 	return built, nil
+}
+
+// pruneOldHelpers removes, under root, the helpers of other bkcache
+// binaries last written before since: each upgrade would otherwise leave
+// its predecessor's (tens of MB) behind. One written since then belongs
+// to another bkcache that is in use now, and stays. Only directories
+// named as fileKey names them are touched. Failures are left for the
+// next build: a stale helper costs disk, not correctness.
+func pruneOldHelpers(root, keep string, since time.Time) (removed int) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		if !e.IsDir() || e.Name() == keep || !isFileKey(e.Name()) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(since) {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(root, e.Name())) == nil {
+			removed++
+		}
+	}
+	return removed
+}
+
+// isFileKey tells a name fileKey gives.
+func isFileKey(name string) bool {
+	if len(name) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(name)
+	return err == nil
 }
 
 // elfMachines are the ELF machines of the architectures BuildKit runs on.

@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -212,5 +214,56 @@ func TestGoBuildHelper(t *testing.T) {
 	}
 	if err := checkHelper(out, runtime.GOARCH); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHelperBuildRemovesOlder: building the helper of a new bkcache
+// removes the helpers older bkcache builds left; one another bkcache
+// wrote since the build started, and what is not a helper, stay.
+func TestHelperBuildRemovesOlder(t *testing.T) {
+	static, dynamic := helperFixtures(t)
+	dir := t.TempDir()
+	exe := copyFile(t, dynamic, filepath.Join(dir, "dist", "bkcache"))
+	root := filepath.Join(dir, "cache", "bkcache-mount-helper")
+	arch := runtime.GOARCH
+	old := []string{"0123456789abcdef", "fedcba9876543210"}
+	for _, k := range old {
+		copyFile(t, static, filepath.Join(root, k, "bkcache-linux-"+arch))
+		past := time.Now().Add(-48 * time.Hour)
+		if err := os.Chtimes(filepath.Join(root, k), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const concurrent = "00000000000000aa" // another bkcache's, written during the build
+	notHelper := filepath.Join(root, "notes")
+	if err := os.MkdirAll(notHelper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := &helperFinder{
+		getenv: func(string) string { return "" }, exe: exe, cacheDir: filepath.Join(dir, "cache"),
+		build: func(_ context.Context, out, arch string) error {
+			copyFile(t, static, filepath.Join(root, concurrent, "bkcache-linux-"+arch))
+			copyFile(t, static, out)
+			return nil
+		},
+		infof: t.Logf,
+	}
+	got, err := f.find(ocispecs.Platform{OS: "linux", Architecture: arch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Base(filepath.Dir(got))
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := []string{concurrent, key, "notes"}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/bkcache/bkcache/ghacache"
@@ -34,15 +33,26 @@ func newGHA(attrs map[string]string, getenv func(string) string) (*GHA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &GHA{c: c, scope: attrs["scope"], now: time.Now}, nil
+	return &GHA{c: c, scope: ghaScope(attrs), now: time.Now}, nil
+}
+
+// ghaScope is the entry's gha scope, BuildKit's default "buildkit" when
+// it names none (cache/remotecache/gha/gha.go): the mounts go with the
+// build cache the entry exports.
+func ghaScope(attrs map[string]string) string {
+	if s := attrs["scope"]; s != "" {
+		return s
+	}
+	return "buildkit"
 }
 
 func (g *GHA) String() string { return "gha scope " + g.scope }
 
-func (g *GHA) prefix(key string) string { return ghacache.MountKeyPrefix + g.scope + "-" + key + "-" }
-
+// Get looks up the series of exactly this scope and key: the service
+// matches by prefix, and ghacache's key scheme makes no series the prefix
+// of another (mount "go" is never served "go-build"'s archive).
 func (g *GHA) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	p := g.prefix(key)
+	p := ghacache.MountSeriesKey(g.scope, key)
 	e, found, err := g.c.Lookup(ctx, p, []string{p}, ghaVersion)
 	if err != nil {
 		return nil, err
@@ -54,7 +64,7 @@ func (g *GHA) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 func (g *GHA) Put(ctx context.Context, key string, r io.ReaderAt, size int64) error {
-	k := g.prefix(key) + strconv.FormatInt(g.now().UnixNano(), 36)
+	k := ghacache.MountKey(g.scope, key, g.now())
 	if err := g.c.Save(ctx, k, ghaVersion, r, size); err != nil {
 		return fmt.Errorf("gha: %w", err)
 	}

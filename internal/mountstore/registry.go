@@ -3,6 +3,7 @@ package mountstore
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,11 +68,16 @@ func newRegistry(attrs map[string]string) (*Registry, error) {
 	return &Registry{resolver: resolver, repo: named.Name(), tag: tagged.Tag()}, nil
 }
 
+// ref is the archive's reference: <scope tag>-mount-<key>, exact. A tag
+// over the registry's 128 characters keeps its end after a hash of the
+// whole, so long scope tags that end alike still name different archives
+// (before, the head was only cut off, and they shared them).
 func (r *Registry) ref(key string) string {
 	tag := r.tag + "-mount-" + key
 	if len(tag) > 128 {
-		tag = tag[len(tag)-128:]
-		tag = strings.TrimLeft(tag, ".-")
+		sum := sha256.Sum256([]byte(tag))
+		h := hex.EncodeToString(sum[:])[:16]
+		tag = h + "-" + strings.TrimLeft(tag[len(tag)-(128-len(h)-1):], ".-")
 	}
 	return r.repo + ":" + tag
 }

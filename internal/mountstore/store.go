@@ -100,7 +100,7 @@ func Describe(e cacheentry.Entry) string {
 		}
 		return "local " + dir + ".mounts"
 	case cacheentry.TypeGHA:
-		return "gha scope " + a["scope"]
+		return "gha scope " + ghaScope(a)
 	case cacheentry.TypeS3:
 		return "s3 " + a["bucket"] + "/" + objectBase(a)
 	case cacheentry.TypeAzblob:

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/distribution/reference"
 )
 
 // failing is a store whose SDK errors echo what it was given.
@@ -51,5 +53,41 @@ func TestStoreErrorsRedacted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRegistryRefExact: every scope tag and key names its own archive,
+// in a valid tag, however long the scope's tag.
+func TestRegistryRefExact(t *testing.T) {
+	long := strings.Repeat("x", 120)
+	for _, tt := range []struct {
+		name string
+		a, b [2]string // scope tag, key
+	}{
+		{"keys that extend each other", [2]string{"main", "go-0123456789ab"}, [2]string{"main", "go-build-0123456789ab"}},
+		{"long scope tags that end alike", [2]string{"a" + long, "go-0123456789ab"}, [2]string{"b" + long, "go-0123456789ab"}},
+		{"a long and a short scope tag", [2]string{"a" + long, "k"}, [2]string{long[:60], "k"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var refs []string
+			for _, sk := range [][2]string{tt.a, tt.b} {
+				r, err := newRegistry(map[string]string{"ref": "localhost:5000/app/cache:" + sk[0]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := r.ref(sk[1])
+				if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+					t.Errorf("ref(%q) under %q = %q, not a reference: %v", sk[1], sk[0], ref, err)
+				}
+				refs = append(refs, ref)
+			}
+			if refs[0] == refs[1] {
+				t.Errorf("%v and %v share %s", tt.a, tt.b, refs[0])
+			}
+		})
+	}
+	r, _ := newRegistry(map[string]string{"ref": "localhost:5000/app/cache:main"})
+	if got, want := r.ref("go-0123456789ab"), "localhost:5000/app/cache:main-mount-go-0123456789ab"; got != want {
+		t.Errorf("short ref = %s, want %s (unchanged, so existing archives stay readable)", got, want)
 	}
 }
