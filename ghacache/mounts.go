@@ -20,7 +20,7 @@ const (
 	MountKeyPrefix = "bkcache-mount-"
 	MountVersion   = "bkcache-cache-mount-v1"
 	// recordKeyPart marks build records among mount entries (see
-	// internal/cli/explain.go): they are not mount archives.
+	// internal/buildjob/explain.go): they are not mount archives.
 	recordKeyPart = "-bkcache-build-record-"
 )
 

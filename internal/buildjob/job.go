@@ -142,7 +142,7 @@ func (j *job) report(p planned, withEntries bool) error {
 }
 
 // setCacheOutputs sets the cache-from and cache-to outputs to p's entries:
-// the plan in a dry run, what BuildKit got in a build (job.build).
+// the plan in a dry run, what BuildKit got in a build (runBuild).
 func (j *job) setCacheOutputs(p planned) error {
 	for _, o := range []struct{ name, value string }{
 		{"cache-from", p.cache.CacheFrom()},
