@@ -68,7 +68,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // Post is the action's post step: cleanup that must run even when the
-// build failed.
+// build failed. It runs in the action only, whatever o.InAction says.
 func Post(ctx context.Context, o Options) error {
 	j := &job{cfg: o.Config, event: o.Event, getenv: o.Getenv, rep: o.Reporter, inAction: true}
 	return postCleanup(ctx, j)

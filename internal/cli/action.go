@@ -60,7 +60,7 @@ func runPost(ctx context.Context, r *ghaction.Runner, rep buildjob.Reporter) int
 		rep.Warnf("cache cleanup: reading the GitHub event: %v", err)
 		return 0
 	}
-	if err := buildjob.Post(ctx, buildjob.Options{Config: cfg, Event: ev, Getenv: r.Getenv, Reporter: rep, InAction: true}); err != nil {
+	if err := buildjob.Post(ctx, buildjob.Options{Config: cfg, Event: ev, Getenv: r.Getenv, Reporter: rep}); err != nil {
 		rep.Warnf("cache cleanup: %v", err)
 	}
 	return 0
