@@ -14,8 +14,8 @@
 //  4. restore mounts: fill the Dockerfile's cache mounts from the store.
 //  5. build: run BuildKit, then finish the data plane's index writes.
 //  6. save mounts: pack the cache mounts back into the store.
-//  7. report: outputs, why steps missed, the new build record, the job
-//     summary.
+//  7. report: outputs, why steps missed, the new build record, and the job
+//     summary, written once the mounts are saved (it lists them).
 //  8. clean up: stop the stores, then, in the action, prune superseded gha
 //     entries (cache-cleanup). The post step (Post) cleans up a closed
 //     pull request's caches.
@@ -83,10 +83,11 @@ func (j *job) run(ctx context.Context, cmd Command, stdout io.Writer) error {
 	if cmd == Explain {
 		return j.explainLast(ctx, p, stdout)
 	}
-	if err := j.reportPlan(p, cmd == Plan || j.cfg.DryRun); err != nil {
+	planOnly := cmd == Plan || j.cfg.DryRun
+	if err := j.reportPlan(p, planOnly); err != nil {
 		return err
 	}
-	if cmd == Plan || j.cfg.DryRun {
+	if planOnly {
 		return j.dryRun(p)
 	}
 	if j.inAction {
@@ -102,15 +103,13 @@ func (j *job) run(ctx context.Context, cmd Command, stdout io.Writer) error {
 	if err := j.runBuild(ctx, b); err != nil {
 		return err
 	}
-	if err := j.setBuildOutputs(b.res); err != nil {
+	sum, err := j.reportBuild(ctx, b)
+	if err != nil {
 		return err
 	}
-	missed := j.finishExplain(ctx, b.why, b.res)
-	sum := j.buildSummary(ctx, b, missed)
 	sum.Mounts = j.saveMounts(ctx, b.mounts, b.res)
 	j.rep.Summary(sum)
-	b.close()
-	return j.cleanUp(ctx, p)
+	return j.cleanUp(ctx, p, b)
 }
 
 // reportPlan masks the plan's secrets and prints it. The action prints
@@ -137,8 +136,10 @@ func (j *job) dryRun(p planned) error {
 	return nil
 }
 
-// cleanUp prunes, in the action, what the build's gha export superseded.
-func (j *job) cleanUp(ctx context.Context, p planned) error {
+// cleanUp stops the build's stores and mounts, then prunes, in the
+// action, what the build's gha export superseded.
+func (j *job) cleanUp(ctx context.Context, p planned, b *buildRun) error {
+	b.close()
 	if !j.inAction {
 		return nil
 	}

@@ -281,8 +281,11 @@ func (j *job) runBuild(ctx context.Context, b *buildRun) error {
 	return nil
 }
 
-// setBuildOutputs sets the outputs of a build that succeeded.
-func (j *job) setBuildOutputs(res buildkit.Result) error {
+// reportBuild sets the outputs of a build that succeeded, says why its
+// steps missed (saving the new build record) and returns its job summary,
+// which the caller completes with the saved mounts.
+func (j *job) reportBuild(ctx context.Context, b *buildRun) (ghaction.Summary, error) {
+	res := b.res
 	meta, _ := json.Marshal(res.Metadata)
 	for _, o := range []struct{ name, value string }{
 		{"digest", res.Digest},
@@ -292,19 +295,14 @@ func (j *job) setBuildOutputs(res buildkit.Result) error {
 		{"cache-steps", strconv.Itoa(res.Steps)},
 	} {
 		if err := j.rep.SetOutput(o.name, o.value); err != nil {
-			return fmt.Errorf("setting output %q: %w", o.name, err)
+			return ghaction.Summary{}, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	return nil
-}
-
-// buildSummary is the job summary of a build, with the reasons its steps
-// missed and the data plane's transfers.
-func (j *job) buildSummary(ctx context.Context, b *buildRun, missed []string) ghaction.Summary {
-	sum := j.summary(ctx, b.ran, b.res, b.elapsed)
+	missed := j.finishExplain(ctx, b.why, res)
+	sum := j.summary(ctx, b.ran, res, b.elapsed)
 	sum.Builds[0].MissReasons = missed
-	b.dpr.addToSummary(&sum, b.res.Cached)
-	return sum
+	b.dpr.addToSummary(&sum, res.Cached)
+	return sum, nil
 }
 
 func (j *job) progressMode() string {
