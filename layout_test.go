@@ -23,6 +23,7 @@ const module = "github.com/bkcache/bkcache"
 var layers = [][]string{
 	{"."},
 	{"internal/cli"},
+	{"internal/buildjob"},
 	{"internal/config", "internal/ghaction"},
 	{"ghacache/contentstore", "ghacache/endpoint", "internal/mountstore"},
 	{"buildkit", "ghacache", "ghacache/emulator", "internal/contexthash"},

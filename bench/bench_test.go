@@ -108,7 +108,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 // The build record's line is the one bkcache's cli prints
-// (internal/cli/explain.go); a change there must show here.
+// (internal/buildjob/explain.go); a change there must show here.
 func TestRecordLine(t *testing.T) {
 	for _, tc := range []struct {
 		stderr string

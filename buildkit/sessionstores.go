@@ -36,7 +36,7 @@ import (
 // content stores. The client still runs parseCacheOptions on our entries:
 // it creates the dest directory and checks that src holds the digest to
 // import, so callers point src/dest at a real (temporary) directory and
-// put the imported manifest there (internal/cli does).
+// put the imported manifest there (internal/buildjob does).
 //
 // It returns a stop function that closes the session, and the directories
 // of oci/docker tar=false outputs, whose index.json the caller writes after

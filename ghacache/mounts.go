@@ -29,7 +29,7 @@ const (
 	MountKeyPrefix = "bkcache-mount-"
 	MountVersion   = "bkcache-cache-mount-v2"
 	// recordKeyPart marks build records among mount entries (see
-	// internal/cli/explain.go): they are not mount archives.
+	// internal/buildjob/explain.go): they are not mount archives.
 	recordKeyPart = mountTerminator + "bkcache-build-record-"
 	// mountTerminator ends the scope, the key and so the series.
 	mountTerminator = "~"

@@ -12,7 +12,7 @@
 // default) or in the testenv's Azurite (-store azurite). Every build is an
 // export the way BuildKit's gha exporter makes it, through ghacache, of
 // synthetic layers; bkcache's strategies plan it with scope.Derive and
-// plan.Expand and clean up with the functions internal/cli calls. See
+// plan.Expand and clean up with the functions internal/buildjob calls. See
 // BENCHMARKS.md "Cache economy".
 package main
 

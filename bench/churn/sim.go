@@ -385,7 +385,7 @@ func (w *world) closePR(ctx context.Context, s *strategy, e event) error {
 	if err != nil {
 		return err
 	}
-	// The post step's cleanup, as internal/cli's postCleanup runs it.
+	// The post step's cleanup, as internal/buildjob's postCleanup runs it.
 	_, freed, _, err := rest.CleanupRef(ctx, "sim", strings.TrimPrefix(s.repo, "sim/"), prRef(e.pr), w.clock.Now().Add(-ghacache.DefaultSweepGrace))
 	w.stats[s].cleaned += freed
 	return err
@@ -523,7 +523,7 @@ func (w *world) finish(ctx context.Context, s *strategy, p *pending) error {
 			return err
 		}
 	}
-	// The cleanup internal/cli's afterBuild runs with cache-cleanup on.
+	// The cleanup internal/buildjob's afterBuild runs with cache-cleanup on.
 	o := ghacache.ExportCleanup{Owner: owner, Repo: repo, Ref: j.ref, Scope: j.scopeName}
 	o.Sweep = s.sweep
 	o.Transient = s.mergeQueue && e.kind == mergeGroup

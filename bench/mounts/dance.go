@@ -15,7 +15,7 @@ package main
 //     actions/cache's save (tar | zstdmt).
 //   - bkcache: a probe helper build, mountstore's gha Get into a spool
 //     file and one restore helper build; out: one save helper build into
-//     a file and Put, as internal/cli/mounts.go does.
+//     a file and Put, as internal/buildjob/mounts.go does.
 //
 // Same compression level: bkcache packs at zstd's fastest level (1);
 // @actions/cache runs the zstd CLI at its default (3), so its saves run

@@ -299,7 +299,7 @@ type suiteInfo struct {
 }
 
 var suitesInfo = map[string]suiteInfo{
-	"self": {dir: ".", prFile: "internal/cli/report.go", prLine: "\nvar _ = \"changed on branch %s\"\n",
+	"self": {dir: ".", prFile: "internal/buildjob/report.go", prLine: "\nvar _ = \"changed on branch %s\"\n",
 		steps: "the root `Dockerfile`: `go mod download` under a `/go/pkg/mod` cache mount, `go build` of the CLI under that and a `/root/.cache/go-build` mount, a scratch image",
 		buildArgs: func(h *harness) []string {
 			a := []string{"GO_IMAGE=" + h.opts.goImage}

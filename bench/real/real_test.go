@@ -39,7 +39,7 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// The mount summary bkcache prints after a build (internal/cli/mounts.go).
+// The mount summary bkcache prints after a build (internal/buildjob/mounts.go).
 func TestTimedParsesMountSummary(t *testing.T) {
 	stderr := strings.Join([]string{
 		"cache mount /root/.npm: nothing saved yet",

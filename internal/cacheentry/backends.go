@@ -130,7 +130,7 @@ var backends = map[string]backend{
 			"ghtoken":    {both, nil},
 			"version":    {both, enum("1", "2")},
 			// bkcache's own: false hands the entry to BuildKit's gha
-			// backend instead of bkcache's data plane (internal/cli).
+			// backend instead of bkcache's data plane (internal/buildjob).
 			DataPlaneKey: {both, dataPlaneValue},
 		}),
 	},

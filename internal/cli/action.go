@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/bkcache/bkcache/internal/buildjob"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/ghaction"
 	"github.com/bkcache/bkcache/scope"
@@ -17,7 +18,7 @@ func runAction(ctx context.Context, e Env, post bool) int {
 	// Masks first: nothing may print before the runtime token is masked.
 	r.MaskSecrets(append([]string{e.Getenv("ACTIONS_RUNTIME_TOKEN"), r.Input(config.InputGitHubToken)},
 		config.SecretInputValues(r.Input)...)...)
-	rep := &actionReporter{r: r}
+	rep := buildjob.NewActionReporter(r)
 
 	if post {
 		return runPost(ctx, r, rep)
@@ -33,7 +34,7 @@ func runAction(ctx context.Context, e Env, post bool) int {
 	return 0
 }
 
-func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionReporter) error {
+func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep buildjob.Reporter) error {
 	cfg, err := config.Parse(r.Input)
 	if err != nil {
 		return err
@@ -42,36 +43,11 @@ func actionMain(ctx context.Context, e Env, r *ghaction.Runner, rep *actionRepor
 	if err != nil {
 		return fmt.Errorf("reading the GitHub event: %w", err)
 	}
-	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, inAction: true, bkLog: captureBuildKitLog()}
-	defer j.bkLog.restore()
-	p, err := j.plan()
-	if err != nil {
-		return err
-	}
-	// Keys written into cache lines (S3, Azure) are masked before the plan
-	// prints, like the runtime token above.
-	rep.Mask(cfg.SecretValues()...)
-	rep.Mask(p.cache.SecretValues()...)
-	if err := j.report(p, true); err != nil {
-		return err
-	}
-	if cfg.DryRun {
-		if err := j.setCacheOutputs(p); err != nil {
-			return err
-		}
-		rep.Infof("dry-run: nothing built")
-		rep.Summary(j.planSummary(p))
-		return nil
-	}
-	j.reportGHAScopes(ctx, p)
-	if _, err := j.build(ctx, p); err != nil {
-		return err
-	}
-	return j.afterBuild(ctx, p)
+	return buildjob.Run(ctx, buildjob.Options{Command: buildjob.Build, Config: cfg, Event: ev, Getenv: e.Getenv, Reporter: rep, InAction: true})
 }
 
 // runPost is the post step: cleanup that must run even when the build failed.
-func runPost(ctx context.Context, r *ghaction.Runner, rep *actionReporter) int {
+func runPost(ctx context.Context, r *ghaction.Runner, rep buildjob.Reporter) int {
 	cfg, err := config.Parse(r.Input)
 	if err != nil {
 		return 0 // the main step already reported bad inputs
@@ -84,8 +60,7 @@ func runPost(ctx context.Context, r *ghaction.Runner, rep *actionReporter) int {
 		rep.Warnf("cache cleanup: reading the GitHub event: %v", err)
 		return 0
 	}
-	j := &job{cfg: cfg, event: ev, getenv: r.Getenv, rep: rep, inAction: true}
-	if err := postCleanup(ctx, j); err != nil {
+	if err := buildjob.Post(ctx, buildjob.Options{Config: cfg, Event: ev, Getenv: r.Getenv, Reporter: rep}); err != nil {
 		rep.Warnf("cache cleanup: %v", err)
 	}
 	return 0

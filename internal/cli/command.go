@@ -7,6 +7,7 @@ import (
 	"github.com/bkcache/bkcache/buildkit"
 	"strings"
 
+	"github.com/bkcache/bkcache/internal/buildjob"
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/scope"
 	"github.com/spf13/cobra"
@@ -167,31 +168,17 @@ func runCLI(ctx context.Context, e Env, cmd string, inputs *inputSet, opts cliOp
 	if cfg.DefaultBranch == "" {
 		cfg.DefaultBranch = gitDefaultBranch(e)
 	}
-	rep := newTerminalReporter(e.Stdout, e.Stderr, cfg.Progress == "quiet")
-	j := &job{cfg: cfg, event: ev, getenv: e.Getenv, rep: rep, bkLog: captureBuildKitLog()}
-	defer j.bkLog.restore()
-	p, err := j.plan()
-	if err != nil {
+	rep := buildjob.NewTerminalReporter(e.Stdout, e.Stderr, cfg.Progress == "quiet")
+	command := map[string]buildjob.Command{"build": buildjob.Build, "plan": buildjob.Plan, "explain": buildjob.Explain}[cmd]
+	err = buildjob.Run(ctx, buildjob.Options{Command: command, Config: cfg, Event: ev, Getenv: e.Getenv, Reporter: rep, Stdout: e.Stdout})
+	switch {
+	case err != nil || command == buildjob.Explain:
 		return err
+	case command == buildjob.Plan || cfg.DryRun:
+		rep.PrintOutputs("cache-scope", "cache-from", "cache-to")
+	default:
+		rep.PrintOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-miss-reason", "cache-scope")
 	}
-	if cmd == "explain" {
-		return j.explainLast(ctx, p, e.Stdout)
-	}
-	planOnly := cmd == "plan" || cfg.DryRun
-	if err := j.report(p, !planOnly); err != nil {
-		return err
-	}
-	if planOnly {
-		if err := j.setCacheOutputs(p); err != nil {
-			return err
-		}
-		rep.printOutputs("cache-scope", "cache-from", "cache-to")
-		return nil
-	}
-	if _, err := j.build(ctx, p); err != nil {
-		return err
-	}
-	rep.printOutputs("digest", "imageid", "cache-hits", "cache-steps", "cache-miss-reason", "cache-scope")
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit"
+	"github.com/bkcache/bkcache/internal/buildjob"
 	"github.com/bkcache/bkcache/internal/explain"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/testenv"
@@ -320,7 +321,7 @@ func TestE2EExplainMisses(t *testing.T) {
 			if strings.Contains(stdout+stderr, secretValue) {
 				t.Errorf("the secret build-arg reached the output")
 			}
-			if b, err := os.ReadFile(filepath.Join(c.cacheDir, "buildkit_main.mounts", mountstore.ArchiveName(recordKey))); err == nil && bytes.Contains(b, []byte(secretValue)) {
+			if b, err := os.ReadFile(filepath.Join(c.cacheDir, "buildkit_main.mounts", mountstore.ArchiveName(buildjob.RecordKey))); err == nil && bytes.Contains(b, []byte(secretValue)) {
 				t.Errorf("the secret build-arg is in the record")
 			}
 		})
@@ -347,7 +348,7 @@ func cliExplain(t *testing.T, cacheDir string, extra ...string) (int, string, st
 // local cache at dir.
 func setRecordVersion(t *testing.T, dir, version string) {
 	t.Helper()
-	p := filepath.Join(dir+".mounts", mountstore.ArchiveName(recordKey))
+	p := filepath.Join(dir+".mounts", mountstore.ArchiveName(buildjob.RecordKey))
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bkcache/bkcache/ghacache/emulator"
+	"github.com/bkcache/bkcache/internal/buildjob"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 )
 
@@ -695,7 +696,7 @@ func TestRecordFollowsExport(t *testing.T) {
 						if err != nil {
 							t.Fatalf("cache-to line %q: %v", l, err)
 						}
-						exports[recordWhere(e)] = true
+						exports[buildjob.RecordWhere(e)] = true
 					}
 					var line string
 					for _, l := range strings.Split(out, "\n") {

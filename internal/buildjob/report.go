@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 	"github.com/bkcache/bkcache/internal/ghaction"
 )
 
-// reporter is where a run tells the user what it does: workflow commands
+// Reporter is where a run tells the user what it does: workflow commands
 // and files in the action, plain lines on a terminal.
-type reporter interface {
+type Reporter interface {
 	Mask(secrets ...string)
 	Infof(format string, args ...any)
 	Warnf(format string, args ...any)
@@ -29,6 +29,10 @@ type reporter interface {
 	// StepGroups folds build steps into log groups (nil: no folding).
 	StepGroups() buildkit.Grouper
 }
+
+// NewActionReporter is the reporter of the GitHub Action, speaking the
+// runner's protocol through r.
+func NewActionReporter(r *ghaction.Runner) Reporter { return &actionReporter{r: r} }
 
 // actionReporter speaks the runner's protocol.
 type actionReporter struct {
@@ -96,50 +100,50 @@ func (g stepGroups) EndGroup() {
 	_ = g.a.stopCommands()
 }
 
-// terminalReporter prints plain lines on stderr; outputs are collected and
+// TerminalReporter prints plain lines on stderr; outputs are collected and
 // printed at the end, on stdout, as `name: value`. Quiet (--progress quiet)
 // leaves only the outputs; errors are printed by Main.
-type terminalReporter struct {
+type TerminalReporter struct {
 	out, err io.Writer
 	quiet    bool
 	outputs  map[string]string
 }
 
-func newTerminalReporter(out, err io.Writer, quiet bool) *terminalReporter {
-	return &terminalReporter{out: out, err: err, quiet: quiet, outputs: map[string]string{}}
+func NewTerminalReporter(out, err io.Writer, quiet bool) *TerminalReporter {
+	return &TerminalReporter{out: out, err: err, quiet: quiet, outputs: map[string]string{}}
 }
 
-func (t *terminalReporter) Mask(...string) {}
-func (t *terminalReporter) Infof(format string, args ...any) {
+func (t *TerminalReporter) Mask(...string) {}
+func (t *TerminalReporter) Infof(format string, args ...any) {
 	if !t.quiet {
 		fmt.Fprintf(t.err, format+"\n", args...)
 	}
 }
-func (t *terminalReporter) Warnf(format string, args ...any) {
+func (t *TerminalReporter) Warnf(format string, args ...any) {
 	if !t.quiet {
 		fmt.Fprintf(t.err, "warning: "+format+"\n", args...)
 	}
 }
 
 // Debugf drops the line: the CLI has no debug log.
-func (t *terminalReporter) Debugf(string, ...any) {}
-func (t *terminalReporter) Group(title string, fn func() error) error {
+func (t *TerminalReporter) Debugf(string, ...any) {}
+func (t *TerminalReporter) Group(title string, fn func() error) error {
 	if !t.quiet {
 		fmt.Fprintf(t.err, "== %s\n", title)
 	}
 	return fn()
 }
-func (t *terminalReporter) SetOutput(name, value string) error {
+func (t *TerminalReporter) SetOutput(name, value string) error {
 	t.outputs[name] = value
 	return nil
 }
-func (t *terminalReporter) Summary(ghaction.Summary)        {}
-func (t *terminalReporter) Progress() io.Writer             { return t.err }
-func (t *terminalReporter) Untrusted(fn func() error) error { return fn() }
-func (t *terminalReporter) StepGroups() buildkit.Grouper    { return nil }
+func (t *TerminalReporter) Summary(ghaction.Summary)        {}
+func (t *TerminalReporter) Progress() io.Writer             { return t.err }
+func (t *TerminalReporter) Untrusted(fn func() error) error { return fn() }
+func (t *TerminalReporter) StepGroups() buildkit.Grouper    { return nil }
 
-// printOutputs writes the collected outputs, one `name: value` block each.
-func (t *terminalReporter) printOutputs(names ...string) {
+// PrintOutputs writes the collected outputs, one `name: value` block each.
+func (t *TerminalReporter) PrintOutputs(names ...string) {
 	if len(names) == 0 {
 		for n := range t.outputs {
 			names = append(names, n)

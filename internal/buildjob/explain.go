@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"bytes"
@@ -28,10 +28,12 @@ import (
 // The build record lives in the cache's own store and scope, through
 // mountstore's Store (a small blob under a key per scope). The current
 // record and the one before it are kept, for `bkcache explain`.
+// RecordKey is exported for internal/cli's end-to-end tests, which read
+// the record a build saved.
 const (
 	// Neither key is a prefix of the other: the gha store finds a key by
 	// prefix.
-	recordKey     = "bkcache-build-record-last"
+	RecordKey     = "bkcache-build-record-last"
 	prevRecordKey = "bkcache-build-record-prev"
 )
 
@@ -75,7 +77,7 @@ func (j *job) reportRecord(p planned) {
 	rp := j.planRecord(p)
 	var from []string
 	for _, e := range rp.imports {
-		from = append(from, recordWhere(e))
+		from = append(from, RecordWhere(e))
 	}
 	line := "build record: compare with "
 	if len(from) == 0 {
@@ -84,7 +86,7 @@ func (j *job) reportRecord(p planned) {
 		line += strings.Join(from, ", then ")
 	}
 	if rp.export != nil {
-		line += "; save to " + recordWhere(*rp.export)
+		line += "; save to " + RecordWhere(*rp.export)
 	} else {
 		line += "; no save: this build exports no cache to a store that keeps records"
 	}
@@ -158,8 +160,8 @@ func (j *job) hashContext(ctx context.Context) (map[string]string, contexthash.S
 // readOld reads the first record found in the imported scopes, in order.
 func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 	for _, e := range x.plan.imports {
-		where := recordWhere(e)
-		b, err := readRecord(ctx, e, recordKey, getenv)
+		where := RecordWhere(e)
+		b, err := readRecord(ctx, e, RecordKey, getenv)
 		if errors.Is(err, mountstore.ErrNotFound) {
 			x.tried = append(x.tried, where)
 			continue
@@ -175,7 +177,7 @@ func (x *explainRun) readOld(ctx context.Context, getenv func(string) string) {
 			x.tried = append(x.tried, where+" (unreadable: "+firstLineOf(err.Error())+")")
 			continue
 		}
-		x.old, x.from = &r, recordWhere(e)
+		x.old, x.from = &r, RecordWhere(e)
 		if x.plan.export != nil && sameStore(e, *x.plan.export) {
 			x.oldRaw = b
 		}
@@ -196,10 +198,10 @@ func readRecord(ctx context.Context, e cacheentry.Entry, key string, getenv func
 	return io.ReadAll(io.LimitReader(rc, 1<<20))
 }
 
-// recordWhere names a scope's store for messages: the type and the
+// RecordWhere names a scope's store for messages: the type and the
 // scope's location, the same for its import and export entries, without
 // secrets.
-func recordWhere(e cacheentry.Entry) string {
+func RecordWhere(e cacheentry.Entry) string {
 	a := e.Attrs
 	switch e.Type {
 	case cacheentry.TypeLocal:
@@ -229,7 +231,7 @@ func recordStore(ctx context.Context, e cacheentry.Entry, getenv func(string) st
 	return mountstore.FromEntry(ctx, e, getenv)
 }
 
-func sameStore(a, b cacheentry.Entry) bool { return recordWhere(a) == recordWhere(b) }
+func sameStore(a, b cacheentry.Entry) bool { return RecordWhere(a) == RecordWhere(b) }
 
 // finishExplain compares the build with the imported record, reports the
 // causes of its misses (log lines, output cache-miss-reason), saves the
@@ -280,9 +282,9 @@ func (j *job) finishExplain(ctx context.Context, x *explainRun, res buildkit.Res
 	if x.plan.export != nil && x.oldRaw != nil && explain.Same(*x.old, cur) {
 		// A gha store keeps every save as a new entry: an unchanged build
 		// adds none.
-		saved = "unchanged, kept the one in " + recordWhere(*x.plan.export)
+		saved = "unchanged, kept the one in " + RecordWhere(*x.plan.export)
 	} else if x.plan.export != nil {
-		cur.Scope = recordWhere(*x.plan.export)
+		cur.Scope = RecordWhere(*x.plan.export)
 		n, err := saveRecord(ctx, *x.plan.export, cur, x.oldRaw, j.getenv)
 		if err != nil {
 			j.rep.Warnf("build record not saved: %v", err)
@@ -323,7 +325,7 @@ func saveRecord(ctx context.Context, e cacheentry.Entry, r explain.Record, prev 
 	if prev != nil {
 		eg.Go(func() error { return s.Put(ctx, prevRecordKey, bytes.NewReader(prev), int64(len(prev))) })
 	}
-	eg.Go(func() error { return s.Put(ctx, recordKey, bytes.NewReader(b), int64(len(b))) })
+	eg.Go(func() error { return s.Put(ctx, RecordKey, bytes.NewReader(b), int64(len(b))) })
 	if err := eg.Wait(); err != nil {
 		return 0, fmt.Errorf("%s: %w", s, err)
 	}
@@ -344,9 +346,9 @@ func (j *job) explainLast(ctx context.Context, p planned, out io.Writer) error {
 	}
 	var tried []string
 	for _, e := range stores {
-		where := recordWhere(e)
+		where := RecordWhere(e)
 		tried = append(tried, where)
-		b, err := readRecord(ctx, e, recordKey, j.getenv)
+		b, err := readRecord(ctx, e, RecordKey, j.getenv)
 		if errors.Is(err, mountstore.ErrNotFound) {
 			continue
 		}

@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"context"
@@ -161,7 +161,7 @@ func TestSkippedNotListed(t *testing.T) {
 			if !strings.Contains(planned.cache.CacheFrom(), "type=gha") {
 				t.Fatalf("the plan has no gha import to skip: %q", planned.cache.CacheFrom())
 			}
-			// As job.build hands the plan to the data plane.
+			// As serveStores hands the plan to the data plane.
 			req := buildkit.Request{
 				Imports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Imports),
 				Exports: cacheentry.As[client.CacheOptionsEntry](planned.cache.Exports),

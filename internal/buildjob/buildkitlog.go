@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"fmt"
@@ -64,7 +64,7 @@ func (l *buildkitLog) Fire(e *logrus.Entry) error {
 
 // flush reports the entries held so far: warnings and errors as warnings,
 // known noise and everything else as debug lines.
-func (l *buildkitLog) flush(rep reporter) {
+func (l *buildkitLog) flush(rep Reporter) {
 	l.mu.Lock()
 	entries := l.entries
 	l.entries = nil

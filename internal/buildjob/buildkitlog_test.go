@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 // recordingReporter is a terminal reporter that also keeps debug lines.
 type recordingReporter struct {
-	*terminalReporter
+	*TerminalReporter
 	debug []string
 }
 
@@ -37,7 +37,7 @@ func TestBuildKitLogCaptured(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	rep := &recordingReporter{terminalReporter: newTerminalReporter(&out, &out, false)}
+	rep := &recordingReporter{TerminalReporter: NewTerminalReporter(&out, &out, false)}
 	l.flush(rep)
 	if got, want := out.String(), "warning: buildkit: local cache import at /c skipped: digest sha256:1 unavailable\n"; got != want {
 		t.Errorf("warnings = %q, want %q", got, want)

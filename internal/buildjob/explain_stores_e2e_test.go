@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func TestE2ERecordStores(t *testing.T) {
 				env = testenv.Require(t, tc.need)
 			}
 			e, getenv := tc.entry(env)
-			if _, err := readRecord(ctx, e, recordKey, getenv); err == nil {
+			if _, err := readRecord(ctx, e, RecordKey, getenv); err == nil {
 				t.Fatal("a record before any was saved")
 			}
 			var raw [][]byte
@@ -76,14 +76,14 @@ func TestE2ERecordStores(t *testing.T) {
 				if _, err := saveRecord(ctx, e, r, prev, getenv); err != nil {
 					t.Fatal(err)
 				}
-				b, err := readRecord(ctx, e, recordKey, getenv)
+				b, err := readRecord(ctx, e, RecordKey, getenv)
 				if err != nil {
 					t.Fatal(err)
 				}
 				raw = append(raw, b)
 				time.Sleep(10 * time.Millisecond) // the gha service orders entries by creation time
 			}
-			for _, k := range []struct{ key, want string }{{recordKey, "v2"}, {prevRecordKey, "v1"}} {
+			for _, k := range []struct{ key, want string }{{RecordKey, "v2"}, {prevRecordKey, "v1"}} {
 				b, err := readRecord(ctx, e, k.key, getenv)
 				if err != nil {
 					t.Fatalf("%s: %v", k.key, err)

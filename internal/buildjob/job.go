@@ -1,4 +1,4 @@
-package cli
+package buildjob
 
 import (
 	"context"
@@ -24,7 +24,7 @@ type job struct {
 	cfg    config.Config
 	event  scope.Event
 	getenv func(string) string
-	rep    reporter
+	rep    Reporter
 	// inAction is true when the GitHub runner started us.
 	inAction bool
 	// bkLog holds BuildKit's client log until the build is over.
@@ -142,7 +142,7 @@ func (j *job) report(p planned, withEntries bool) error {
 }
 
 // setCacheOutputs sets the cache-from and cache-to outputs to p's entries:
-// the plan in a dry run, what BuildKit got in a build (job.build).
+// the plan in a dry run, what BuildKit got in a build (runBuild).
 func (j *job) setCacheOutputs(p planned) error {
 	for _, o := range []struct{ name, value string }{
 		{"cache-from", p.cache.CacheFrom()},
@@ -155,12 +155,28 @@ func (j *job) setCacheOutputs(p planned) error {
 	return nil
 }
 
-// build runs BuildKit with the plan and reports the result.
-func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
-	imports, exports := p.cache.Imports, p.cache.Exports
-	j.rep.Mask(cacheentry.Secrets(imports, exports)...)
+// buildRun carries one build from serveStores to close: the request,
+// the stores and mounts serving it, and what BuildKit returned.
+type buildRun struct {
+	req buildkit.Request
+	dp  *dataPlane
+	// ran is what the build runs: the outputs and the summary name no
+	// entry the data plane could not set up. Cache mounts pick their
+	// store from the plan, as before.
+	ran     planned
+	mounts  *mountRun
+	why     *explainRun
+	res     buildkit.Result
+	dpr     dataPlaneResult
+	elapsed time.Duration
+}
 
-	req := buildkit.Request{
+// serveStores turns the plan into a BuildKit request and starts the gha
+// data plane (the session store or the cache endpoint) that serves it.
+// The returned buildRun is never nil: close it even on error.
+func (j *job) serveStores(ctx context.Context, p planned) (*buildRun, error) {
+	j.rep.Mask(cacheentry.Secrets(p.cache.Imports, p.cache.Exports)...)
+	b := &buildRun{req: buildkit.Request{
 		Build: buildkit.BuildOptions{
 			Context:   j.cfg.Context,
 			File:      j.cfg.File,
@@ -175,45 +191,58 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 			NoCache:   j.cfg.NoCache,
 			Pull:      j.cfg.Pull,
 		},
-		Imports:  cacheentry.As[client.CacheOptionsEntry](imports),
-		Exports:  cacheentry.As[client.CacheOptionsEntry](exports),
+		Imports:  cacheentry.As[client.CacheOptionsEntry](p.cache.Imports),
+		Exports:  cacheentry.As[client.CacheOptionsEntry](p.cache.Exports),
 		Builder:  j.cfg.Builder,
 		Progress: j.progressMode(),
-	}
-	dp, err := startDataPlane(ctx, &req, p.cache.Trust, j.getenv, builderReach(j.cfg.Builder, j.getenv), j.rep.Infof)
+	}}
+	dp, err := startDataPlane(ctx, &b.req, p.cache.Trust, j.getenv, builderReach(j.cfg.Builder, j.getenv), j.rep.Infof)
 	if dp != nil {
-		defer dp.close()
+		b.dp = dp
 		j.rep.Mask(dp.secrets...)
 	}
 	if err != nil {
-		return buildkit.Result{}, err
+		return b, err
 	}
-	// run is what the build runs: the outputs and the summary name no
-	// entry the data plane could not set up. Cache mounts pick their
-	// store from the plan, as before.
 	run, skipped := dp.ran(p)
 	for _, d := range skipped {
 		j.rep.Warnf("%s", d)
 	}
-	imports, exports = run.cache.Imports, run.cache.Exports
-	mounts := j.restoreMounts(ctx, p)
-	defer mounts.close()
-	why := j.startExplain(ctx, p)
+	b.ran = run
+	return b, nil
+}
+
+// close stops what serveStores and restoreMounts started, the mounts
+// first; a second call does nothing.
+func (b *buildRun) close() {
+	b.mounts.close()
+	b.mounts = nil
+	if b.dp != nil {
+		b.dp.close()
+		b.dp = nil
+	}
+}
+
+// runBuild runs BuildKit, then lets the data plane finish (its index
+// writes), and logs what both said. The cache outputs name what the build
+// ran with, set even when it failed.
+func (j *job) runBuild(ctx context.Context, b *buildRun) error {
+	dp := b.dp
 	start := time.Now()
 	var res buildkit.Result
 	opts := []buildkit.Option{buildkit.WithGetenv(j.getenv), buildkit.WithProgressOutput(j.rep.Progress())}
 	if g := j.rep.StepGroups(); g != nil {
 		opts = append(opts, buildkit.WithGrouper(g))
 	}
-	j.rep.Infof("building %s with %d cache imports and %d exports", j.cfg.Context, len(imports), len(exports))
+	j.rep.Infof("building %s with %d cache imports and %d exports", j.cfg.Context, len(b.ran.cache.Imports), len(b.ran.cache.Exports))
 	if len(j.cfg.Tags) == 0 && len(j.cfg.Outputs) == 0 && !j.cfg.Push {
 		j.rep.Infof("no tags, outputs or push: the result stays only in the build cache")
 	}
 	// The progress display prints what RUN steps print: the Dockerfile of a
 	// pull request must not issue workflow commands.
-	err = j.rep.Untrusted(func() error {
+	err := j.rep.Untrusted(func() error {
 		var err error
-		res, err = buildkit.Build(ctx, req, opts...)
+		res, err = buildkit.Build(ctx, b.req, opts...)
 		if err != nil && dp.evictedDuringBuild() {
 			err = fmt.Errorf("%w (%s)", err, evictedHint)
 		}
@@ -224,8 +253,8 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	}
 	// The cache outputs name what the build ran with, set even when it
 	// failed.
-	run = dp.ranIn(run, res)
-	if oerr := j.setCacheOutputs(run); oerr != nil && err == nil {
+	b.ran = dp.ranIn(b.ran, res)
+	if oerr := j.setCacheOutputs(b.ran); oerr != nil && err == nil {
 		err = oerr
 	}
 	dpr, dpErr := dp.finish(ctx, err == nil)
@@ -243,12 +272,20 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 	for _, w := range res.Warnings {
 		j.rep.Warnf("%s", w)
 	}
+	b.res, b.dpr = res, dpr
 	if err != nil {
-		return res, err
+		return err
 	}
-	elapsed := time.Since(start)
-	j.rep.Infof("cache: %d of %d steps cached (%s) in %s", res.Cached, res.Steps, ratio(res.Cached, res.Steps), elapsed.Round(10*time.Millisecond))
+	b.elapsed = time.Since(start)
+	j.rep.Infof("cache: %d of %d steps cached (%s) in %s", res.Cached, res.Steps, ratio(res.Cached, res.Steps), b.elapsed.Round(10*time.Millisecond))
+	return nil
+}
 
+// reportBuild sets the outputs of a build that succeeded, says why its
+// steps missed (saving the new build record) and returns its job summary,
+// which the caller completes with the saved mounts.
+func (j *job) reportBuild(ctx context.Context, b *buildRun) (ghaction.Summary, error) {
+	res := b.res
 	meta, _ := json.Marshal(res.Metadata)
 	for _, o := range []struct{ name, value string }{
 		{"digest", res.Digest},
@@ -258,16 +295,14 @@ func (j *job) build(ctx context.Context, p planned) (buildkit.Result, error) {
 		{"cache-steps", strconv.Itoa(res.Steps)},
 	} {
 		if err := j.rep.SetOutput(o.name, o.value); err != nil {
-			return res, fmt.Errorf("setting output %q: %w", o.name, err)
+			return ghaction.Summary{}, fmt.Errorf("setting output %q: %w", o.name, err)
 		}
 	}
-	missed := j.finishExplain(ctx, why, res)
-	sum := j.summary(ctx, run, res, elapsed)
+	missed := j.finishExplain(ctx, b.why, res)
+	sum := j.summary(ctx, b.ran, res, b.elapsed)
 	sum.Builds[0].MissReasons = missed
-	dpr.addToSummary(&sum, res.Cached)
-	sum.Mounts = j.saveMounts(ctx, mounts, res)
-	j.rep.Summary(sum)
-	return res, nil
+	b.dpr.addToSummary(&sum, res.Cached)
+	return sum, nil
 }
 
 func (j *job) progressMode() string {
