@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -136,6 +137,36 @@ func TestParseRuns(t *testing.T) {
 		}
 		if o.runsOf("node") != tc.runs || o.runsOf("self") != tc.self {
 			t.Errorf("-runs %s: node %d, self %d; want %d, %d", tc.in, o.runsOf("node"), o.runsOf("self"), tc.runs, tc.self)
+		}
+	}
+}
+
+// One restore batch serves every mount, so it counts once; the saves count
+// as the longest one's (the pack they share plus its upload).
+func TestMountSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mounts []string
+		want   float64
+	}{
+		{"none", nil, 0},
+		{"planned only", []string{"/go/pkg/mod: restore from gha scope x; save to gha scope x"}, 0},
+		{"cold", []string{
+			"/go/pkg/mod: nothing saved yet; saved to gha scope x (184.3MiB, 22680 files) in 9.2s",
+			"/root/.cache/go-build: nothing saved yet; saved to gha scope x (98.77MiB, 4669 files) in 7.25s",
+		}, 9.2},
+		{"warm", []string{
+			"/go/pkg/mod: restored from gha scope x (184.3MiB, 22680 files) in 10.86s; not saved: every step that uses it was cached, so it is unchanged",
+			"/root/.cache/go-build: restored from gha scope x (98.77MiB, 4669 files) in 10.86s; not saved: every step that uses it was cached, so it is unchanged",
+		}, 10.86},
+		{"pr", []string{
+			"/go/pkg/mod: restored from gha scope x (184.3MiB, 22680 files) in 12.98s; saved to gha scope x (184.3MiB, 22680 files) in 9.14s",
+			"/root/.cache/go-build: restored from gha scope x (98.77MiB, 4669 files) in 12.98s; saved to gha scope x (99.45MiB, 4696 files) in 7.52s",
+		}, 22.12},
+		{"kept", []string{"/root/.npm: kept the builder's own contents (3 files); not saved: every step that uses it was cached, so it is unchanged"}, 0},
+	} {
+		if got := mountSeconds(tc.mounts); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: mountSeconds = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -65,6 +65,10 @@ func readRaw(path string) (*results, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
+	// Runs before mountSeconds summed the batches once per mount.
+	for i := range r.Samples {
+		r.Samples[i].MountSeconds = mountSeconds(r.Samples[i].Mounts)
+	}
 	return &r, nil
 }
 
@@ -267,7 +271,7 @@ func (r *results) markdown(plotPath string) string {
 		}
 
 		w("\n### The cache mounts' share of the time (median)\n\n")
-		w("Time bkcache spent restoring and saving Dockerfile cache mounts (from its summary of each mount), against the whole build. build-push-action's gha carries no mounts.\n\n")
+		w("Time bkcache spent restoring and saving Dockerfile cache mounts (from its summary of each mount: the restore batch, and the longest mount's save, its share of the pack plus its upload), against the whole build. build-push-action's gha carries no mounts.\n\n")
 		w("| Suite | Delay | Scenario |")
 		var mountCfgs []string
 		for _, c := range stores {
