@@ -314,3 +314,43 @@ func TestReadOnlyRefusesCreate(t *testing.T) {
 		t.Fatalf("save through a read-only endpoint: %v", err)
 	}
 }
+
+// BuildKit reads a lazy layer with an open-ended range and stops once it
+// has what it needs. When the build is over, Close must drop such a read
+// rather than wait for it: a graceful shutdown waited 5 s on every fully
+// cached build, and left the connection open after that.
+func TestCloseDropsAbandonedReads(t *testing.T) {
+	first, daemon, _, _ := setup(t, true)
+	ctx := context.Background()
+	data := randomBytes(t, 32<<20) // more than the sockets buffer
+	key := "buildkit-blob-1-" + digest.FromBytes(data).String()
+	if err := daemon.Save(ctx, key, actionscache.NewBlob(data)); err != nil {
+		t.Fatal(err)
+	}
+	first.bg.Wait()
+	ep, daemon := serve(t, first.c, false)
+	e, err := daemon.Load(ctx, key)
+	if err != nil || e == nil {
+		t.Fatalf("lookup: %v, %v", e, err)
+	}
+	req, err := http.NewRequest(http.MethodGet, e.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Range", "bytes=0-")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n+1 == int64(len(data)) {
+		t.Fatal("the abandoned read was served to its end after Close: the connection stayed open")
+	}
+}
