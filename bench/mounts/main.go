@@ -565,8 +565,8 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 	if col(rt, 4) < 0 || col(rt, 5) < 0 {
 		dance = -1
 	}
-	printf("\n`go run ./bench/mounts -mb %d -runs %d` on the test environment (%s, %d cores, shared with other jobs while it ran). ",
-		st.Bytes>>20, runs, runtime.GOARCH, runtime.NumCPU())
+	printf("\n`go run ./bench/mounts -mb %d -runs %d` on the test environment (%s, %d cores; load average at the end %s). ",
+		st.Bytes>>20, runs, runtime.GOARCH, runtime.NumCPU(), loadAverage())
 	line("Every builder is a fresh buildkitd; store transfers are left out (the archive is a local file), so the figures are the cost of getting data into and out of a builder's cache mount.")
 	line("")
 	line("| Target | Value | Measured |")
@@ -605,4 +605,14 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 	line("|--:|--:|--:|")
 	printf("| %s | %s | %s |\n", secs(col(un, 0)), secs(col(un, 1)), secs(col(un, 0)-col(un, 1)))
 	return b.String()
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures, so a report
+// says how busy the machine was ("unknown" where there is none).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
