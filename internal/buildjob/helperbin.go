@@ -118,7 +118,10 @@ func (f *helperFinder) find(p ocispecs.Platform) (string, error) {
 	if err := os.Rename(tmp, built); err != nil {
 		return "", err
 	}
-	if n := pruneOldHelpers(root, key, started); n > 0 {
+	// A file system stamps times from a clock a few milliseconds behind
+	// time.Now, so a helper another bkcache wrote just after started can
+	// carry an earlier time: a second of slack keeps it.
+	if n := pruneOldHelpers(root, key, started.Add(-time.Second)); n > 0 {
 		f.infof("cache mounts: removed the static helpers of %d older bkcache builds from %s", n, root)
 	}
 	return built, nil
