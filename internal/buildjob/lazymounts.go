@@ -65,9 +65,9 @@ func (j *job) planLazyMounts(p planned) *lazyMounts {
 }
 
 // needs is the rule that stops the build for a restore: a running step
-// needs the mounts when it is a RUN that mounts a carried mount's target
-// (Mount.UsedBy, the rule saveMounts uses), or that declares any
-// type=cache mount in its flags.
+// needs the mounts when it is a RUN whose --mount flags mount a carried
+// mount's target (Mount.UsedBy, the rule saveMounts uses), or declare any
+// type=cache mount.
 //
 // The Dockerfile frontend names a RUN vertex "[<platform> <stage> i/n] "
 // followed by the instruction's own text, flags included and build
@@ -85,7 +85,8 @@ func (lm *lazyMounts) needs(step string) bool {
 		return false
 	}
 	for _, m := range lm.mounts {
-		if m.UsedBy(step) {
+		// The flags only: a command's own text can say "target=/x".
+		if m.UsedBy(strings.Join(flags, " ")) {
 			return true
 		}
 	}

@@ -25,7 +25,28 @@ func TestLazyMountsNeeds(t *testing.T) {
 		step  string
 		needs bool
 	}{
-		// CAPTURED NAMES GO HERE
+		// Captured from a build of a Dockerfile that tries each form (the
+		// frontend pads the step number and collapses line continuations
+		// into spaces).
+		{"[build  1/12] FROM 127.0.0.1:5001/bkcache/busybox:latest@sha256:a328598bddf85f9a922997df2d12d7946284953ea17833ff4c8a6fccd8fe6595", false},
+		{"[build  2/12] WORKDIR /src", false},
+		{"[build  3/12] RUN echo cap1 > /plain", false},
+		{"[build  4/12] RUN --mount=type=cache,target=/go/pkg/mod     echo cap1 > /dl", true},
+		{"[build  5/12] RUN --mount=type=cache,target=/go/pkg/mod     --mount=type=cache,target=/root/.cache/go-build     echo cap1 > /built", true},
+		// Cache mounts that are not the carried one: the safety net.
+		{"[build  6/12] RUN --mount=type=cache,id=npm,dst=/root/.npm/,sharing=locked echo cap1 > /npm", true},
+		{"[build  7/12] RUN --mount=target=/var/cache/app,type=cache echo cap1 > /varcache", true},
+		{"[build  8/12] RUN --mount=type=bind,target=/ctx echo cap1 > /bind", false},
+		// Another kind of mount at a carried target: a needless restore.
+		{"[build  9/12] RUN --mount=type=tmpfs,target=/go/pkg/mod echo cap1 > /tmpfs", true},
+		{`[build 10/12] RUN --network=none --mount=type=cache,target=/tmp/c ["sh", "-c", "echo cap1 > /exec"]`, true},
+		{"[build 11/12] RUN --mount=type=cache,target=/tmp/h <<EOT (echo cap1 > /heredoc)", true},
+		{"[build 12/12] COPY Dockerfile /df", false},
+		{"[stage-1 2/2] COPY --from=build /built /built", false},
+		{"[internal] load build definition from Dockerfile", false},
+		{"importing cache manifest from local:15387151634441263211", false},
+		// The command's own text is not a flag.
+		{"[build  3/12] RUN echo --mount=type=cache,target=/go/pkg/mod", false},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
 			if got := lm.needs(tc.step); got != tc.needs {
