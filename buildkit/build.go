@@ -72,6 +72,7 @@ type buildConfig struct {
 	out     io.Writer
 	getenv  func(string) string
 	grouper Grouper
+	running func(step string)
 }
 
 // WithProgressOutput sets where the progress display writes (default stderr).
@@ -83,6 +84,13 @@ func WithGetenv(f func(string) string) Option { return func(c *buildConfig) { c.
 
 // WithGrouper folds plain progress output into one group per step.
 func WithGrouper(g Grouper) Option { return func(c *buildConfig) { c.grouper = g } }
+
+// WithRunningSteps calls f with the name of each build step (Vertex.Step)
+// that BuildKit starts to run rather than load from the cache, once per
+// step and solve, as soon as the status stream says so. f is called from
+// the goroutine that reads the stream: it must not block. Cancelling the
+// build's context from f stops the build.
+func WithRunningSteps(f func(step string)) Option { return func(c *buildConfig) { c.running = f } }
 
 // Build resolves the builder, runs the build and counts its cache hits.
 //
@@ -250,7 +258,11 @@ func solve(ctx context.Context, c *client.Client, req Request, mode progressui.D
 	eg.Go(func() error {
 		defer close(displayCh)
 		for s := range statusCh {
-			rec.update(s)
+			for _, step := range rec.update(s) {
+				if cfg.running != nil {
+					cfg.running(step)
+				}
+			}
 			displayCh <- s
 		}
 		return nil

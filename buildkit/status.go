@@ -54,13 +54,16 @@ type recorder struct {
 type vertexState struct {
 	client.Vertex
 	first time.Time // first Started seen
+	ran   bool      // update returned it as a running step
 }
 
 func newRecorder() *recorder {
 	return &recorder{vertices: map[digest.Digest]*vertexState{}}
 }
 
-func (r *recorder) update(s *client.SolveStatus) {
+// update folds s in and returns the names of the steps that s shows
+// starting to run for the first time (see runs).
+func (r *recorder) update(s *client.SolveStatus) (running []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, v := range s.Vertexes {
@@ -72,6 +75,10 @@ func (r *recorder) update(s *client.SolveStatus) {
 			st = &vertexState{}
 			r.vertices[v.Digest] = st
 			r.order = append(r.order, v.Digest)
+		}
+		if !st.ran && runs(v) {
+			st.ran = true
+			running = append(running, v.Name)
 		}
 		// Cached sticks: later updates of a cached step (loading its
 		// result for the steps after it) come without the flag. But an
@@ -112,6 +119,20 @@ func (r *recorder) update(s *client.SolveStatus) {
 		}
 		r.warnings = append(r.warnings, msg)
 	}
+	return running
+}
+
+// runs reports whether an update says that BuildKit executes a step
+// rather than loads it from the cache. The solver reports an execution as
+// Started without Cached, a cache load as Started with Cached (solver/
+// jobs.go, notifyStarted), both with the vertex's inputs. A cached step's
+// lazy layers pulled later (by a step on top of it, or the exporter) are
+// reported again as Started without Cached, but by the progress controller
+// (util/progress/controller), which sends no inputs: that is no run. A RUN
+// always has an input (its root filesystem). A step that failed at once
+// ran too.
+func runs(v *client.Vertex) bool {
+	return v.Started != nil && !v.Cached && len(v.Inputs) > 0 && isStep(v.Name)
 }
 
 // snapshot returns the vertices in the order they first appeared, and the

@@ -305,3 +305,54 @@ func TestRecorderKeepsInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderRunningSteps: update names a step once, when BuildKit starts
+// to execute it; cache loads, the lazy pulls of cached steps (no inputs)
+// and bookkeeping vertices are no runs.
+func TestRecorderRunningSteps(t *testing.T) {
+	d := func(s string) digest.Digest { return digest.FromString(s) }
+	in := []digest.Digest{d("base")}
+	tests := []struct {
+		name    string
+		updates [][]*client.Vertex
+		want    []string
+	}{
+		{"executed", [][]*client.Vertex{
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1)}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Completed: at(2)}},
+		}, []string{"[2/3] RUN make"}},
+		{"started and done in one update", [][]*client.Vertex{
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Completed: at(1)}},
+		}, []string{"[2/3] RUN make"}},
+		{"cache load", [][]*client.Vertex{
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Cached: true}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Completed: at(1), Cached: true}},
+		}, nil},
+		{"lazy pull of a cached step", [][]*client.Vertex{
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Completed: at(1), Cached: true}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Started: at(3)}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Started: at(3), Completed: at(4)}},
+		}, nil},
+		{"failed cache load, then run", [][]*client.Vertex{
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(1), Completed: at(1), Cached: true, Error: "lease not found"}},
+			{{Digest: d("run"), Name: "[2/3] RUN make", Inputs: in, Started: at(2)}},
+		}, []string{"[2/3] RUN make"}},
+		{"not a step", [][]*client.Vertex{
+			{{Digest: d("exp"), Name: "exporting to image", Inputs: in, Started: at(1)}},
+			{{Digest: d("from"), Name: "[1/3] FROM busybox", Inputs: in, Started: at(1)}},
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecorder()
+			var got []string
+			for _, vs := range tt.updates {
+				got = append(got, r.update(&client.SolveStatus{Vertexes: vs})...)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("running steps = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

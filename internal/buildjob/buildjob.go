@@ -11,9 +11,14 @@
 //     compares the last two build records.
 //  3. serve stores: start the gha data plane (the session store, or the
 //     cache endpoint on the loopback) that BuildKit reads and writes.
-//  4. restore mounts: fill the Dockerfile's cache mounts from the store.
-//  5. build: run BuildKit, then finish the data plane's index writes.
-//  6. save mounts: pack the cache mounts back into the store.
+//  4. plan mounts: find the Dockerfile's cache mounts to restore (with
+//     BKCACHE_MOUNT_RESTORE=eager, restore them from the store now).
+//  5. build, restoring mounts only if a step needs them: run BuildKit
+//     without them; when a step that uses them starts to run, stop,
+//     restore them and build again (buildLazily). Then finish the data
+//     plane's index writes.
+//  6. save mounts: pack the cache mounts a step ran with back into the
+//     store.
 //  7. report: outputs, why steps missed, the new build record, and the job
 //     summary, written once the mounts are saved (it lists them).
 //  8. clean up: stop the stores, then, in the action, prune superseded gha
@@ -98,16 +103,20 @@ func (j *job) run(ctx context.Context, cmd Command, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b.mounts = j.restoreMounts(ctx, p)
+	if j.eagerMountRestore() {
+		b.mounts = j.restoreMounts(ctx, p)
+	} else {
+		b.lazy = j.planLazyMounts(p)
+	}
 	b.why = j.startExplain(ctx, p)
-	if err := j.runBuild(ctx, b); err != nil {
+	if err := j.runBuild(ctx, b); err != nil { // restores mounts if a step needs them
 		return err
 	}
 	sum, err := j.reportBuild(ctx, b)
 	if err != nil {
 		return err
 	}
-	sum.Mounts = j.saveMounts(ctx, b.mounts, b.res)
+	sum.Mounts = j.saveMounts(ctx, b)
 	j.rep.Summary(sum)
 	return j.cleanUp(ctx, p, b)
 }

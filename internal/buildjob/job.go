@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,8 +164,11 @@ type buildRun struct {
 	// ran is what the build runs: the outputs and the summary name no
 	// entry the data plane could not set up. Cache mounts pick their
 	// store from the plan, as before.
-	ran     planned
-	mounts  *mountRun
+	ran    planned
+	mounts *mountRun
+	// lazy are the mounts to restore if a step needs them (buildLazily);
+	// nil when they were restored before the build, or there are none.
+	lazy    *lazyMounts
 	why     *explainRun
 	res     buildkit.Result
 	dpr     dataPlaneResult
@@ -238,16 +242,29 @@ func (j *job) runBuild(ctx context.Context, b *buildRun) error {
 	if len(j.cfg.Tags) == 0 && len(j.cfg.Outputs) == 0 && !j.cfg.Push {
 		j.rep.Infof("no tags, outputs or push: the result stays only in the build cache")
 	}
-	// The progress display prints what RUN steps print: the Dockerfile of a
-	// pull request must not issue workflow commands.
-	err := j.rep.Untrusted(func() error {
-		var err error
-		res, err = buildkit.Build(ctx, b.req, opts...)
-		if err != nil && dp.evictedDuringBuild() {
-			err = fmt.Errorf("%w (%s)", err, evictedHint)
+	build := func(ctx context.Context, onRun func(step string)) (res buildkit.Result, err error) {
+		opts := opts
+		if onRun != nil {
+			opts = append(slices.Clone(opts), buildkit.WithRunningSteps(onRun))
 		}
-		return err
-	})
+		// The progress display prints what RUN steps print: the Dockerfile
+		// of a pull request must not issue workflow commands.
+		err = j.rep.Untrusted(func() error {
+			var err error
+			res, err = buildkit.Build(ctx, b.req, opts...)
+			if err != nil && dp.evictedDuringBuild() {
+				err = fmt.Errorf("%w (%s)", err, evictedHint)
+			}
+			return err
+		})
+		return res, err
+	}
+	var err error
+	if b.lazy != nil {
+		res, err = j.buildLazily(ctx, b, build)
+	} else {
+		res, err = build(ctx, nil)
+	}
 	if j.bkLog != nil {
 		j.bkLog.flush(j.rep)
 	}

@@ -233,8 +233,9 @@ type mountResult struct {
 	saved    string
 }
 
-// restoreMounts fills the builder's cache mounts from the store before the
-// build. It never fails the build: problems are warnings.
+// restoreMounts fills the builder's cache mounts from the store, before
+// the build or when a step needs them (buildLazily). It never fails the
+// build: problems are warnings.
 func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	mp, _, err := j.planMounts(p, "")
 	if err != nil {
@@ -468,11 +469,19 @@ func keepSetID(getenv func(string) string) bool {
 
 // saveMounts saves each mount that a step of the build ran with, in one
 // helper build, and returns the summary lines. It never fails the build.
-func (j *job) saveMounts(ctx context.Context, run *mountRun, res buildkit.Result) []string {
+func (j *job) saveMounts(ctx context.Context, b *buildRun) []string {
+	run := b.mounts
 	if run == nil {
-		return nil
+		if b.lazy == nil || b.lazy.restored {
+			return nil // none, or the restore failed and said so
+		}
+		lines := b.lazy.summary()
+		for _, l := range lines {
+			j.rep.Infof("cache mount %s", l)
+		}
+		return lines
 	}
-	j.saveAll(ctx, run, res)
+	j.saveAll(ctx, run, b.res)
 	var lines []string
 	for i, m := range run.plan.mounts {
 		r := &run.results[i]

@@ -67,6 +67,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			}
 			line := tc.line(t.TempDir())
 			scope := "mounts-" + testenv.RandomHex(6)
+			var outputs map[string]string // the last build's
 			build := func(builder, buildArgs string) (out, summary, log string) {
 				t.Helper()
 				out = t.TempDir()
@@ -80,10 +81,11 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 						r.vars[k] = v
 					}
 				}
-				code, log, _ := r.run(t)
+				code, log, outs := r.run(t)
 				if code != 0 {
 					t.Fatalf("action exited %d:\n%s", code, log)
 				}
+				outputs = outs
 				sum, err := os.ReadFile(r.summary)
 				if err != nil {
 					t.Fatal(err)
@@ -126,6 +128,18 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 			_, sum, _ = build(fresh, warmID)
 			if n := strings.Count(sum, "not saved: every step that uses it was cached"); n != 2 {
 				t.Errorf("an all-cached build saved mounts again:\n%s", sum)
+			}
+
+			// So is it on a fresh builder, which then needs no mount: the
+			// build restores none (no helper build ran), and each RUN step
+			// was a hit from the build cache. The second build above, whose
+			// steps ran, restored both before they ran (they found "warm").
+			_, sum, log = build(testenv.NewBuildkitd(t), warmID)
+			if n := strings.Count(sum, ": not restored: not needed;"); n != 2 || strings.Contains(sum, "restored from ") {
+				t.Errorf("an all-cached build on a fresh builder restored mounts:\n%s\nlog:\n%s", sum, log)
+			}
+			if outputs["cache-hits"] != outputs["cache-steps"] || outputs["cache-steps"] == "0" {
+				t.Errorf("all-cached build on a fresh builder: %s of %s steps cached", outputs["cache-hits"], outputs["cache-steps"])
 			}
 
 			// A build that empties a mount does not replace its archive: a
