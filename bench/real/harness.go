@@ -499,7 +499,7 @@ func (h *harness) cacheLine(st store) string {
 	switch st.config {
 	case "gha-stock":
 		return "type=gha,dataplane=false"
-	case "gha":
+	case "gha", "gha-eager":
 		return "type=gha"
 	case "registry":
 		return "type=registry,ref=" + st.net.registry + "/bkcache-real/" + h.res.RunID
@@ -571,12 +571,17 @@ func (h *harness) bkcacheEnv(ctx context.Context, st store, ref string) ([]strin
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "GITHUB_") || strings.HasPrefix(k, "ACTIONS_") || strings.HasPrefix(k, "RUNNER_") || k == "BUILDKIT_HOST" || k == "BKCACHE_CACHE_DIR" {
+		if strings.HasPrefix(k, "GITHUB_") || strings.HasPrefix(k, "ACTIONS_") || strings.HasPrefix(k, "RUNNER_") || k == "BUILDKIT_HOST" || k == "BKCACHE_CACHE_DIR" || k == "BKCACHE_MOUNT_RESTORE" {
 			continue
 		}
 		out = append(out, kv)
 	}
 	out = append(out, "BKCACHE_CACHE_DIR="+filepath.Join(h.work, "default-cache"))
+	if st.config == "gha-eager" {
+		// The restore before the build, as bkcache did before the lazy
+		// restore became its default.
+		out = append(out, "BKCACHE_MOUNT_RESTORE=eager")
+	}
 	if storeOf(st.config) != "gha" {
 		return out, nil
 	}

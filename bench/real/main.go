@@ -42,7 +42,7 @@ import (
 
 var (
 	allSuites    = []string{"self", "node"}
-	allConfigs   = []string{"nocache", "gha-stock", "gha", "registry", "s3"}
+	allConfigs   = []string{"nocache", "gha-stock", "gha", "gha-eager", "registry", "s3"}
 	allScenarios = []string{"cold", "warm", "pr", "bump"}
 
 	// The defaults keep a run under an hour on a quiet 2-core machine:
@@ -79,7 +79,7 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("real", flag.ContinueOnError)
 	runs := fs.String("runs", "3", "runs per scenario and configuration; a suite=N item sets one suite's (3,self=2)")
 	suites := fs.String("suites", strings.Join(allSuites, ","), "real projects to build")
-	configs := fs.String("configs", strings.Join(defaultConfigs, ","), "configurations of "+strings.Join(allConfigs, ", ")+": nocache, gha-stock (build-push-action's type=gha,mode=max), gha (bkcache defaults), registry, s3 (bkcache)")
+	configs := fs.String("configs", strings.Join(defaultConfigs, ","), "configurations of "+strings.Join(allConfigs, ", ")+": nocache, gha-stock (build-push-action's type=gha,mode=max), gha (bkcache defaults), gha-eager (the same with BKCACHE_MOUNT_RESTORE=eager: mounts restored before the build), registry, s3 (bkcache)")
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the cold build: warm, pr (one-file change), bump (one dependency added); cold always runs")
 	delays := fs.String("delays", defaultDelays, "latency in ms toxiproxy adds each way in front of the stores (0: loopback)")
 	fs.StringVar(&o.out, "out", "bench/real/results.md", "report section to write (go run ./bench puts it first in BENCHMARKS.md; empty: none)")

@@ -167,6 +167,7 @@ var configText = map[string]string{
 	"nocache":   "no cache",
 	"gha-stock": "build-push-action gha",
 	"gha":       "bkcache (gha)",
+	"gha-eager": "bkcache (gha), mounts restored first",
 	"registry":  "bkcache registry",
 	"s3":        "bkcache s3",
 }
