@@ -206,13 +206,19 @@ func NewBuildkitd(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.Buildkitd, "--root", filepath.Join(root, "state"), "--addr", addr, "--config", e.BuildkitdCfg)
+	// Every buildkitd listens on /run/buildkit/otel-grpc.sock unless told
+	// otherwise; two starting at once race for it and one exits.
+	cmd := exec.Command(e.Buildkitd, "--root", filepath.Join(root, "state"), "--addr", addr, "--config", e.BuildkitdCfg,
+		"--otel-socket-path", filepath.Join(root, "otel-grpc.sock"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting buildkitd: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// done is closed when buildkitd exits, so the readiness loop and the
+	// cleanup can both wait for it.
+	done := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -241,9 +247,9 @@ func NewBuildkitd(t testing.TB) string {
 			}
 		}
 		select {
-		case err := <-done:
+		case <-done:
 			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("buildkitd exited: %v\n%s", err, tail(b, 4096))
+			t.Fatalf("buildkitd exited: %v\n%s", exitErr, tail(b, 4096))
 		case <-ctx.Done():
 			t.Fatalf("buildkitd at %s not ready after 60s", addr)
 		case <-time.After(100 * time.Millisecond):

@@ -38,7 +38,10 @@ func (d Daemon) Start(ctx context.Context, dir, pattern string) (*Builder, error
 	if b.log, err = os.Create(filepath.Join(root, "buildkitd.log")); err != nil {
 		return nil, err
 	}
-	b.cmd = exec.Command(d.Buildkitd, "--root", filepath.Join(root, "state"), "--addr", b.Addr, "--config", d.Config)
+	// Its own OpenTelemetry socket: every buildkitd takes
+	// /run/buildkit/otel-grpc.sock otherwise, and two starting at once race.
+	b.cmd = exec.Command(d.Buildkitd, "--root", filepath.Join(root, "state"), "--addr", b.Addr, "--config", d.Config,
+		"--otel-socket-path", filepath.Join(root, "otel-grpc.sock"))
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
 		b.log.Close()
