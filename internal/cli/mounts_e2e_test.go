@@ -92,14 +92,7 @@ func TestE2ECacheMountsOnFreshBuilders(t *testing.T) {
 				}
 				return out, string(sum), log
 			}
-			read := func(dir, name string) string {
-				t.Helper()
-				b, err := os.ReadFile(filepath.Join(dir, name))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return strings.TrimSpace(string(b))
-			}
+			read := func(dir, name string) string { return readExported(t, dir, name) }
 
 			cold, sum, log := build(testenv.NewBuildkitd(t), "RUNID="+testenv.RandomHex(6))
 			if read(cold, "dl-state") != "cold" || read(cold, "tmp/user-state") != "cold" {
@@ -224,14 +217,7 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 		}
 		return out, string(sum), log
 	}
-	read := func(dir, name string) string {
-		t.Helper()
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(b))
-	}
+	read := func(dir, name string) string { return readExported(t, dir, name) }
 	platforms := []string{"linux/amd64", "linux/arm64"}
 
 	cold, sum, log := build("ns-"+testenv.RandomHex(6), "linux/amd64,linux/arm64")
@@ -278,4 +264,14 @@ func TestE2ECacheMountsDockerContainerTwoPlatforms(t *testing.T) {
 	if n := strings.Count(sum, "restored from "); n != 1 || !strings.Contains(sum, "dl-linux/amd64: ") {
 		t.Errorf("a build for the builder's platform restored %d mounts:\n%s", n, sum)
 	}
+}
+
+// readExported is a file a build exported to dir, trimmed.
+func readExported(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
