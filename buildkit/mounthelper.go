@@ -55,15 +55,17 @@ func (m CacheMount) mountOptions() ([]llb.MountOption, llb.State, error) {
 	return opts, src, nil
 }
 
-// MountHelper runs small builds of its own on the builder that pack a cache
-// mount into an archive or unpack one into it. The helper program is
-// bkcache's own static binary, sent in through the session, so no image is
-// pulled.
+// MountHelper runs bkcache's own static binary on the builder, where it
+// mounts the build's caches, to pack a cache mount into an archive or
+// unpack one into it. The binary is sent in through the session, so no
+// image is pulled. It runs in a gateway container where the builder has
+// them (mountexec.go), else in small builds of its own.
 type MountHelper struct {
-	c        *client.Client
-	platform ocispecs.Platform
-	binDir   string // holds the helper binary
-	binName  string
+	c         *client.Client
+	platform  ocispecs.Platform
+	binDir    string // holds the helper binary
+	binName   string
+	transport Transport
 }
 
 // Local source names of the helper builds.
@@ -101,7 +103,29 @@ func NewMountHelper(ctx context.Context, builder string, getenv func(string) str
 		c.Close()
 		return nil, err
 	}
-	return &MountHelper{c: c, platform: p, binDir: filepath.Dir(bin), binName: filepath.Base(bin)}, nil
+	return &MountHelper{c: c, platform: p, binDir: filepath.Dir(bin), binName: filepath.Base(bin), transport: TransportContainer}, nil
+}
+
+// Transport is how the helper reaches the cache mounts: a container until
+// the builder turns out not to run them.
+func (h *MountHelper) Transport() Transport { return h.transport }
+
+// SetTransport chooses the transport, for benchmarks that compare them.
+func (h *MountHelper) SetTransport(t Transport) { h.transport = t }
+
+// viaContainer runs do when the transport is a container, and reports
+// false when it is not or the builder turned out not to run containers;
+// the caller then runs the helper build.
+func (h *MountHelper) viaContainer(do func() error) (bool, error) {
+	if h.transport != TransportContainer {
+		return false, nil
+	}
+	err := do()
+	if errors.Is(err, errNoContainers) {
+		h.transport = TransportBuild
+		return false, nil
+	}
+	return true, err
 }
 
 // Platform is the builder's platform the helper runs on.
@@ -114,7 +138,7 @@ func (h *MountHelper) Close() error { return h.c.Close() }
 // writes the zstd tar to w. A mount over the cap writes nothing and
 // reports Exceeded.
 func (h *MountHelper) Save(ctx context.Context, m CacheMount, maxBytes int64, w io.Writer) (mountarchive.Report, error) {
-	return one(h.SaveAll(ctx, []CacheMount{m}, maxBytes, []io.Writer{w}))
+	return one(h.SaveAll(ctx, []CacheMount{m}, maxBytes, []io.Writer{w}, nil))
 }
 
 // Probe counts what the mount holds, so that a builder that kept its
@@ -123,12 +147,12 @@ func (h *MountHelper) Probe(ctx context.Context, m CacheMount) (mountarchive.Rep
 	return one(h.ProbeAll(ctx, []CacheMount{m}))
 }
 
-// Restore unpacks the archive at archivePath into the mount when the mount
+// Restore unpacks the archive read from r into the mount when the mount
 // is empty; a mount with contents is left alone (Restored false). The
 // helper unpacks all of it or nothing; an archive over opt.MaxBytes of
 // files restores nothing and reports Exceeded.
-func (h *MountHelper) Restore(ctx context.Context, m CacheMount, archivePath string, opt mountarchive.UnpackOptions) (mountarchive.Report, error) {
-	return one(h.RestoreAll(ctx, []CacheMount{m}, []string{archivePath}, opt))
+func (h *MountHelper) Restore(ctx context.Context, m CacheMount, r io.Reader, opt mountarchive.UnpackOptions) (mountarchive.Report, error) {
+	return one(h.RestoreAll(ctx, []CacheMount{m}, []io.Reader{r}, opt))
 }
 
 func one(reps []mountarchive.Report, err error) (mountarchive.Report, error) {
@@ -148,7 +172,10 @@ func one(reps []mountarchive.Report, err error) (mountarchive.Report, error) {
 // still done.
 
 // ProbeAll counts what each mount holds.
-func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount) ([]mountarchive.Report, error) {
+func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount) (reps []mountarchive.Report, err error) {
+	if ok, err := h.viaContainer(func() (err error) { reps, err = h.probeInContainer(ctx, ms); return err }); ok {
+		return reps, err
+	}
 	run, err := h.batch(ms, nil, "probing", []string{"probe-all", "/out"}, func(i int) []string { return []string{cacheDir(i)} })
 	if err != nil {
 		return nil, err
@@ -157,10 +184,16 @@ func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount) ([]mountarc
 }
 
 // SaveAll packs each mount into its writer; a mount over maxBytes of file
-// data writes nothing and reports Exceeded.
-func (h *MountHelper) SaveAll(ctx context.Context, ms []CacheMount, maxBytes int64, ws []io.Writer) ([]mountarchive.Report, error) {
-	if len(ws) != len(ms) {
+// data writes nothing and reports Exceeded. A mount whose tree is
+// unchanged[i] (mountarchive.Stats.Tree; unchanged may be nil) writes
+// nothing and reports Unchanged; only the container transport checks.
+func (h *MountHelper) SaveAll(ctx context.Context, ms []CacheMount, maxBytes int64, ws []io.Writer, unchanged []string) ([]mountarchive.Report, error) {
+	if len(ws) != len(ms) || unchanged != nil && len(unchanged) != len(ms) {
 		return nil, errors.New("one writer per mount")
+	}
+	var reps []mountarchive.Report
+	if ok, err := h.viaContainer(func() (err error) { reps, err = h.saveInContainer(ctx, ms, maxBytes, ws, unchanged); return err }); ok {
+		return reps, err
 	}
 	run, err := h.batch(ms, nil, "saving", []string{"pack-all", "/out", strconv.FormatInt(maxBytes, 10)}, func(i int) []string { return []string{cacheDir(i)} })
 	if err != nil {
@@ -169,12 +202,48 @@ func (h *MountHelper) SaveAll(ctx context.Context, ms []CacheMount, maxBytes int
 	return h.solve(ctx, run.AddMount("/out", llb.Scratch()), nil, len(ms), ws)
 }
 
-// RestoreAll unpacks archives[i] into ms[i] when that mount is empty
-// (archives in one directory on this machine).
-func (h *MountHelper) RestoreAll(ctx context.Context, ms []CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error) {
+// RestoreAll unpacks the archive read from archives[i] into ms[i] when
+// that mount is empty.
+func (h *MountHelper) RestoreAll(ctx context.Context, ms []CacheMount, archives []io.Reader, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error) {
 	if len(archives) != len(ms) || len(ms) == 0 {
 		return nil, errors.New("one archive per mount")
 	}
+	var reps []mountarchive.Report
+	if ok, err := h.viaContainer(func() (err error) { reps, err = h.restoreInContainer(ctx, ms, archives, opt); return err }); ok {
+		return reps, err
+	}
+	// A helper build reads its archives from one directory as a local
+	// source.
+	dir, err := os.MkdirTemp("", "bkcache-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	paths := make([]string, len(archives))
+	for i, r := range archives {
+		paths[i] = filepath.Join(dir, strconv.Itoa(i)+".tar.zst")
+		if err := spoolArchive(paths[i], r); err != nil {
+			return nil, fmt.Errorf("reading the archive: %w", err)
+		}
+	}
+	return h.restoreFromFiles(ctx, ms, paths, opt)
+}
+
+func spoolArchive(path string, r io.Reader) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// restoreFromFiles is the helper build's restore, from archives in one
+// directory on this machine.
+func (h *MountHelper) restoreFromFiles(ctx context.Context, ms []CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error) {
 	dir := filepath.Dir(archives[0])
 	var names []string
 	for _, a := range archives {

@@ -223,6 +223,9 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	}
 }
 
+// Size is the blob's size as the storage said it, -1 if it did not.
+func (b *blobReader) Size() int64 { return b.size }
+
 func (b *blobReader) Close() error {
 	if b.body != nil {
 		return b.body.Close()

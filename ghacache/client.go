@@ -144,6 +144,9 @@ func (c *Client) Save(ctx context.Context, key, version string, r io.ReaderAt, s
 // GET; an expired signed URL (403) is refreshed once by looking the exact
 // key up again. A blob that is gone (evicted) gives an error matching
 // ErrNotFound.
+//
+// The reader's Size method gives the blob's size, -1 when the storage
+// did not say.
 func (c *Client) Load(ctx context.Context, e Entry) (io.ReadCloser, error) {
 	br := &blobReader{ctx: ctx, c: c, e: e, size: -1}
 	if err := br.open(); err != nil {

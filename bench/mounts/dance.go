@@ -26,7 +26,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -235,32 +234,18 @@ func (d *danceBench) bkcacheRun(ctx context.Context, run int, st mountarchive.St
 		return nil, err
 	}
 	defer h.Close()
-	// A new spool file each run, as each job's is.
-	spool := filepath.Join(d.work, fmt.Sprintf("restore-%d.tar.zst", run))
-	defer os.Remove(spool)
 	restore, err := timed(func() error {
 		// As the CLI: a probe first (a builder that kept the mount
 		// needs no archive).
 		if _, err := h.Probe(ctx, m); err != nil {
 			return err
 		}
-		rc, err := d.store.Get(ctx, benchMountKey)
+		rc, _, err := d.store.Get(ctx, benchMountKey)
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
-		f, err := os.Create(spool)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, rc); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		rep, err := h.Restore(ctx, m, spool, mountarchive.UnpackOptions{})
+		rep, err := h.Restore(ctx, m, rc, mountarchive.UnpackOptions{})
 		if err == nil && !rep.Restored {
 			err = fmt.Errorf("restore found a full mount")
 		}

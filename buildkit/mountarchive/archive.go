@@ -9,6 +9,8 @@ package mountarchive
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,12 @@ import (
 type Stats struct {
 	Files int   `json:"files"` // entries below the root, directories included
 	Bytes int64 `json:"bytes"` // sum of regular file sizes
+	// Tree identifies the tree's listing: every entry's name, type,
+	// mode, owner, size, modification time and link target. Two trees
+	// with the same Tree are taken to hold the same files, as make and
+	// rsync take an unchanged size and mtime; bkcache uses it to skip
+	// saving a mount that is as it was restored.
+	Tree string `json:"tree,omitempty"`
 }
 
 // ErrTooLarge says a tree is over the size cap; nothing was written.
@@ -33,6 +41,7 @@ var ErrTooLarge = errors.New("cache mount over the size cap")
 // Measure walks dir and counts what Pack would write.
 func Measure(dir string) (Stats, error) {
 	var st Stats
+	h := sha256.New()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -40,16 +49,25 @@ func Measure(dir string) (Stats, error) {
 		if p == dir {
 			return nil
 		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
 		st.Files++
 		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
 			st.Bytes += info.Size()
 		}
+		rel, _ := filepath.Rel(dir, p)
+		uid, gid := owner(info)
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			link, _ = os.Readlink(p)
+		}
+		// Each field is ended so that no two listings write the same bytes.
+		fmt.Fprintf(h, "%q %o %d %d %d %d %q\n", filepath.ToSlash(rel), uint32(info.Mode()), uid, gid, info.Size(), info.ModTime().UnixNano(), link)
 		return nil
 	})
+	st.Tree = hex.EncodeToString(h.Sum(nil))
 	return st, err
 }
 
@@ -61,19 +79,23 @@ func Pack(ctx context.Context, dir string, w io.Writer, maxBytes int64) (Stats, 
 	if err != nil {
 		return st, fmt.Errorf("reading %s: %w", dir, err)
 	}
+	return st, packMeasured(ctx, dir, st, w, maxBytes)
+}
+
+func packMeasured(ctx context.Context, dir string, st Stats, w io.Writer, maxBytes int64) error {
 	if maxBytes > 0 && st.Bytes > maxBytes {
-		return st, fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Bytes, maxBytes)
+		return fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Bytes, maxBytes)
 	}
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
-		return st, err
+		return err
 	}
 	// An empty lower directory makes the diff the whole tree.
 	if err := archive.WriteDiff(ctx, zw, "", dir); err != nil {
 		zw.Close()
-		return st, fmt.Errorf("packing %s: %w", dir, err)
+		return fmt.Errorf("packing %s: %w", dir, err)
 	}
-	return st, zw.Close()
+	return zw.Close()
 }
 
 // UnpackOptions bound an extraction and say what it keeps.

@@ -90,7 +90,7 @@ func TestHelper(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := RunHelper(ctx, []string{"pack", src, out, "0"}); err != nil {
+	if err := RunHelper(ctx, []string{"pack", src, out, "0"}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -108,7 +108,7 @@ func TestHelper(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := RunHelper(ctx, []string{"unpack", filepath.Join(out, ArchiveFile), dst, res, "0"}); err != nil {
+			if err := RunHelper(ctx, []string{"unpack", filepath.Join(out, ArchiveFile), dst, res, "0"}, Stdio{}); err != nil {
 				t.Fatal(err)
 			}
 			dt, err := os.ReadFile(filepath.Join(res, ReportFile))
@@ -122,13 +122,13 @@ func TestHelper(t *testing.T) {
 		})
 	}
 	probe := t.TempDir()
-	if err := RunHelper(ctx, []string{"probe", src, probe}); err != nil {
+	if err := RunHelper(ctx, []string{"probe", src, probe}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if dt, err := os.ReadFile(filepath.Join(probe, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
 		t.Errorf("probe report %s, %v", dt, err)
 	}
-	if err := RunHelper(ctx, []string{"bogus"}); err == nil {
+	if err := RunHelper(ctx, []string{"bogus"}, Stdio{}); err == nil {
 		t.Error("no usage error")
 	}
 }
@@ -224,7 +224,7 @@ func TestHelperRestoreBoundedAndAtomic(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := tarZst(t, tc.entries, tc.data)
 			dst, res := t.TempDir(), t.TempDir()
-			err := RunHelper(ctx, []string{"unpack", archive, dst, res, tc.max})
+			err := RunHelper(ctx, []string{"unpack", archive, dst, res, tc.max}, Stdio{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -257,7 +257,7 @@ func TestHelperIgnoresAStoppedRestore(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dst, stagingPrefix+"123", "half"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := RunHelper(ctx, []string{"probe", dst, res}); err != nil {
+	if err := RunHelper(ctx, []string{"probe", dst, res}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if dt, err := os.ReadFile(filepath.Join(res, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":0,`)) {
@@ -332,7 +332,7 @@ func TestHelperBatch(t *testing.T) {
 	}
 
 	packed := t.TempDir()
-	if err := RunHelper(ctx, []string{"pack-all", packed, "10", a, missing, big}); err != nil {
+	if err := RunHelper(ctx, []string{"pack-all", packed, "10", a, missing, big}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := report(packed, 0); r.Files != 1 || r.Error != "" {
@@ -351,7 +351,7 @@ func TestHelperBatch(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not zstd"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := RunHelper(ctx, []string{"unpack-all", restored, "0", "drop-setid", bad, dst0, filepath.Join(packed, "0", ArchiveFile), dst1}); err != nil {
+	if err := RunHelper(ctx, []string{"unpack-all", restored, "0", "drop-setid", bad, dst0, filepath.Join(packed, "0", ArchiveFile), dst1}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := report(restored, 0); r.Error == "" || r.Restored {
@@ -362,7 +362,7 @@ func TestHelperBatch(t *testing.T) {
 	}
 
 	probed := t.TempDir()
-	if err := RunHelper(ctx, []string{"probe-all", probed, dst0, dst1}); err != nil {
+	if err := RunHelper(ctx, []string{"probe-all", probed, dst0, dst1}, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if r0, r1 := report(probed, 0), report(probed, 1); r0.Files != 0 || r1.Files != 1 {
@@ -380,7 +380,7 @@ func TestHelperLocksTheMount(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	res := t.TempDir()
-	go func() { done <- RunHelper(context.Background(), []string{"probe", dir, res}) }()
+	go func() { done <- RunHelper(context.Background(), []string{"probe", dir, res}, Stdio{}) }()
 	select {
 	case err := <-done:
 		t.Fatalf("probe ran while another helper held the mount: %v", err)
@@ -395,5 +395,99 @@ func TestHelperLocksTheMount(t *testing.T) {
 	}
 	if dt, err := os.ReadFile(filepath.Join(res, ReportFile)); err != nil || !bytes.Contains(dt, []byte(`"files":1,`)) {
 		t.Errorf("probe report %s, %v", dt, err)
+	}
+}
+
+// TestHelperStreams runs the stream commands a gateway container runs:
+// a restore through stdin, a probe, and a save through stdout that is
+// skipped while the tree is as restored, and made once anything in it
+// changed.
+func TestHelperStreams(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	for name, data := range map[string]string{"a/f": "x", "a/g": "yy", "top": "z"} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a/f", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	packed, err := Pack(ctx, src, &archive, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dst := t.TempDir()
+	var out bytes.Buffer
+	if err := RunHelper(ctx, []string{"unpack-stream", dst, "0", "drop-setid"}, Stdio{In: bytes.NewReader(archive.Bytes()), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	var restored Report
+	if err := json.Unmarshal(out.Bytes(), &restored); err != nil || !restored.Restored || restored.Files != 5 {
+		t.Fatalf("unpack-stream report %s, %v", out.Bytes(), err)
+	}
+	// The tar keeps whole seconds, so a restored tree is not the packed
+	// one: bkcache compares the mount with itself just after the restore.
+	if restored.Tree == "" || packed.Tree == "" {
+		t.Errorf("restored tree %q, packed %q", restored.Tree, packed.Tree)
+	}
+	out.Reset()
+	if err := RunHelper(ctx, []string{"probe-stream", dst, t.TempDir()}, Stdio{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"files":5`) || !strings.Contains(lines[1], `"files":0`) {
+		t.Errorf("probe-stream printed %q", out.String())
+	}
+
+	save := func() (Report, int) {
+		t.Helper()
+		var archive, report bytes.Buffer
+		if err := RunHelper(ctx, []string{"pack-stream", dst, "0", restored.Tree}, Stdio{Out: &archive, Err: &report}); err != nil {
+			t.Fatal(err)
+		}
+		var rep Report
+		if err := json.Unmarshal(report.Bytes(), &rep); err != nil {
+			t.Fatalf("pack-stream report %q: %v", report.String(), err)
+		}
+		return rep, archive.Len()
+	}
+	if rep, n := save(); !rep.Unchanged || n != 0 {
+		t.Fatalf("save of the restored tree: %+v, %d bytes; want it skipped", rep, n)
+	}
+	for _, change := range []struct {
+		name string
+		do   func(string) error
+	}{
+		{"a file's time", func(p string) error {
+			return os.Chtimes(filepath.Join(p, "a/f"), time.Now(), time.Now().Add(time.Hour))
+		}},
+		{"a mode", func(p string) error { return os.Chmod(filepath.Join(p, "top"), 0o600) }},
+		{"a new file", func(p string) error { return os.WriteFile(filepath.Join(p, "a/new"), nil, 0o644) }},
+	} {
+		before, err := Measure(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := change.do(dst); err != nil {
+			t.Fatal(err)
+		}
+		after, err := Measure(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.Tree == after.Tree {
+			t.Errorf("%s: the tree did not change", change.name)
+		}
+	}
+	if rep, n := save(); rep.Unchanged || n == 0 || rep.Error != "" {
+		t.Fatalf("save of a changed tree: %+v, %d bytes; want an archive", rep, n)
+	}
+	if err := RunHelper(ctx, []string{"unpack-stream", dst, "0", "keep-it"}, Stdio{}); err == nil {
+		t.Error("unpack-stream took a bad setid word")
 	}
 }

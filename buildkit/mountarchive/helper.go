@@ -1,9 +1,12 @@
 package mountarchive
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,17 +33,65 @@ type Report struct {
 	// Restored: unpack extracted the archive. False means the mount was
 	// not empty, so the builder's own, newer contents were kept.
 	Restored bool `json:"restored,omitempty"`
+	// Unchanged: pack found the tree it was told to skip (Stats.Tree)
+	// and wrote no archive.
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Error: this mount failed; the other mounts of a batch went on.
 	Error string `json:"error,omitempty"`
 }
 
-// RunHelper runs the helper:
+// Stdio is the helper's standard streams: the stream commands move
+// archives and reports through them.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// RunHelper runs the helper. In a helper build, files carry the archives
+// and reports (OUTDIR is the build's output):
 //
 //	pack DIR OUTDIR MAXBYTES                        archive DIR into OUTDIR
 //	unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid]  extract ARCHIVE into DIR if DIR is empty
 //	probe DIR OUTDIR                                count what DIR holds
-func RunHelper(ctx context.Context, args []string) error {
+//
+// In a gateway container, the process's streams carry them (see
+// buildkit.MountHelper):
+//
+//	idle                                              wait until stdin ends
+//	probe-stream DIR...                               one report per DIR, a JSON line each, on stdout
+//	unpack-stream DIR MAXBYTES keep-setid|drop-setid  the archive on stdin, the report on stdout
+//	pack-stream DIR MAXBYTES [TREE]                   the archive on stdout, the report on stderr;
+//	                                                  none when DIR's Stats.Tree is TREE
+//
+// The stream commands exit 0 with the error in the report, so a report
+// that does not come means the helper itself failed.
+func RunHelper(ctx context.Context, args []string, stdio Stdio) error {
 	switch {
+	case len(args) == 1 && args[0] == "idle":
+		// A gateway container's first process: the others are started
+		// beside it, and the container stops when it ends.
+		_, err := io.Copy(io.Discard, stdio.In)
+		return err
+	case len(args) >= 1 && args[0] == "probe-stream":
+		return probeStream(args[1:], stdio.Out)
+	case len(args) == 4 && args[0] == "unpack-stream" && (args[3] == "keep-setid" || args[3] == "drop-setid"):
+		max, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil {
+			return fmt.Errorf("unpack-stream: size cap %q: %w", args[2], err)
+		}
+		rep := unpackStream(ctx, stdio.In, args[1], UnpackOptions{MaxBytes: max, KeepSetID: args[3] == "keep-setid"})
+		return json.NewEncoder(stdio.Out).Encode(rep)
+	case (len(args) == 3 || len(args) == 4) && args[0] == "pack-stream":
+		max, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil {
+			return fmt.Errorf("pack-stream: size cap %q: %w", args[2], err)
+		}
+		unchanged := ""
+		if len(args) == 4 {
+			unchanged = args[3]
+		}
+		rep := packStream(ctx, args[1], stdio.Out, max, unchanged)
+		return json.NewEncoder(stdio.Err).Encode(rep)
 	case len(args) == 4 && args[0] == "pack":
 		max, err := strconv.ParseInt(args[3], 10, 64)
 		if err != nil {
@@ -72,7 +123,8 @@ func RunHelper(ctx context.Context, args []string) error {
 		return probe(args[1], args[2])
 	}
 	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid] | probe DIR OUTDIR |"+
-		" probe-all OUTDIR DIR... | pack-all OUTDIR MAXBYTES DIR... | unpack-all OUTDIR MAXBYTES keep-setid|drop-setid ARCHIVE DIR...", HelperCommand)
+		" probe-all OUTDIR DIR... | pack-all OUTDIR MAXBYTES DIR... | unpack-all OUTDIR MAXBYTES keep-setid|drop-setid ARCHIVE DIR... |"+
+		" idle | probe-stream DIR... | unpack-stream DIR MAXBYTES keep-setid|drop-setid | pack-stream DIR MAXBYTES [TREE]", HelperCommand)
 }
 
 // forEach runs one mount's work per group of n arguments, with its own
@@ -113,16 +165,35 @@ func claim(dir string) (unlock func(), err error) {
 }
 
 func probe(dir, outDir string) error {
-	unlock, err := claim(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := Measure(dir)
+	st, err := measureClaimed(dir)
 	if err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st})
+}
+
+func measureClaimed(dir string) (Stats, error) {
+	unlock, err := claim(dir)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unlock()
+	return Measure(dir)
+}
+
+func probeStream(dirs []string, out io.Writer) error {
+	enc := json.NewEncoder(out)
+	for _, dir := range dirs {
+		st, err := measureClaimed(dir)
+		rep := Report{Stats: st}
+		if err != nil {
+			rep = Report{Error: err.Error()}
+		}
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stagingPrefix names the directory inside a mount that a restore fills
@@ -148,27 +219,56 @@ func removeStaging(dir string) error {
 }
 
 func pack(ctx context.Context, dir, outDir string, max int64) error {
-	unlock, err := claim(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	f, err := os.Create(filepath.Join(outDir, ArchiveFile))
 	if err != nil {
 		return err
 	}
-	st, err := Pack(ctx, dir, f, max)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, ErrTooLarge) {
-		os.Remove(f.Name())
-		return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st, Exceeded: true})
-	}
-	if err != nil {
+	rep := packClaimed(ctx, dir, f, max, "")
+	if err := f.Close(); err != nil && rep.Error == "" {
 		return err
 	}
-	return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st})
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	if rep.Exceeded {
+		os.Remove(f.Name())
+	}
+	return writeJSON(filepath.Join(outDir, ReportFile), rep)
+}
+
+// packStream writes the archive to out, buffered: out is a pipe to
+// bkcache, and small writes would each cost a message.
+func packStream(ctx context.Context, dir string, out io.Writer, max int64, unchanged string) Report {
+	bw := bufio.NewWriterSize(out, 1<<20)
+	rep := packClaimed(ctx, dir, bw, max, unchanged)
+	if err := bw.Flush(); err != nil && rep.Error == "" {
+		rep.Error = err.Error()
+	}
+	return rep
+}
+
+// packClaimed packs dir into w, unless its tree is unchanged (not "").
+func packClaimed(ctx context.Context, dir string, w io.Writer, max int64, unchanged string) Report {
+	unlock, err := claim(dir)
+	if err != nil {
+		return Report{Error: err.Error()}
+	}
+	defer unlock()
+	st, err := Measure(dir)
+	if err != nil {
+		return Report{Error: fmt.Sprintf("reading %s: %v", dir, err)}
+	}
+	if unchanged != "" && st.Tree == unchanged {
+		return Report{Stats: st, Unchanged: true}
+	}
+	err = packMeasured(ctx, dir, st, w, max)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return Report{Stats: st, Exceeded: true}
+	case err != nil:
+		return Report{Error: err.Error()}
+	}
+	return Report{Stats: st}
 }
 
 // unpack restores into dir only when it is empty, and atomically: the
@@ -177,24 +277,45 @@ func pack(ctx context.Context, dir, outDir string, max int64) error {
 // failure dir is emptied again, as it was found, so that a half-filled
 // mount never passes for the builder's own contents.
 func unpack(ctx context.Context, archivePath, dir, outDir string, opt UnpackOptions) error {
-	unlock, err := claim(dir)
+	f, err := os.Open(archivePath)
 	if err != nil {
 		return err
+	}
+	defer f.Close()
+	rep := unpackClaimed(ctx, f, dir, opt)
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	return writeJSON(filepath.Join(outDir, ReportFile), rep)
+}
+
+// unpackStream restores the archive on in. It reads in to its end even
+// when the mount is kept, so that bkcache's copy into the pipe ends.
+func unpackStream(ctx context.Context, in io.Reader, dir string, opt UnpackOptions) Report {
+	rep := unpackClaimed(ctx, bufio.NewReaderSize(in, 1<<20), dir, opt)
+	_, _ = io.Copy(io.Discard, in)
+	return rep
+}
+
+func unpackClaimed(ctx context.Context, archive io.Reader, dir string, opt UnpackOptions) Report {
+	unlock, err := claim(dir)
+	if err != nil {
+		return Report{Error: err.Error()}
 	}
 	defer unlock()
 	empty, err := IsEmpty(dir)
 	if err != nil {
-		return err
+		return Report{Error: err.Error()}
 	}
 	rep := Report{}
 	if empty {
-		err := unpackStaged(ctx, archivePath, dir, opt)
+		err := unpackStaged(ctx, archive, dir, opt)
 		if err != nil {
 			if cerr := emptyDir(dir); cerr != nil {
-				return errors.Join(err, cerr)
+				return Report{Error: errors.Join(err, cerr).Error()}
 			}
 			if !errors.Is(err, ErrTooLarge) {
-				return err
+				return Report{Error: err.Error()}
 			}
 			rep.Exceeded = true
 		} else {
@@ -202,22 +323,17 @@ func unpack(ctx context.Context, archivePath, dir, outDir string, opt UnpackOpti
 		}
 	}
 	if rep.Stats, err = Measure(dir); err != nil {
-		return err
+		return Report{Error: err.Error()}
 	}
-	return writeJSON(filepath.Join(outDir, ReportFile), rep)
+	return rep
 }
 
-func unpackStaged(ctx context.Context, archivePath, dir string, opt UnpackOptions) error {
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func unpackStaged(ctx context.Context, archive io.Reader, dir string, opt UnpackOptions) error {
 	staging, err := os.MkdirTemp(dir, stagingPrefix)
 	if err != nil {
 		return err
 	}
-	if err := Unpack(ctx, f, staging, opt); err != nil {
+	if err := Unpack(ctx, archive, staging, opt); err != nil {
 		return err
 	}
 	// Renames within one filesystem: each is whole or not done.

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"io/fs"
 )
 
 // extract runs only in a Linux builder; other systems never unpack.
@@ -14,3 +15,6 @@ func extract(context.Context, *tar.Reader, string, UnpackOptions) error {
 }
 
 func lockDir(string) (func(), error) { return func() {}, nil }
+
+// owner is not read on systems that never unpack.
+func owner(fs.FileInfo) (uid, gid uint32) { return 0, 0 }

@@ -190,7 +190,7 @@ func readRecord(ctx context.Context, e cacheentry.Entry, key string, getenv func
 	if err != nil {
 		return nil, err
 	}
-	rc, err := s.Get(ctx, key)
+	rc, _, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -188,11 +188,19 @@ func buildRestoringOnDemand(ctx context.Context, needs func(step string) bool, b
 // completion as run: the second build found them in the builder's cache,
 // but for this job they were misses, and the hit count and the build
 // record must say so.
+//
+// A step is matched by its digest or by its name: the Dockerfile
+// frontend puts the session's ID into the build context's definition, so
+// a step built on the context (COPY . .) has another digest in each
+// build; its name ("[build 3/5] COPY . .") is the same and unique.
 func withEarlierRuns(final, first buildkit.Result) buildkit.Result {
 	ran := map[string]time.Duration{}
 	for _, v := range first.Vertices {
 		if v.Step && !v.Cached && v.Error == "" && v.Duration > 0 {
-			ran[v.Digest] = v.Duration
+			ran["digest "+v.Digest] = v.Duration
+			if v.Name != "" {
+				ran["name "+v.Name] = v.Duration
+			}
 		}
 	}
 	if len(ran) == 0 {
@@ -200,7 +208,11 @@ func withEarlierRuns(final, first buildkit.Result) buildkit.Result {
 	}
 	final.Vertices = slices.Clone(final.Vertices)
 	for i, v := range final.Vertices {
-		if d, ok := ran[v.Digest]; ok && v.Step && v.Cached {
+		d, ok := ran["digest "+v.Digest]
+		if !ok && v.Name != "" {
+			d, ok = ran["name "+v.Name]
+		}
+		if ok && v.Step && v.Cached {
 			final.Vertices[i].Cached, final.Vertices[i].Duration = false, d
 			final.Cached--
 		}

@@ -191,12 +191,15 @@ func TestWithEarlierRuns(t *testing.T) {
 		{Digest: "b", Step: true, Cached: true},                                     // a hit both times
 		{Digest: "c", Step: true, Duration: time.Second, Error: "context canceled"}, // stopped
 		{Digest: "d", Name: "exporting to image", Duration: time.Second},            // no step
+		// Ran; built on the context, so the next build's digest differs.
+		{Digest: "e1", Name: "[2/3] COPY . .", Step: true, Duration: time.Second},
 	}}
-	final := buildkit.Result{Steps: 3, Cached: 3, Vertices: []buildkit.Vertex{
+	final := buildkit.Result{Steps: 4, Cached: 4, Vertices: []buildkit.Vertex{
 		{Digest: "a", Step: true, Cached: true},
 		{Digest: "b", Step: true, Cached: true},
 		{Digest: "c", Step: true, Cached: true},
 		{Digest: "d", Cached: true},
+		{Digest: "e2", Name: "[2/3] COPY . .", Step: true, Cached: true},
 	}}
 	got := withEarlierRuns(final, first)
 	var cached []string

@@ -1,6 +1,7 @@
 package buildjob
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/bkcache/bkcache/internal/cacheentry"
 	"github.com/bkcache/bkcache/internal/cachemount"
+	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/internal/mountstore"
 	"github.com/bkcache/bkcache/internal/plan"
 	"github.com/containerd/platforms"
@@ -214,8 +216,8 @@ type mountRun struct {
 // helper build per phase for all the mounts.
 type mountHelper interface {
 	ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error)
-	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []string, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
-	SaveAll(ctx context.Context, ms []buildkit.CacheMount, maxBytes int64, ws []io.Writer) ([]mountarchive.Report, error)
+	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []io.Reader, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
+	SaveAll(ctx context.Context, ms []buildkit.CacheMount, maxBytes int64, ws []io.Writer, unchanged []string) ([]mountarchive.Report, error)
 	Close() error
 }
 
@@ -231,6 +233,9 @@ func (run *mountRun) close() {
 type mountResult struct {
 	restored string // "restored from … (size, time)", "kept the builder's own", "nothing saved yet"
 	saved    string
+	// tree is the mount's mountarchive.Stats.Tree just after a restore:
+	// a save finds whether it changed since.
+	tree string
 }
 
 // restoreMounts fills the builder's cache mounts from the store, before
@@ -275,8 +280,8 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 	return run
 }
 
-// restoreAll probes every mount in one helper build, fetches the archives
-// of the empty ones, and restores them in a second helper build.
+// restoreAll probes every mount in one helper run and restores the empty
+// ones in a second, their archives streamed from the stores.
 func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	mounts := run.plan.mounts
 	cms := make([]buildkit.CacheMount, len(mounts))
@@ -303,12 +308,18 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	}
 	type fetched struct {
 		i     int
-		path  string
+		rc    io.ReadCloser
+		in    *archiveReader
 		store string
-		size  int64
 	}
 	var todo []fetched
 	var total int64
+	defer func() {
+		for _, f := range todo {
+			f.rc.Close()
+		}
+	}()
+	limit := spoolLimit(j.cfg.CacheMountsMaxSize)
 	for i, m := range mounts {
 		switch {
 		case probes[i].Error != "":
@@ -319,12 +330,15 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 			run.results[i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", probes[i].Files)
 			continue
 		}
-		path, store, size, result := j.fetchMount(ctx, run, m)
-		if path == "" {
+		rc, size, store, result := j.openMount(ctx, run, m, limit)
+		if rc == nil {
 			run.results[i].restored = result
 			continue
 		}
-		todo = append(todo, fetched{i, path, store, size})
+		todo = append(todo, fetched{i, rc, &archiveReader{r: rc, limit: limit}, store})
+		if size < 0 {
+			size = cmp.Or(limit, j.cfg.CacheMountsMaxSize, config.DefaultCacheMountsMaxSize)
+		}
 		total += size
 	}
 	if len(todo) == 0 {
@@ -332,21 +346,20 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	}
 	start := time.Now()
 	sel := make([]buildkit.CacheMount, len(todo))
-	paths := make([]string, len(todo))
+	archives := make([]io.Reader, len(todo))
 	var is []int
 	for k, f := range todo {
-		sel[k], paths[k] = cms[f.i], f.path
+		sel[k], archives[k] = cms[f.i], f.in
 		is = append(is, f.i)
 	}
+	// The archives stream from their stores into the builder: the
+	// timeout covers the download too.
 	timeout := helperTimeout(total)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
-	reps, err := run.helper.RestoreAll(rctx, sel, paths, mountarchive.UnpackOptions{
+	reps, err := run.helper.RestoreAll(rctx, sel, archives, mountarchive.UnpackOptions{
 		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
 	})
 	cancel()
-	for _, p := range paths {
-		os.Remove(p)
-	}
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, timeout))
 		failed(is)
@@ -356,6 +369,9 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	for k, f := range todo {
 		m, rep := mounts[f.i], reps[k]
 		switch {
+		case f.in.over:
+			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, f.store, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+			run.results[f.i].restored = "not restored: the archive is over the size cap"
 		case rep.Error != "":
 			j.rep.Warnf("cache mount %s: restoring from %s: %s", m.ID, f.store, rep.Error)
 			failed([]int{f.i})
@@ -365,22 +381,23 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 		case !rep.Restored:
 			run.results[f.i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", rep.Files)
 		default:
-			// One helper build restored them all: the time is the batch's.
-			run.results[f.i].restored = fmt.Sprintf("restored from %s (%s, %d files) in %s", f.store, units.BytesSize(float64(f.size)), rep.Files, took)
+			// One helper run restored them all: the time is the batch's.
+			run.results[f.i].restored = fmt.Sprintf("restored from %s (%s, %d files) in %s", f.store, units.BytesSize(float64(f.in.n)), rep.Files, took)
+			run.results[f.i].tree = rep.Tree
 		}
 	}
 }
 
-// fetchMount downloads m's archive from the first store that has it into
-// run.tmp. With no path, result says why there is nothing to restore.
-func (j *job) fetchMount(ctx context.Context, run *mountRun, m cachemount.Mount) (path, store string, size int64, result string) {
+// openMount opens m's archive in the first store that has it. With no
+// reader, result says why there is nothing to restore.
+func (j *job) openMount(ctx context.Context, run *mountRun, m cachemount.Mount, limit int64) (rc io.ReadCloser, size int64, store, result string) {
 	for _, e := range run.plan.imports {
 		s, err := mountstore.FromEntry(ctx, e, j.getenv)
 		if err != nil {
 			j.rep.Warnf("cache mount %s: %s: %v", m.ID, e.Redacted(), err)
 			continue
 		}
-		rc, err := s.Get(ctx, m.Key())
+		rc, size, err := s.Get(ctx, m.Key())
 		if errors.Is(err, mountstore.ErrNotFound) {
 			continue
 		}
@@ -388,44 +405,35 @@ func (j *job) fetchMount(ctx context.Context, run *mountRun, m cachemount.Mount)
 			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
 			continue
 		}
-		path := filepath.Join(run.tmp, mountstore.ArchiveName(m.Key()))
-		size, err := spool(path, rc, spoolLimit(j.cfg.CacheMountsMaxSize))
-		if errors.Is(err, errSpoolLimit) {
-			os.Remove(path)
+		if limit > 0 && size > limit {
+			rc.Close()
 			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-			return "", "", 0, "not restored: the archive is over the size cap"
+			return nil, 0, "", "not restored: the archive is over the size cap"
 		}
-		if err != nil {
-			os.Remove(path)
-			j.rep.Warnf("cache mount %s: reading %s: %v", m.ID, s, err)
-			continue
-		}
-		return path, s.String(), size, ""
+		return rc, size, s.String(), ""
 	}
-	return "", "", 0, "nothing saved yet"
+	return nil, 0, "", "nothing saved yet"
 }
 
 var errSpoolLimit = errors.New("archive over the size cap")
 
-// spool copies an archive from a store to path, at most limit bytes (0:
-// no limit): a store's object can be any size.
-func spool(path string, rc io.ReadCloser, limit int64) (int64, error) {
-	defer rc.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
+// archiveReader counts an archive's bytes as they stream into the
+// builder and fails past limit (0: no limit): a store's object can be
+// any size, and its size as the store said it is not checked by it.
+type archiveReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	over  bool
+}
+
+func (a *archiveReader) Read(p []byte) (int, error) {
+	if a.limit > 0 && a.n > a.limit {
+		a.over = true
+		return 0, errSpoolLimit
 	}
-	r := io.Reader(rc)
-	if limit > 0 {
-		r = io.LimitReader(rc, limit+1)
-	}
-	n, err := io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && limit > 0 && n > limit {
-		err = errSpoolLimit
-	}
+	n, err := a.r.Read(p)
+	a.n += int64(n)
 	return n, err
 }
 
@@ -525,6 +533,9 @@ func (j *job) saveAll(ctx context.Context, run *mountRun, res buildkit.Result) {
 	files := make([]*os.File, len(todo))
 	ws := make([]io.Writer, len(todo))
 	cms := make([]buildkit.CacheMount, len(todo))
+	// A mount as it was restored is in a store already: a job that only
+	// read it (a one-file change that leaves go.mod alone) uploads nothing.
+	unchanged := make([]string, len(todo))
 	for k, i := range todo {
 		m := run.plan.mounts[i]
 		f, err := os.Create(filepath.Join(run.tmp, "save-"+mountstore.ArchiveName(m.Key())))
@@ -534,11 +545,11 @@ func (j *job) saveAll(ctx context.Context, run *mountRun, res buildkit.Result) {
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
-		files[k], ws[k], cms[k] = f, f, j.cacheMount(m)
+		files[k], ws[k], cms[k], unchanged[k] = f, f, j.cacheMount(m), run.results[i].tree
 	}
 	timeout := helperTimeout(j.cfg.CacheMountsMaxSize * int64(len(todo)))
 	sctx, cancel := context.WithTimeout(ctx, timeout)
-	reps, err := run.helper.SaveAll(sctx, cms, j.cfg.CacheMountsMaxSize, ws)
+	reps, err := run.helper.SaveAll(sctx, cms, j.cfg.CacheMountsMaxSize, ws, unchanged)
 	cancel()
 	if err != nil {
 		fail("not saved (reading it failed)", helperErr(ctx, err, timeout))
@@ -555,6 +566,9 @@ func (j *job) saveAll(ctx context.Context, run *mountRun, res buildkit.Result) {
 		case rep.Exceeded:
 			j.rep.Warnf("cache mount %s not saved: %s of files is over cache-mounts-max-size (%s)", m.ID, units.BytesSize(float64(rep.Bytes)), units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
 			r.saved = fmt.Sprintf("not saved: %s is over the size cap", units.BytesSize(float64(rep.Bytes)))
+			continue
+		case rep.Unchanged:
+			r.saved = "not saved: unchanged since the restore"
 			continue
 		case rep.Files == 0:
 			r.saved = "not saved: it is empty"

@@ -23,6 +23,7 @@ type Env struct {
 	Args     []string // without the program name
 	Getenv   func(string) string
 	ReadFile func(string) ([]byte, error)
+	Stdin    io.Reader // read only by the cache mount helper
 	Stdout   io.Writer
 	Stderr   io.Writer
 	// Git runs git with args in the working directory (nil: no git).
@@ -35,6 +36,7 @@ func OSEnv(args []string) Env {
 		Args:     args,
 		Getenv:   os.Getenv,
 		ReadFile: os.ReadFile,
+		Stdin:    os.Stdin,
 		Stdout:   os.Stdout,
 		Stderr:   os.Stderr,
 		Git: func(args ...string) (string, error) {
@@ -53,7 +55,7 @@ func Main(ctx context.Context, e Env) int {
 	if len(e.Args) > 0 && e.Args[0] == mountarchive.HelperCommand {
 		// Runs inside the builder (see buildkit.MountHelper), not for people:
 		// no command of the CLI's help.
-		if err := mountarchive.RunHelper(ctx, e.Args[1:]); err != nil {
+		if err := mountarchive.RunHelper(ctx, e.Args[1:], mountarchive.Stdio{In: e.Stdin, Out: e.Stdout, Err: e.Stderr}); err != nil {
 			fmt.Fprintf(e.Stderr, "error: %v\n", err)
 			return 1
 		}

@@ -60,15 +60,19 @@ func newAzblob(a map[string]string, getenv func(string) string) (*Azblob, error)
 
 func (z *Azblob) String() string { return "azblob " + z.base }
 
-func (z *Azblob) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (z *Azblob) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	resp, err := z.c.NewBlockBlobClient(z.base+ArchiveName(key)).DownloadStream(ctx, nil)
 	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("azblob: %w", err)
+		return nil, 0, fmt.Errorf("azblob: %w", err)
 	}
-	return resp.Body, nil
+	size := int64(-1)
+	if resp.ContentLength != nil {
+		size = *resp.ContentLength
+	}
+	return resp.Body, size, nil
 }
 
 func (z *Azblob) Put(ctx context.Context, key string, r io.ReaderAt, size int64) error {

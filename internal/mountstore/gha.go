@@ -51,16 +51,24 @@ func (g *GHA) String() string { return "gha scope " + g.scope }
 // Get looks up the series of exactly this scope and key: the service
 // matches by prefix, and ghacache's key scheme makes no series the prefix
 // of another (mount "go" is never served "go-build"'s archive).
-func (g *GHA) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (g *GHA) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	p := ghacache.MountSeriesKey(g.scope, key)
 	e, found, err := g.c.Lookup(ctx, p, []string{p}, ghaVersion)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !found {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	return g.c.Load(ctx, e)
+	rc, err := g.c.Load(ctx, e)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := int64(-1)
+	if s, ok := rc.(interface{ Size() int64 }); ok {
+		size = s.Size()
+	}
+	return rc, size, nil
 }
 
 func (g *GHA) Put(ctx context.Context, key string, r io.ReaderAt, size int64) error {

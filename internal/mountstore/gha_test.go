@@ -68,7 +68,7 @@ func TestGHAReadsExactlyItsOwn(t *testing.T) {
 				time.Sleep(5 * time.Millisecond) // the service orders entries by creation time
 			}
 			for _, a := range tt.saved {
-				rc, err := open(a.scope).Get(ctx, a.key)
+				rc, _, err := open(a.scope).Get(ctx, a.key)
 				if err != nil {
 					t.Fatalf("Get %v: %v", a, err)
 				}
@@ -78,7 +78,7 @@ func TestGHAReadsExactlyItsOwn(t *testing.T) {
 					t.Errorf("Get %v = %q, %v; want %q", a, got, err, want)
 				}
 			}
-			if _, err := open(tt.saved[0].scope).Get(ctx, "g"); !errors.Is(err, ErrNotFound) {
+			if _, _, err := open(tt.saved[0].scope).Get(ctx, "g"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Get of a key that prefixes the others: %v, want ErrNotFound", err)
 			}
 		})
@@ -105,7 +105,7 @@ func TestGHADefaultScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := named.Get(ctx, "go")
+	rc, _, err := named.Get(ctx, "go")
 	if err != nil {
 		t.Fatalf("scope=buildkit does not read what the unscoped entry saved: %v", err)
 	}

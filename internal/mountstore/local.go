@@ -18,12 +18,20 @@ func NewLocal(dir string) *Local { return &Local{dir: dir} }
 
 func (l *Local) String() string { return "local " + l.dir }
 
-func (l *Local) Get(_ context.Context, key string) (io.ReadCloser, error) {
+func (l *Local) Get(_ context.Context, key string) (io.ReadCloser, int64, error) {
 	f, err := os.Open(filepath.Join(l.dir, ArchiveName(key)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	return f, err
+	if err != nil {
+		return nil, 0, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, info.Size(), nil
 }
 
 // Put writes a temporary file and renames it over the old archive, so a

@@ -84,37 +84,37 @@ func (r *Registry) ref(key string) string {
 
 func (r *Registry) String() string { return "registry " + r.ref("<mount>") }
 
-func (r *Registry) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (r *Registry) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	ref := r.ref(key)
 	_, desc, err := r.resolver.Resolve(ctx, ref)
 	if errdefs.IsNotFound(err) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, 0, fmt.Errorf("registry: %w", err)
 	}
 	f, err := r.resolver.Fetcher(ctx, ref)
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, 0, fmt.Errorf("registry: %w", err)
 	}
 	rc, err := f.Fetch(ctx, desc)
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, 0, fmt.Errorf("registry: %w", err)
 	}
 	var m ocispec.Manifest
 	err = json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&m)
 	rc.Close()
 	if err != nil {
-		return nil, fmt.Errorf("registry: reading the manifest: %w", err)
+		return nil, 0, fmt.Errorf("registry: reading the manifest: %w", err)
 	}
 	if m.ArtifactType != ArtifactType || len(m.Layers) != 1 {
-		return nil, fmt.Errorf("registry: %s is not a cache mount archive", ref)
+		return nil, 0, fmt.Errorf("registry: %s is not a cache mount archive", ref)
 	}
 	rc, err = f.Fetch(ctx, m.Layers[0])
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, 0, fmt.Errorf("registry: %w", err)
 	}
-	return rc, nil
+	return rc, m.Layers[0].Size, nil
 }
 
 func (r *Registry) Put(ctx context.Context, key string, ra io.ReaderAt, size int64) error {

@@ -33,16 +33,16 @@ func newS3(ctx context.Context, a map[string]string) (*S3, error) {
 
 func (s *S3) String() string { return "s3 " + s.bucket + "/" + s.base }
 
-func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.base + ArchiveName(key))})
 	var nsk *types.NoSuchKey
 	if errors.As(err, &nsk) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("s3: %w", err)
+		return nil, 0, fmt.Errorf("s3: %w", err)
 	}
-	return out.Body, nil
+	return out.Body, aws.ToInt64(out.ContentLength), nil
 }
 
 func (s *S3) Put(ctx context.Context, key string, r io.ReaderAt, size int64) error {

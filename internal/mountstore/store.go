@@ -17,9 +17,9 @@ import (
 
 // Store holds archives by key.
 type Store interface {
-	// Get opens the archive saved under key. It returns ErrNotFound when
-	// there is none.
-	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Get opens the archive saved under key and says its size (-1: the
+	// store did not say). It returns ErrNotFound when there is none.
+	Get(ctx context.Context, key string) (rc io.ReadCloser, size int64, err error)
 	// Put saves size bytes of r under key, replacing what was there.
 	Put(ctx context.Context, key string, r io.ReaderAt, size int64) error
 	// String names the store and scope for the log, without secrets.
@@ -57,9 +57,9 @@ type redacting struct {
 	secrets []string
 }
 
-func (r redacting) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	rc, err := r.Store.Get(ctx, key)
-	return rc, redact.Error(err, r.secrets...)
+func (r redacting) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	rc, size, err := r.Store.Get(ctx, key)
+	return rc, size, redact.Error(err, r.secrets...)
 }
 
 func (r redacting) Put(ctx context.Context, key string, rd io.ReaderAt, size int64) error {

@@ -57,7 +57,7 @@ func TestStoresRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Get(ctx, "m-1"); !errors.Is(err, ErrNotFound) {
+			if _, _, err := s.Get(ctx, "m-1"); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get before Put: %v, want ErrNotFound", err)
 			}
 			for _, content := range []string{"first archive", "second, longer archive"} {
@@ -66,9 +66,12 @@ func TestStoresRoundTrip(t *testing.T) {
 				}
 				// The gha service orders entries by creation time.
 				time.Sleep(10 * time.Millisecond)
-				rc, err := s.Get(ctx, "m-1")
+				rc, size, err := s.Get(ctx, "m-1")
 				if err != nil {
 					t.Fatal(err)
+				}
+				if size != int64(len(content)) {
+					t.Errorf("Get's size = %d, want %d", size, len(content))
 				}
 				got, err := io.ReadAll(rc)
 				rc.Close()

@@ -14,9 +14,9 @@ import (
 // failing is a store whose SDK errors echo what it was given.
 type failing struct{ err error }
 
-func (f failing) Get(context.Context, string) (io.ReadCloser, error)    { return nil, f.err }
-func (f failing) Put(context.Context, string, io.ReaderAt, int64) error { return f.err }
-func (f failing) String() string                                        { return "fake" }
+func (f failing) Get(context.Context, string) (io.ReadCloser, int64, error) { return nil, 0, f.err }
+func (f failing) Put(context.Context, string, io.ReaderAt, int64) error     { return f.err }
+func (f failing) String() string                                            { return "fake" }
 
 // TestStoreErrorsRedacted: a signature the cache service minted (which
 // no runner mask knows) and the entry's own secrets never survive in a
@@ -37,7 +37,7 @@ func TestStoreErrorsRedacted(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := redacting{failing{tt.err}, []string{key}}
-			_, getErr := s.Get(context.Background(), "k")
+			_, _, getErr := s.Get(context.Background(), "k")
 			putErr := s.Put(context.Background(), "k", strings.NewReader("x"), 1)
 			for _, err := range []error{getErr, putErr} {
 				if err == nil {
