@@ -583,6 +583,9 @@ func secs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
+// diff prints a difference of two medians, which noise can make negative.
+func diff(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
 func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) string {
 	var b strings.Builder
 	printf := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -614,7 +617,7 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 	} else {
 		printf("| against the cache-dance method | ≥ 3× faster | %.2f× (%s) |\n", dance.Seconds()/bk.Seconds(), verdict(dance.Seconds() >= 3*bk.Seconds()))
 	}
-	printf("| unchanged mount: an all-cached build, auto − none (the save is skipped; the restore still checks the mount) | < 1 s | %s (%s) |\n", secs(col(un, 0)-col(un, 1)), verdict(col(un, 0)-col(un, 1) < time.Second))
+	printf("| unchanged mount: an all-cached build, auto − none (the save is skipped; the restore still checks the mount) | < 1 s | %s (%s) |\n", diff(col(un, 0)-col(un, 1)), verdict(col(un, 0)-col(un, 1) < time.Second))
 	printf("\n### Round trip of a %.0f MiB cache mount (%d files), median of %d runs\n\n", float64(st.Bytes)/(1<<20), st.Files, runs)
 	line("| Method | Into the mount | Out of the mount | Round trip | vs plain tar \\| zstd |")
 	line("|:--|--:|--:|--:|--:|")
@@ -635,7 +638,7 @@ func report(st mountarchive.Stats, runs int, rt, wc, un [][]time.Duration) strin
 	printf("\n### Unchanged mount, median of %d runs\n\n", runs)
 	line("| all-cached `bkcache build`, cache-mounts auto | same, none | cost of the mounts |")
 	line("|--:|--:|--:|")
-	printf("| %s | %s | %s |\n", secs(col(un, 0)), secs(col(un, 1)), secs(col(un, 0)-col(un, 1)))
+	printf("| %s | %s | %s |\n", secs(col(un, 0)), secs(col(un, 1)), diff(col(un, 0)-col(un, 1)))
 	return b.String()
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,7 +26,11 @@ import (
 // the slowest part of a restore): names are cleaned, and a path through a
 // symlink this archive created is refused, which keeps every write inside
 // dir because dir started empty.
-func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions) error {
+//
+// Small files are written by a few goroutines while the archive is read
+// on: creating a file costs the kernel hundreds of microseconds on a busy
+// disk, and one at a time made the restore slower than tar's.
+func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions) (err error) {
 	type dirTimes struct {
 		path         string
 		atime, mtime time.Time
@@ -33,6 +38,12 @@ func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions)
 	var dirs []dirTimes
 	var written int64
 	buf := make([]byte, 1<<20)
+	files := newFileWriters(opt)
+	defer func() {
+		if werr := files.close(); err == nil {
+			err = werr
+		}
+	}()
 	symlinks := map[string]bool{}
 	throughSymlink := func(name string) bool {
 		for p := path.Dir(name); p != "/"; p = path.Dir(p) {
@@ -78,6 +89,16 @@ func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions)
 				return fmt.Errorf("%s: hardlink to a symlink", hdr.Name)
 			}
 			linkTarget = filepath.Join(dir, filepath.FromSlash(target))
+			// The target may still be being written.
+			if err := files.wait(); err != nil {
+				return err
+			}
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size <= smallFile {
+			if err := files.write(p, hdr, tr); err != nil {
+				return err
+			}
+			continue
 		}
 		err = create(p, hdr, tr, linkTarget, opt, buf)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -118,6 +139,9 @@ func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions)
 		}
 		dirs = append(dirs, dirTimes{p, accessTime(hdr), hdr.ModTime})
 	}
+	if err := files.wait(); err != nil {
+		return err
+	}
 	// Directory times last: creating their entries changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
 		if err := os.Chtimes(dirs[i].path, dirs[i].atime, dirs[i].mtime); err != nil {
@@ -125,6 +149,117 @@ func extract(ctx context.Context, tr *tar.Reader, dir string, opt UnpackOptions)
 		}
 	}
 	return nil
+}
+
+// smallFile is the largest file the fileWriters take: its contents are
+// held in memory until a writer is free.
+const smallFile = 1 << 20
+
+// fileWriters creates small files on a few goroutines. A file whose
+// parent the archive did not list gets it created, as create's caller
+// does.
+type fileWriters struct {
+	opt  UnpackOptions
+	jobs chan fileJob
+	wg   sync.WaitGroup // one per job in flight
+	mu   sync.Mutex
+	err  error
+	bufs chan []byte
+}
+
+type fileJob struct {
+	path string
+	hdr  tar.Header
+	data []byte
+}
+
+func newFileWriters(opt UnpackOptions) *fileWriters {
+	const workers = 4
+	w := &fileWriters{opt: opt, jobs: make(chan fileJob), bufs: make(chan []byte, workers+1)}
+	for range workers {
+		go func() {
+			for j := range w.jobs {
+				w.run(j)
+			}
+		}()
+	}
+	return w
+}
+
+// write reads hdr's contents and hands the file to a writer.
+func (w *fileWriters) write(p string, hdr *tar.Header, r io.Reader) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	var data []byte
+	select {
+	case data = <-w.bufs:
+	default:
+		data = make([]byte, 0, smallFile)
+	}
+	data = data[:hdr.Size]
+	if _, err := io.ReadFull(r, data); err != nil {
+		return err
+	}
+	w.wg.Add(1)
+	w.jobs <- fileJob{p, *hdr, data}
+	return nil
+}
+
+func (w *fileWriters) run(j fileJob) {
+	defer w.wg.Done()
+	err := w.create(j)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(j.path), 0o755); err == nil {
+			err = w.create(j)
+		}
+	}
+	select {
+	case w.bufs <- j.data[:0]:
+	default:
+	}
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = fmt.Errorf("%s: %w", j.hdr.Name, err)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *fileWriters) create(j fileJob) error {
+	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = writeFile(f, &j.hdr, w.opt, func(f *os.File) error {
+		_, err := f.Write(j.data)
+		return err
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (w *fileWriters) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// wait returns once every file handed over is written, with the first
+// error. More files may follow.
+func (w *fileWriters) wait() error {
+	w.wg.Wait()
+	return w.failed()
+}
+
+// close waits and ends the writers.
+func (w *fileWriters) close() error {
+	err := w.wait()
+	close(w.jobs)
+	return err
 }
 
 func accessTime(hdr *tar.Header) time.Time {
@@ -149,7 +284,10 @@ func create(p string, hdr *tar.Header, data io.Reader, linkTarget string, opt Un
 		if err != nil {
 			return err
 		}
-		err = writeFile(f, hdr, data, opt, buf)
+		err = writeFile(f, hdr, opt, func(f *os.File) error {
+			_, err := io.CopyBuffer(struct{ io.Writer }{f}, data, buf)
+			return err
+		})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -163,10 +301,11 @@ func create(p string, hdr *tar.Header, data io.Reader, linkTarget string, opt Un
 
 // writeFile fills a new file and sets its owner, mode and times through
 // its descriptor: path-based calls resolve the path again each, which
-// made a restore of many small files slower than tar's. Writes go in
-// buf-sized pieces (os.File's own ReadFrom would copy 32 KiB at a time).
-func writeFile(f *os.File, hdr *tar.Header, data io.Reader, opt UnpackOptions, buf []byte) error {
-	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, data, buf); err != nil {
+// made a restore of many small files slower than tar's. A large file is
+// copied in buf-sized pieces (os.File's own ReadFrom would copy 32 KiB at
+// a time).
+func writeFile(f *os.File, hdr *tar.Header, opt UnpackOptions, fill func(*os.File) error) error {
+	if err := fill(f); err != nil {
 		return err
 	}
 	if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
