@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/moby/buildkit/client"
@@ -181,11 +182,11 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
-func (h *MountHelper) probeInContainer(ctx context.Context, ms []CacheMount) ([]mountarchive.Report, error) {
+func (h *MountHelper) probeInContainer(ctx context.Context, ms []CacheMount, freshSince time.Time) ([]mountarchive.Report, error) {
 	var reps []mountarchive.Report
 	err := h.inContainer(ctx, ms, func(ctx context.Context, ctr gwclient.Container) error {
 		var out bytes.Buffer
-		args := []string{"probe-stream"}
+		args := append([]string{"probe-stream"}, freshArg(freshSince)...)
 		for i := range ms {
 			args = append(args, cacheDir(i))
 		}
@@ -219,7 +220,8 @@ func (h *MountHelper) restoreInContainer(ctx context.Context, ms []CacheMount, a
 			eg.Go(func() error {
 				var out bytes.Buffer
 				in := &readTracker{r: archives[i]}
-				err := h.runHelper(ctx, ctr, []string{"unpack-stream", cacheDir(i), strconv.FormatInt(opt.MaxBytes, 10), setid}, in, &out, nil)
+				args := append([]string{"unpack-stream", cacheDir(i), strconv.FormatInt(opt.MaxBytes, 10), setid}, freshArg(opt.FreshSince)...)
+				err := h.runHelper(ctx, ctr, args, in, &out, nil)
 				reps[i] = report(out.Bytes(), err)
 				if in.err != nil {
 					// The helper saw the archive end early and restored
@@ -258,6 +260,14 @@ func (h *MountHelper) saveInContainer(ctx context.Context, ms []CacheMount, maxB
 		return eg.Wait()
 	})
 	return reps, err
+}
+
+// freshArg passes a time to the helper's probe-stream and unpack-stream.
+func freshArg(t time.Time) []string {
+	if t.IsZero() {
+		return nil
+	}
+	return []string{"fresh-since=" + strconv.FormatInt(t.UnixNano(), 10)}
 }
 
 // report reads a stream command's report; a helper that failed has none.

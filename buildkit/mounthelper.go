@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/containerd/platforms"
@@ -144,7 +145,7 @@ func (h *MountHelper) Save(ctx context.Context, m CacheMount, maxBytes int64, w 
 // Probe counts what the mount holds, so that a builder that kept its
 // mounts is not sent an archive it would not use.
 func (h *MountHelper) Probe(ctx context.Context, m CacheMount) (mountarchive.Report, error) {
-	return one(h.ProbeAll(ctx, []CacheMount{m}))
+	return one(h.ProbeAll(ctx, []CacheMount{m}, time.Time{}))
 }
 
 // Restore unpacks the archive read from r into the mount when the mount
@@ -171,9 +172,11 @@ func one(reps []mountarchive.Report, err error) (mountarchive.Report, error) {
 // order of ms; a mount that failed has Error set and the others are
 // still done.
 
-// ProbeAll counts what each mount holds.
-func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount) (reps []mountarchive.Report, err error) {
-	if ok, err := h.viaContainer(func() (err error) { reps, err = h.probeInContainer(ctx, ms); return err }); ok {
+// ProbeAll counts what each mount holds. With freshSince set, a report
+// also says whether everything in the mount changed since then (Fresh);
+// only the container transport checks.
+func (h *MountHelper) ProbeAll(ctx context.Context, ms []CacheMount, freshSince time.Time) (reps []mountarchive.Report, err error) {
+	if ok, err := h.viaContainer(func() (err error) { reps, err = h.probeInContainer(ctx, ms, freshSince); return err }); ok {
 		return reps, err
 	}
 	run, err := h.batch(ms, nil, "probing", []string{"probe-all", "/out"}, func(i int) []string { return []string{cacheDir(i)} })

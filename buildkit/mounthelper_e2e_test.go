@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
 	"github.com/bkcache/bkcache/internal/testenv"
@@ -120,5 +121,51 @@ func TestE2EMountHelperReachesTheBuildsCache(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestE2EMountHelperRestoresOverAStoppedStep: what a step wrote into a
+// mount after a time is found fresh and restored over; given a later
+// time, the same contents are the builder's own and are kept.
+func TestE2EMountHelperRestoresOverAStoppedStep(t *testing.T) {
+	env := testenv.Require(t, "buildkit", "registry")
+	bin := testenv.StaticBkcache(t)
+	ctx := context.Background()
+	addr := testenv.NewBuildkitd(t)
+	h, err := NewMountHelper(ctx, addr, func(string) string { return "" }, func(ocispecs.Platform) (string, error) { return bin, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	m := CacheMount{CacheID: "//c", Sharing: "shared"} // the id BuildKit gives target=/c
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "cached"), []byte("from the store"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if _, err := mountarchive.Pack(ctx, src, &archive, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	before := time.Now()
+	dockerfile := "FROM " + env.BaseImage + "\n" +
+		"RUN --mount=type=cache,target=/c mkdir -p /c/partial && echo " + testenv.RandomHex(6) + " > /c/partial/obj\n"
+	mustBuild(t, addr, Request{Build: BuildOptions{Context: writeContext(t, dockerfile, map[string]string{})}})
+	time.Sleep(50 * time.Millisecond) // the kernel's file times are coarse
+	after := time.Now()
+
+	if reps, err := h.ProbeAll(ctx, []CacheMount{m}, after); err != nil || reps[0].Fresh || reps[0].Files != 2 {
+		t.Fatalf("probe since after the build: %+v %v; want 2 files, not fresh", reps, err)
+	}
+	if reps, err := h.ProbeAll(ctx, []CacheMount{m}, before); err != nil || !reps[0].Fresh {
+		t.Fatalf("probe since before the build: %+v %v; want fresh", reps, err)
+	}
+	rep, err := h.Restore(ctx, m, bytes.NewReader(archive.Bytes()), mountarchive.UnpackOptions{FreshSince: after})
+	if err != nil || rep.Restored {
+		t.Fatalf("restore since after the build: %+v %v; want the mount kept", rep, err)
+	}
+	rep, err = h.Restore(ctx, m, bytes.NewReader(archive.Bytes()), mountarchive.UnpackOptions{FreshSince: before})
+	if err != nil || !rep.Restored || rep.Discarded != 2 || rep.Files != 1 {
+		t.Fatalf("restore since before the build: %+v %v; want it restored over 2 entries", rep, err)
 	}
 }

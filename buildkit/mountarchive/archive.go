@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/klauspost/compress/zstd"
@@ -108,6 +109,11 @@ type UnpackOptions struct {
 	// are dropped by default: a restored cache must not bring programs
 	// that run with another user's rights into the builder.
 	KeepSetID bool
+	// FreshSince, when set, lets the helper's unpack replace a mount whose
+	// every entry changed at or after it: what a step wrote in a build
+	// that bkcache stopped for the restore, nothing the builder held
+	// before. Unpack itself ignores it.
+	FreshSince time.Time
 }
 
 // Unpack extracts a Pack archive into dir. On error dir may hold part of

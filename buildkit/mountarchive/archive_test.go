@@ -491,3 +491,71 @@ func TestHelperStreams(t *testing.T) {
 		t.Error("unpack-stream took a bad setid word")
 	}
 }
+
+// TestHelperFreshSince: a mount that holds only what changed since the
+// time given (what a stopped build's step wrote) is probed as fresh and
+// restored over; one that holds anything older is the builder's own and
+// is kept.
+func TestHelperFreshSince(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "cached"), []byte("from the store"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if _, err := Pack(ctx, src, &archive, 0); err != nil {
+		t.Fatal(err)
+	}
+	write := func(dir, name string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owned, stopped := t.TempDir(), t.TempDir()
+	write(owned, "old")
+	// The kernel's file times are coarse: keep the writes apart.
+	time.Sleep(50 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	write(owned, "new")
+	write(stopped, "partial/one")
+	write(stopped, "two")
+	arg := "fresh-since=" + strconv.FormatInt(since.UnixNano(), 10)
+
+	var out bytes.Buffer
+	if err := RunHelper(ctx, []string{"probe-stream", arg, owned, stopped}, Stdio{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || strings.Contains(lines[0], `"fresh"`) || !strings.Contains(lines[1], `"fresh":true`) {
+		t.Fatalf("probe-stream printed %q; want the first kept, the second fresh", out.String())
+	}
+	for _, tc := range []struct {
+		dir       string
+		restored  bool
+		discarded int
+	}{
+		{owned, false, 0},
+		{stopped, true, 3},
+	} {
+		out.Reset()
+		if err := RunHelper(ctx, []string{"unpack-stream", tc.dir, "0", "drop-setid", arg}, Stdio{In: bytes.NewReader(archive.Bytes()), Out: &out}); err != nil {
+			t.Fatal(err)
+		}
+		var rep Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		_, statErr := os.Stat(filepath.Join(tc.dir, "cached"))
+		if rep.Restored != tc.restored || rep.Discarded != tc.discarded || (statErr == nil) != tc.restored {
+			t.Errorf("%s: %+v, stat %v; want restored %t over %d", tc.dir, rep, statErr, tc.restored, tc.discarded)
+		}
+	}
+	if err := RunHelper(ctx, []string{"probe-stream", "fresh-since=soon", src}, Stdio{Out: &out}); err == nil {
+		t.Error("probe-stream took a bad time")
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // HelperCommand is the hidden bkcache subcommand that runs inside the
@@ -36,6 +38,11 @@ type Report struct {
 	// Unchanged: pack found the tree it was told to skip (Stats.Tree)
 	// and wrote no archive.
 	Unchanged bool `json:"unchanged,omitempty"`
+	// Fresh: a probe given a time found that every entry of the mount
+	// changed since then (see UnpackOptions.FreshSince).
+	Fresh bool `json:"fresh,omitempty"`
+	// Discarded: unpack emptied that many such fresh entries first.
+	Discarded int `json:"discarded,omitempty"`
 	// Error: this mount failed; the other mounts of a batch went on.
 	Error string `json:"error,omitempty"`
 }
@@ -58,8 +65,9 @@ type Stdio struct {
 // buildkit.MountHelper):
 //
 //	idle                                              wait until stdin ends
-//	probe-stream DIR...                               one report per DIR, a JSON line each, on stdout
-//	unpack-stream DIR MAXBYTES keep-setid|drop-setid  the archive on stdin, the report on stdout
+//	probe-stream [fresh-since=NS] DIR...              one report per DIR, a JSON line each, on stdout
+//	unpack-stream DIR MAXBYTES keep-setid|drop-setid [fresh-since=NS]
+//	                                                  the archive on stdin, the report on stdout
 //	pack-stream DIR MAXBYTES [TREE]                   the archive on stdout, the report on stderr;
 //	                                                  none when DIR's Stats.Tree is TREE
 //
@@ -73,13 +81,21 @@ func RunHelper(ctx context.Context, args []string, stdio Stdio) error {
 		_, err := io.Copy(io.Discard, stdio.In)
 		return err
 	case len(args) >= 1 && args[0] == "probe-stream":
-		return probeStream(args[1:], stdio.Out)
-	case len(args) == 4 && args[0] == "unpack-stream" && (args[3] == "keep-setid" || args[3] == "drop-setid"):
+		since, dirs, err := freshSince(args[1:])
+		if err != nil {
+			return fmt.Errorf("probe-stream: %w", err)
+		}
+		return probeStream(dirs, since, stdio.Out)
+	case len(args) >= 4 && args[0] == "unpack-stream" && (args[3] == "keep-setid" || args[3] == "drop-setid"):
 		max, err := strconv.ParseInt(args[2], 10, 64)
 		if err != nil {
 			return fmt.Errorf("unpack-stream: size cap %q: %w", args[2], err)
 		}
-		rep := unpackStream(ctx, stdio.In, args[1], UnpackOptions{MaxBytes: max, KeepSetID: args[3] == "keep-setid"})
+		since, rest, err := freshSince(args[4:])
+		if err != nil || len(rest) > 0 {
+			return fmt.Errorf("unpack-stream: arguments %q after the setid word: want at most fresh-since=NS (%v)", args[4:], err)
+		}
+		rep := unpackStream(ctx, stdio.In, args[1], UnpackOptions{MaxBytes: max, KeepSetID: args[3] == "keep-setid", FreshSince: since})
 		return json.NewEncoder(stdio.Out).Encode(rep)
 	case (len(args) == 3 || len(args) == 4) && args[0] == "pack-stream":
 		max, err := strconv.ParseInt(args[2], 10, 64)
@@ -124,7 +140,7 @@ func RunHelper(ctx context.Context, args []string, stdio Stdio) error {
 	}
 	return fmt.Errorf("usage: %s pack DIR OUTDIR MAXBYTES | unpack ARCHIVE DIR OUTDIR MAXBYTES [keep-setid] | probe DIR OUTDIR |"+
 		" probe-all OUTDIR DIR... | pack-all OUTDIR MAXBYTES DIR... | unpack-all OUTDIR MAXBYTES keep-setid|drop-setid ARCHIVE DIR... |"+
-		" idle | probe-stream DIR... | unpack-stream DIR MAXBYTES keep-setid|drop-setid | pack-stream DIR MAXBYTES [TREE]", HelperCommand)
+		" idle | probe-stream [fresh-since=NS] DIR... | unpack-stream DIR MAXBYTES keep-setid|drop-setid [fresh-since=NS] | pack-stream DIR MAXBYTES [TREE]", HelperCommand)
 }
 
 // forEach runs one mount's work per group of n arguments, with its own
@@ -181,19 +197,74 @@ func measureClaimed(dir string) (Stats, error) {
 	return Measure(dir)
 }
 
-func probeStream(dirs []string, out io.Writer) error {
+func probeStream(dirs []string, since time.Time, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	for _, dir := range dirs {
-		st, err := measureClaimed(dir)
-		rep := Report{Stats: st}
-		if err != nil {
-			rep = Report{Error: err.Error()}
-		}
+		rep := probeClaimed(dir, since)
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func probeClaimed(dir string, since time.Time) Report {
+	unlock, err := claim(dir)
+	if err != nil {
+		return Report{Error: err.Error()}
+	}
+	defer unlock()
+	st, err := Measure(dir)
+	if err != nil {
+		return Report{Error: err.Error()}
+	}
+	rep := Report{Stats: st}
+	if st.Files > 0 && !since.IsZero() {
+		if rep.Fresh, err = allChangedSince(dir, since); err != nil {
+			return Report{Error: err.Error()}
+		}
+	}
+	return rep
+}
+
+// freshSince takes a leading fresh-since=NS argument (Unix nanoseconds).
+func freshSince(args []string) (time.Time, []string, error) {
+	if len(args) == 0 {
+		return time.Time{}, args, nil
+	}
+	v, ok := strings.CutPrefix(args[0], "fresh-since=")
+	if !ok {
+		return time.Time{}, args, nil
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ns <= 0 {
+		return time.Time{}, nil, fmt.Errorf("fresh-since=%q: want Unix nanoseconds", v)
+	}
+	return time.Unix(0, ns), args[1:], nil
+}
+
+// allChangedSince reports whether every entry below dir changed (its
+// ctime, which no program can set back) at or after since.
+func allChangedSince(dir string, since time.Time) (bool, error) {
+	fresh := true
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if changeTime(info).Before(since) {
+			fresh = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return fresh, err
 }
 
 // stagingPrefix names the directory inside a mount that a restore fills
@@ -370,6 +441,23 @@ func unpackClaimed(ctx context.Context, archive io.Reader, dir string, opt Unpac
 		return Report{Error: err.Error()}
 	}
 	rep := Report{}
+	if !empty && !opt.FreshSince.IsZero() {
+		// Only what the stopped build wrote: not the builder's own.
+		st, err := Measure(dir)
+		if err != nil {
+			return Report{Error: err.Error()}
+		}
+		fresh, err := allChangedSince(dir, opt.FreshSince)
+		if err != nil {
+			return Report{Error: err.Error()}
+		}
+		if fresh {
+			if err := emptyDir(dir); err != nil {
+				return Report{Error: err.Error()}
+			}
+			empty, rep.Discarded = true, st.Files
+		}
+	}
 	if empty {
 		err := unpackStaged(ctx, archive, dir, opt)
 		if err != nil {

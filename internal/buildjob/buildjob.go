@@ -31,6 +31,7 @@ package buildjob
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/bkcache/bkcache/internal/config"
 	"github.com/bkcache/bkcache/scope"
@@ -104,7 +105,7 @@ func (j *job) run(ctx context.Context, cmd Command, stdout io.Writer) error {
 		return err
 	}
 	if j.eagerMountRestore() {
-		b.mounts = j.restoreMounts(ctx, p)
+		b.mounts = j.restoreMounts(ctx, p, time.Time{})
 	} else {
 		b.lazy = j.planLazyMounts(p)
 	}

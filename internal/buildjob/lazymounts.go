@@ -224,9 +224,10 @@ func withEarlierRuns(final, first buildkit.Result) buildkit.Result {
 // them, and logs which it was.
 func (j *job) buildLazily(ctx context.Context, b *buildRun, build attemptFunc) (buildkit.Result, error) {
 	lm := b.lazy
+	started := time.Now()
 	res, step, err := buildRestoringOnDemand(ctx, lm.needs, build, func(step string) {
 		j.rep.Infof("cache mounts: step %q runs and uses a cache mount: stopping the build to restore the mounts, then building again", step)
-		b.mounts = j.restoreMounts(ctx, lm.plan)
+		b.mounts = j.restoreMounts(ctx, lm.plan, started)
 		lm.restored = true
 	})
 	lm.neededBy = step

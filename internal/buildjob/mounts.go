@@ -206,16 +206,17 @@ func (j *job) reportMounts(p planned) {
 
 // mountRun carries the mounts of one build from restore to save.
 type mountRun struct {
-	plan    *mountPlan
-	helper  mountHelper
-	tmp     string
-	results []mountResult
+	plan      *mountPlan
+	helper    mountHelper
+	tmp       string
+	results   []mountResult
+	stoppedAt time.Time // see restoreMounts
 }
 
 // mountHelper is what a mountRun needs of buildkit.MountHelper: one
 // helper build per phase for all the mounts.
 type mountHelper interface {
-	ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error)
+	ProbeAll(ctx context.Context, ms []buildkit.CacheMount, freshSince time.Time) ([]mountarchive.Report, error)
 	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []io.Reader, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
 	SaveAll(ctx context.Context, ms []buildkit.CacheMount, maxBytes int64, ws []io.Writer, unchanged []string) ([]mountarchive.Report, error)
 	Close() error
@@ -240,8 +241,11 @@ type mountResult struct {
 
 // restoreMounts fills the builder's cache mounts from the store, before
 // the build or when a step needs them (buildLazily). It never fails the
-// build: problems are warnings.
-func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
+// build: problems are warnings. stoppedAt is when the build stopped for
+// the restore started (zero before the build): a mount that holds only
+// what changed since then is what its step wrote before it was stopped,
+// and is restored over.
+func (j *job) restoreMounts(ctx context.Context, p planned, stoppedAt time.Time) *mountRun {
 	mp, _, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
@@ -271,7 +275,7 @@ func (j *job) restoreMounts(ctx context.Context, p planned) *mountRun {
 		j.rep.Warnf("cache mounts not restored: %v", err)
 		return nil
 	}
-	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts))}
+	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts)), stoppedAt: stoppedAt}
 	j.restoreAll(ctx, run)
 	j.readMounts = time.Now()
 	for i, m := range mp.mounts {
@@ -299,7 +303,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	}
 	// A builder that kept a mount (not a fresh runner) needs no archive.
 	pctx, cancel := context.WithTimeout(ctx, helperTimeout(0))
-	probes, err := run.helper.ProbeAll(pctx, cms)
+	probes, err := run.helper.ProbeAll(pctx, cms, run.stoppedAt)
 	cancel()
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, helperTimeout(0)))
@@ -326,7 +330,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 			j.rep.Warnf("cache mount %s: not restored: %s", m.ID, probes[i].Error)
 			failed([]int{i})
 			continue
-		case probes[i].Files > 0:
+		case probes[i].Files > 0 && !probes[i].Fresh:
 			run.results[i].restored = fmt.Sprintf("kept the builder's own contents (%d files)", probes[i].Files)
 			continue
 		}
@@ -357,7 +361,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	timeout := helperTimeout(total)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	reps, err := run.helper.RestoreAll(rctx, sel, archives, mountarchive.UnpackOptions{
-		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv),
+		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv), FreshSince: run.stoppedAt,
 	})
 	cancel()
 	if err != nil {
@@ -383,6 +387,9 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 		default:
 			// One helper run restored them all: the time is the batch's.
 			run.results[f.i].restored = fmt.Sprintf("restored from %s (%s, %d files) in %s", f.store, units.BytesSize(float64(f.in.n)), rep.Files, took)
+			if rep.Discarded > 0 {
+				run.results[f.i].restored += fmt.Sprintf(", over %d files the stopped step had written", rep.Discarded)
+			}
 			run.results[f.i].tree = rep.Tree
 		}
 	}

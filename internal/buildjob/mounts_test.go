@@ -81,7 +81,7 @@ type fakeHelper struct {
 
 func hang(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 
-func (f *fakeHelper) ProbeAll(ctx context.Context, ms []buildkit.CacheMount) ([]mountarchive.Report, error) {
+func (f *fakeHelper) ProbeAll(ctx context.Context, ms []buildkit.CacheMount, _ time.Time) ([]mountarchive.Report, error) {
 	if f.probe == nil {
 		return nil, hang(ctx)
 	}
@@ -176,6 +176,22 @@ func TestRestoreAndSaveNeverFailTheBuild(t *testing.T) {
 			warnings:  []string{"cache mount a: not restored: the archive in local"},
 			sentToFix: []string{"/a", "/b"},
 			unchanged: []string{"", ""},
+		},
+		{
+			name: "a stopped step's writes are restored over; the builder's own are kept",
+			helper: &fakeHelper{
+				probe: func(n int) ([]mountarchive.Report, error) {
+					return []mountarchive.Report{{Stats: mountarchive.Stats{Files: 3}, Fresh: true}, {Stats: mountarchive.Stats{Files: 5}}}, nil
+				},
+				restore: func(archives []io.Reader) ([]mountarchive.Report, error) {
+					return []mountarchive.Report{{Restored: true, Discarded: 3, Stats: mountarchive.Stats{Files: 2}}}, nil
+				},
+				save: func(ws []io.Writer) ([]mountarchive.Report, error) { return empties(len(ws)) },
+			},
+			archives:  map[string]int{"a": 10, "b": 10},
+			restored:  []string{"over 3 files the stopped step had written", "kept the builder's own contents (5 files)"},
+			saved:     []string{"it is empty", "it is empty"},
+			sentToFix: []string{"/a"},
 		},
 		{
 			name: "restored, and one saved as restored",
