@@ -309,6 +309,10 @@ func (h *harness) report() string {
 	// bench/mounts writes its own section (go run ./bench/mounts).
 	if m, err := os.ReadFile(filepath.Join(filepath.Dir(h.opts.analysis), "mounts", "results.md")); err == nil {
 		w("\n## Cache mounts\n%s\n", strings.TrimRight(string(m), "\n"))
+		// Written by hand after a run: why the figures are what they are.
+		if a, err := os.ReadFile(filepath.Join(filepath.Dir(h.opts.analysis), "mounts", "analysis.md")); err == nil {
+			w("\n%s\n", strings.TrimSpace(string(a)))
+		}
 	}
 
 	if h.micro != "" {

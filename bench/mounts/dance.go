@@ -375,7 +375,7 @@ func danceReport(st mountarchive.Stats, mb, runs int, rows [][]time.Duration) st
 	printf("`go run ./bench/mounts -dance -mb %d -runs %d` on the test environment (%s, %d cores): a %.0f MiB cache mount (%d files), median (min–max) of %d runs. ",
 		mb, runs, runtime.GOARCH, runtime.NumCPU(), float64(st.Bytes)/(1<<20), st.Files, runs)
 	printf("Both sides use the same tree, the same docker-container builder (`docker buildx`, BuildKit in a container) and zstd level 1, and both move their archive through the same gha cache (the emulator of the test environment). ")
-	printf("cache-dance is its released `dist/index.js` (v3.2.0, vendored in bench/mounts/testdata) under Node.js, with actions/cache's client (`@actions/cache`) restoring and saving its directory; bkcache is its probe, restore and save helper builds with its gha mount store, as `bkcache build` runs them. Each run restores into an empty mount and saves a new entry.\n\n")
+	printf("cache-dance is its released `dist/index.js` (v3.2.0, vendored in bench/mounts/testdata) under Node.js, with actions/cache's client (`@actions/cache`) restoring and saving its directory; bkcache is its probe, restore and save, each one gateway container on the builder with the archive streamed between its gha mount store and the mount, as `bkcache build` runs them. Each run restores into an empty mount and saves a new entry.\n\n")
 	printf("| Method | Restore (download + into the mount) | Save (out of the mount + upload) | Round trip |\n")
 	printf("|:--|--:|--:|--:|\n")
 	printf("| bkcache | %s | %s | %s |\n", cell(bkIn), cell(bkOut), cell(bkRT))
