@@ -470,7 +470,7 @@ var helperStartup = 2 * time.Minute
 // "context deadline exceeded".
 func helperErr(ctx context.Context, err error, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("the helper build did not finish in %s and was stopped", timeout)
+		return fmt.Errorf("the cache mount helper did not finish in %s and was stopped", timeout)
 	}
 	return err
 }

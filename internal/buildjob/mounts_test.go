@@ -134,7 +134,7 @@ func TestRestoreAndSaveNeverFailTheBuild(t *testing.T) {
 			archives: map[string]int{"a": 10},
 			restored: []string{"not restored (failed)", "not restored (failed)"},
 			saved:    []string{"it is empty", "it is empty"},
-			warnings: []string{"cache mounts not restored: the helper build did not finish in 100ms and was stopped"},
+			warnings: []string{"cache mounts not restored: the cache mount helper did not finish in 100ms and was stopped"},
 		},
 		{
 			name:      "a restore that hangs, a save that hangs",
@@ -142,7 +142,7 @@ func TestRestoreAndSaveNeverFailTheBuild(t *testing.T) {
 			archives:  map[string]int{"a": 10, "b": 10},
 			restored:  []string{"not restored (failed)", "not restored (failed)"},
 			saved:     []string{"not saved (reading it failed)", "not saved (reading it failed)"},
-			warnings:  []string{"cache mounts not restored: the helper build did not finish", "cache mounts not saved: the helper build did not finish"},
+			warnings:  []string{"cache mounts not restored: the cache mount helper did not finish", "cache mounts not saved: the cache mount helper did not finish"},
 			sentToFix: []string{"/a", "/b"},
 		},
 		{
