@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bkcache/bkcache/buildkit/mountarchive"
@@ -18,7 +19,6 @@ import (
 	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/tonistiigi/fsutil"
-	"golang.org/x/sync/errgroup"
 )
 
 // The helper reaches the cache mounts in a gateway container where the
@@ -213,51 +213,48 @@ func (h *MountHelper) restoreInContainer(ctx context.Context, ms []CacheMount, a
 	if opt.KeepSetID {
 		setid = "keep-setid"
 	}
-	reps := make([]mountarchive.Report, len(ms))
-	err := h.inContainer(ctx, ms, func(ctx context.Context, ctr gwclient.Container) error {
-		var eg errgroup.Group
-		for i := range ms {
-			eg.Go(func() error {
-				var out bytes.Buffer
-				in := &readTracker{r: archives[i]}
-				args := append([]string{"unpack-stream", cacheDir(i), strconv.FormatInt(opt.MaxBytes, 10), setid}, freshArg(opt.FreshSince)...)
-				err := h.runHelper(ctx, ctr, args, in, &out, nil)
-				reps[i] = report(out.Bytes(), err)
-				if in.err != nil {
-					// The helper saw the archive end early and restored
-					// nothing; the download is what failed.
-					reps[i] = mountarchive.Report{Error: "reading the archive: " + in.err.Error()}
-				}
-				return nil
-			})
+	return h.perMount(ctx, ms, func(ctx context.Context, ctr gwclient.Container, i int) mountarchive.Report {
+		var out bytes.Buffer
+		in := &readTracker{r: archives[i]}
+		args := append([]string{"unpack-stream", cacheDir(i), strconv.FormatInt(opt.MaxBytes, 10), setid}, freshArg(opt.FreshSince)...)
+		err := h.runHelper(ctx, ctr, args, in, &out, nil)
+		if in.err != nil {
+			// The helper saw the archive end early and restored
+			// nothing; the download is what failed.
+			return mountarchive.Report{Error: "reading the archive: " + in.err.Error()}
 		}
-		return eg.Wait()
+		return report(out.Bytes(), err)
 	})
-	return reps, err
 }
 
 // saveInContainer packs each mount into its writer, all at once.
 func (h *MountHelper) saveInContainer(ctx context.Context, ms []CacheMount, maxBytes int64, ws []io.Writer, unchanged []string) ([]mountarchive.Report, error) {
+	return h.perMount(ctx, ms, func(ctx context.Context, ctr gwclient.Container, i int) mountarchive.Report {
+		var stderr bytes.Buffer
+		w := &writeTracker{w: ws[i]}
+		args := []string{"pack-stream", cacheDir(i), strconv.FormatInt(maxBytes, 10)}
+		if unchanged != nil && unchanged[i] != "" {
+			args = append(args, unchanged[i])
+		}
+		err := h.runHelper(ctx, ctr, args, nil, w, &stderr)
+		if w.err != nil {
+			return mountarchive.Report{Error: "writing the archive: " + w.err.Error()}
+		}
+		return report(lastLine(stderr.Bytes()), err)
+	})
+}
+
+// perMount runs one helper process per mount, all at once in one
+// container; run's report is mount i's.
+func (h *MountHelper) perMount(ctx context.Context, ms []CacheMount, run func(ctx context.Context, ctr gwclient.Container, i int) mountarchive.Report) ([]mountarchive.Report, error) {
 	reps := make([]mountarchive.Report, len(ms))
 	err := h.inContainer(ctx, ms, func(ctx context.Context, ctr gwclient.Container) error {
-		var eg errgroup.Group
+		var wg sync.WaitGroup
 		for i := range ms {
-			eg.Go(func() error {
-				var stderr bytes.Buffer
-				w := &writeTracker{w: ws[i]}
-				args := []string{"pack-stream", cacheDir(i), strconv.FormatInt(maxBytes, 10)}
-				if unchanged != nil && unchanged[i] != "" {
-					args = append(args, unchanged[i])
-				}
-				err := h.runHelper(ctx, ctr, args, nil, w, &stderr)
-				reps[i] = report(lastLine(stderr.Bytes()), err)
-				if w.err != nil {
-					reps[i] = mountarchive.Report{Error: "writing the archive: " + w.err.Error()}
-				}
-				return nil
-			})
+			wg.Go(func() { reps[i] = run(ctx, ctr, i) })
 		}
-		return eg.Wait()
+		wg.Wait()
+		return nil
 	})
 	return reps, err
 }

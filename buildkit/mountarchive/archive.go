@@ -39,11 +39,9 @@ type Stats struct {
 // ErrTooLarge says a tree is over the size cap; nothing was written.
 var ErrTooLarge = errors.New("cache mount over the size cap")
 
-// Measure walks dir and counts what Pack would write.
-func Measure(dir string) (Stats, error) {
-	var st Stats
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// walkEntries calls fn for every entry below dir, dir itself left out.
+func walkEntries(dir string, fn func(p string, d fs.DirEntry, info fs.FileInfo) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -54,6 +52,15 @@ func Measure(dir string) (Stats, error) {
 		if err != nil {
 			return err
 		}
+		return fn(p, d, info)
+	})
+}
+
+// Measure walks dir and counts what Pack would write.
+func Measure(dir string) (Stats, error) {
+	var st Stats
+	h := sha256.New()
+	err := walkEntries(dir, func(p string, d fs.DirEntry, info fs.FileInfo) error {
 		st.Files++
 		if d.Type().IsRegular() {
 			st.Bytes += info.Size()

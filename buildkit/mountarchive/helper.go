@@ -247,17 +247,7 @@ func freshSince(args []string) (time.Time, []string, error) {
 // ctime, which no program can set back) at or after since.
 func allChangedSince(dir string, since time.Time) (bool, error) {
 	fresh := true
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
+	err := walkEntries(dir, func(_ string, _ fs.DirEntry, info fs.FileInfo) error {
 		if changeTime(info).Before(since) {
 			fresh = false
 			return filepath.SkipAll
