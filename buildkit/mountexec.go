@@ -56,11 +56,14 @@ func (h *MountHelper) inContainer(ctx context.Context, ms []CacheMount, do func(
 		return err
 	}
 	var doErr error
-	ran := false
+	// Said through variables: an error the build function returns comes
+	// back through the daemon as text.
+	noContainers := false
 	_, err = h.c.Build(ctx, client.SolveOpt{LocalMounts: map[string]fsutil.FS{helperLocal: binFS}}, "",
 		func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 			caps := gw.BuildOpts().Caps
 			if caps.Supports(gwpb.CapGatewayExec) != nil {
+				noContainers = true
 				return nil, errNoContainers
 			}
 			root, err := h.solveRef(ctx, gw, h.helper())
@@ -94,7 +97,6 @@ func (h *MountHelper) inContainer(ctx context.Context, ms []CacheMount, do func(
 			if err != nil {
 				return nil, err
 			}
-			ran = true
 			doErr = do(ctx, ctr)
 			release.Close()
 			if err := idle.Wait(); err != nil && doErr == nil {
@@ -103,7 +105,7 @@ func (h *MountHelper) inContainer(ctx context.Context, ms []CacheMount, do func(
 			return gwclient.NewResult(), doErr
 		}, nil)
 	switch {
-	case !ran && errors.Is(err, errNoContainers):
+	case noContainers:
 		return errNoContainers
 	case doErr != nil:
 		return doErr // without the solve's wording around it
