@@ -181,20 +181,11 @@ func claim(dir string) (unlock func(), err error) {
 }
 
 func probe(dir, outDir string) error {
-	st, err := measureClaimed(dir)
-	if err != nil {
-		return err
+	rep := probeClaimed(dir, time.Time{})
+	if rep.Error != "" {
+		return errors.New(rep.Error)
 	}
-	return writeJSON(filepath.Join(outDir, ReportFile), Report{Stats: st})
-}
-
-func measureClaimed(dir string) (Stats, error) {
-	unlock, err := claim(dir)
-	if err != nil {
-		return Stats{}, err
-	}
-	defer unlock()
-	return Measure(dir)
+	return writeJSON(filepath.Join(outDir, ReportFile), rep)
 }
 
 func probeStream(dirs []string, since time.Time, out io.Writer) error {
@@ -220,7 +211,7 @@ func probeClaimed(dir string, since time.Time) Report {
 	}
 	rep := Report{Stats: st}
 	if st.Files > 0 && !since.IsZero() {
-		if rep.Fresh, err = allChangedSince(dir, since); err != nil {
+		if _, rep.Fresh, err = freshEntries(dir, since); err != nil {
 			return Report{Error: err.Error()}
 		}
 	}
@@ -243,18 +234,20 @@ func freshSince(args []string) (time.Time, []string, error) {
 	return time.Unix(0, ns), args[1:], nil
 }
 
-// allChangedSince reports whether every entry below dir changed (its
-// ctime, which no program can set back) at or after since.
-func allChangedSince(dir string, since time.Time) (bool, error) {
-	fresh := true
-	err := walkEntries(dir, func(_ string, _ fs.DirEntry, info fs.FileInfo) error {
+// freshEntries counts the entries below dir and reports whether every one
+// changed (its ctime, which no program can set back) at or after since;
+// it stops counting at the first that did not.
+func freshEntries(dir string, since time.Time) (n int, fresh bool, err error) {
+	fresh = true
+	err = walkEntries(dir, func(_ string, _ fs.DirEntry, info fs.FileInfo) error {
 		if changeTime(info).Before(since) {
 			fresh = false
 			return filepath.SkipAll
 		}
+		n++
 		return nil
 	})
-	return fresh, err
+	return n, fresh, err
 }
 
 // stagingPrefix names the directory inside a mount that a restore fills
@@ -432,11 +425,7 @@ func unpackClaimed(ctx context.Context, archive io.Reader, dir string, opt Unpac
 	rep := Report{}
 	if !empty && !opt.FreshSince.IsZero() {
 		// Only what the stopped build wrote: not the builder's own.
-		st, err := Measure(dir)
-		if err != nil {
-			return Report{Error: err.Error()}
-		}
-		fresh, err := allChangedSince(dir, opt.FreshSince)
+		n, fresh, err := freshEntries(dir, opt.FreshSince)
 		if err != nil {
 			return Report{Error: err.Error()}
 		}
@@ -444,7 +433,7 @@ func unpackClaimed(ctx context.Context, archive io.Reader, dir string, opt Unpac
 			if err := emptyDir(dir); err != nil {
 				return Report{Error: err.Error()}
 			}
-			empty, rep.Discarded = true, st.Files
+			empty, rep.Discarded = true, n
 		}
 	}
 	if empty {

@@ -206,15 +206,15 @@ func (j *job) reportMounts(p planned) {
 
 // mountRun carries the mounts of one build from restore to save.
 type mountRun struct {
-	plan      *mountPlan
-	helper    mountHelper
-	tmp       string
-	results   []mountResult
-	stoppedAt time.Time // see restoreMounts
+	plan              *mountPlan
+	helper            mountHelper
+	tmp               string
+	results           []mountResult
+	stoppedBuildStart time.Time // see restoreMounts
 }
 
 // mountHelper is what a mountRun needs of buildkit.MountHelper: one
-// helper build per phase for all the mounts.
+// helper run per phase for all the mounts.
 type mountHelper interface {
 	ProbeAll(ctx context.Context, ms []buildkit.CacheMount, freshSince time.Time) ([]mountarchive.Report, error)
 	RestoreAll(ctx context.Context, ms []buildkit.CacheMount, archives []io.Reader, opt mountarchive.UnpackOptions) ([]mountarchive.Report, error)
@@ -241,11 +241,11 @@ type mountResult struct {
 
 // restoreMounts fills the builder's cache mounts from the store, before
 // the build or when a step needs them (buildLazily). It never fails the
-// build: problems are warnings. stoppedAt is when the build stopped for
-// the restore started (zero before the build): a mount that holds only
-// what changed since then is what its step wrote before it was stopped,
-// and is restored over.
-func (j *job) restoreMounts(ctx context.Context, p planned, stoppedAt time.Time) *mountRun {
+// build: problems are warnings. stoppedBuildStart is when the build that
+// stopped for the restore started (zero before the build): a mount that
+// holds only what changed since then is what its step wrote before it was
+// stopped, and is restored over.
+func (j *job) restoreMounts(ctx context.Context, p planned, stoppedBuildStart time.Time) *mountRun {
 	mp, _, err := j.planMounts(p, "")
 	if err != nil {
 		j.rep.Warnf("cache mounts: %v", err)
@@ -275,7 +275,7 @@ func (j *job) restoreMounts(ctx context.Context, p planned, stoppedAt time.Time)
 		j.rep.Warnf("cache mounts not restored: %v", err)
 		return nil
 	}
-	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts)), stoppedAt: stoppedAt}
+	run := &mountRun{plan: mp, helper: h, tmp: tmp, results: make([]mountResult, len(mp.mounts)), stoppedBuildStart: stoppedBuildStart}
 	j.restoreAll(ctx, run)
 	j.readMounts = time.Now()
 	for i, m := range mp.mounts {
@@ -303,7 +303,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	}
 	// A builder that kept a mount (not a fresh runner) needs no archive.
 	pctx, cancel := context.WithTimeout(ctx, helperTimeout(0))
-	probes, err := run.helper.ProbeAll(pctx, cms, run.stoppedAt)
+	probes, err := run.helper.ProbeAll(pctx, cms, run.stoppedBuildStart)
 	cancel()
 	if err != nil {
 		j.rep.Warnf("cache mounts not restored: %v", helperErr(ctx, err, helperTimeout(0)))
@@ -323,7 +323,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 			f.rc.Close()
 		}
 	}()
-	limit := spoolLimit(j.cfg.CacheMountsMaxSize)
+	limit := archiveLimit(j.cfg.CacheMountsMaxSize)
 	for i, m := range mounts {
 		switch {
 		case probes[i].Error != "":
@@ -341,7 +341,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 		}
 		todo = append(todo, fetched{i, rc, &archiveReader{r: rc, limit: limit}, store})
 		if size < 0 {
-			size = cmp.Or(limit, j.cfg.CacheMountsMaxSize, config.DefaultCacheMountsMaxSize)
+			size = cmp.Or(limit, config.DefaultCacheMountsMaxSize) // limit is 0 without a cap
 		}
 		total += size
 	}
@@ -361,7 +361,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 	timeout := helperTimeout(total)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	reps, err := run.helper.RestoreAll(rctx, sel, archives, mountarchive.UnpackOptions{
-		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv), FreshSince: run.stoppedAt,
+		MaxBytes: j.cfg.CacheMountsMaxSize, KeepSetID: keepSetID(j.getenv), FreshSince: run.stoppedBuildStart,
 	})
 	cancel()
 	if err != nil {
@@ -374,8 +374,7 @@ func (j *job) restoreAll(ctx context.Context, run *mountRun) {
 		m, rep := mounts[f.i], reps[k]
 		switch {
 		case f.in.over:
-			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, f.store, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-			run.results[f.i].restored = "not restored: the archive is over the size cap"
+			run.results[f.i].restored = j.archiveOverCap(m, f.store)
 		case rep.Error != "":
 			j.rep.Warnf("cache mount %s: restoring from %s: %s", m.ID, f.store, rep.Error)
 			failed([]int{f.i})
@@ -414,15 +413,21 @@ func (j *job) openMount(ctx context.Context, run *mountRun, m cachemount.Mount, 
 		}
 		if limit > 0 && size > limit {
 			rc.Close()
-			j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, s, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
-			return nil, 0, "", "not restored: the archive is over the size cap"
+			return nil, 0, "", j.archiveOverCap(m, s.String())
 		}
 		return rc, size, s.String(), ""
 	}
 	return nil, 0, "", "nothing saved yet"
 }
 
-var errSpoolLimit = errors.New("archive over the size cap")
+// archiveOverCap warns of an archive larger than the cap allows, as its
+// store declared it or as it streamed in, and returns the mount's result.
+func (j *job) archiveOverCap(m cachemount.Mount, store string) string {
+	j.rep.Warnf("cache mount %s: not restored: the archive in %s is larger than cache-mounts-max-size (%s) allows", m.ID, store, units.BytesSize(float64(j.cfg.CacheMountsMaxSize)))
+	return "not restored: the archive is over the size cap"
+}
+
+var errArchiveOverCap = errors.New("archive over the size cap")
 
 // archiveReader counts an archive's bytes as they stream into the
 // builder and fails past limit (0: no limit): a store's object can be
@@ -437,17 +442,17 @@ type archiveReader struct {
 func (a *archiveReader) Read(p []byte) (int, error) {
 	if a.limit > 0 && a.n > a.limit {
 		a.over = true
-		return 0, errSpoolLimit
+		return 0, errArchiveOverCap
 	}
 	n, err := a.r.Read(p)
 	a.n += int64(n)
 	return n, err
 }
 
-// spoolLimit is the largest archive a mount of at most maxBytes of files
+// archiveLimit is the largest archive a mount of at most maxBytes of files
 // can have: zstd at its fastest level can outgrow incompressible data a
 // little, and tar adds headers per file.
-func spoolLimit(maxBytes int64) int64 {
+func archiveLimit(maxBytes int64) int64 {
 	if maxBytes <= 0 {
 		return 0
 	}

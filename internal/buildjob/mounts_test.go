@@ -31,8 +31,8 @@ func TestArchiveLimit(t *testing.T) {
 		err   error
 	}{
 		{"under", 10, 10, nil},
-		{"over", 11, 10, errSpoolLimit},
-		{"far over", 1 << 20, 10, errSpoolLimit},
+		{"over", 11, 10, errArchiveOverCap},
+		{"far over", 1 << 20, 10, errArchiveOverCap},
 		{"no limit", 1 << 16, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,8 +47,8 @@ func TestArchiveLimit(t *testing.T) {
 			}
 		})
 	}
-	if got := spoolLimit(2 << 30); got <= 2<<30 || got > 3<<30 {
-		t.Errorf("spoolLimit(2GiB) = %d", got)
+	if got := archiveLimit(2 << 30); got <= 2<<30 || got > 3<<30 {
+		t.Errorf("archiveLimit(2GiB) = %d", got)
 	}
 }
 
